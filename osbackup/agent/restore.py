@@ -1,0 +1,371 @@
+"""A node's part of a restore, one phase per task, journaled for rollback.
+
+The conductor runs the phases in order across hosts; this module does what
+one host must do in each and records every change that needs undoing in a
+fsynced journal (``<state_path>/agent/restores/<id>.json``) before making
+it. Rollback, whether asked by the conductor or run at agent start-up after
+a crash, undoes exactly what the journal lists: staged trees are removed,
+replaced directories are put back from ``.orig``, loaded databases get
+their pre-restore dump back and stopped units are started again.
+
+Target directories come from the driver's own allow-list, never from the
+message: an artifact naming any other path is refused.
+"""
+
+import contextlib
+import json
+import os
+import shutil
+import time
+
+from oslo_log import log as logging
+
+from osbackup import archive
+from osbackup.drivers import base as driver_base
+from osbackup import durable
+from osbackup import exception
+from osbackup import states
+from osbackup import streams
+
+LOG = logging.getLogger(__name__)
+
+# How long a unit may take to report active after a start.
+CHECK_TIMEOUT = 30
+CHECK_INTERVAL = 1
+
+
+class RestoreJournal:
+    """What one restore changed on this node."""
+
+    def __init__(self, directory, restore_id):
+        self.path = os.path.join(directory, '%d.json' % int(restore_id))
+        self.data = {'staged': {}, 'replaced': {}, 'stopped': [],
+                     'loaded': []}
+        with contextlib.suppress(FileNotFoundError):
+            with open(self.path) as f:
+                self.data.update(json.load(f))
+
+    def save(self):
+        durable.write_json(self.path, self.data)
+
+    def remove(self):
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(self.path)
+
+
+def _step(host, action, target, status=states.SUCCEEDED, error=None):
+    step = {'host': host, 'action': action, 'target': target,
+            'status': status}
+    if error:
+        step['error'] = error
+    return step
+
+
+class PhaseFailed(exception.OsbackupError):
+    """A phase stopped at a step; ``steps`` lists what was done."""
+
+    code = 'restore_failed'
+
+    def __init__(self, message, steps):
+        super().__init__(message)
+        self.steps = steps
+
+
+class RestoreWorker:
+    """Run restore phases on this node."""
+
+    def __init__(self, conf, host, drivers, storage, service_manager):
+        self.conf = conf
+        self.host = host
+        self.drivers = drivers
+        self.storage = storage
+        self.units = service_manager
+        self.directory = os.path.join(conf.state_path, 'agent', 'restores')
+        os.makedirs(self.directory, mode=0o700, exist_ok=True)
+
+    # -- helpers -------------------------------------------------------
+
+    def _journal(self, params):
+        return RestoreJournal(self.directory, params['restore_id'])
+
+    def _context(self, params, progress):
+        return driver_base.TaskContext(
+            task_id='restore-%s' % params['restore_id'],
+            backup_id='restore-%s' % params['restore_id'], host=self.host,
+            service='mysql', storage=self.storage, progress=progress)
+
+    def _allowed(self, service):
+        """The directories the driver of ``service`` may restore."""
+        driver = self.drivers.get(service)
+        if driver is None or not hasattr(driver, 'PATHS'):
+            raise exception.RestoreFailed(
+                'No file-set driver %s on %s' % (service, self.host))
+        allowed = set(driver.PATHS) | set(driver.LOG_PATHS)
+        allowed |= {p for _opt, p in driver.OPTIONAL_PATHS}
+        return driver, allowed
+
+    def _mysql(self):
+        driver = self.drivers.get('mysql')
+        if driver is None:
+            raise exception.RestoreFailed('The mysql driver is not enabled '
+                                          'on %s' % self.host)
+        return driver
+
+    @staticmethod
+    def _staging(target, restore_id):
+        return os.path.join(os.path.dirname(target), '.%s.osbackup-restore-%s'
+                            % (os.path.basename(target), restore_id))
+
+    def _run_steps(self, steps, action, target, func):
+        try:
+            func()
+        except exception.OsbackupError as exc:
+            steps.append(_step(self.host, action, target, states.FAILED,
+                               exc.message))
+            raise PhaseFailed('%s %s failed: %s' % (action, target,
+                                                    exc.message), steps)
+        except OSError as exc:
+            steps.append(_step(self.host, action, target, states.FAILED,
+                               str(exc)))
+            raise PhaseFailed('%s %s failed: %s' % (action, target, exc),
+                              steps)
+        steps.append(_step(self.host, action, target))
+
+    # -- phases --------------------------------------------------------
+
+    def prepare(self, params, progress):
+        """Verify every artifact and stage every file set; touch nothing."""
+        plan = params['plan']
+        journal = self._journal(params)
+        steps = []
+        for item in plan['files']:
+            self._stage(item, params['restore_id'], journal, steps, progress)
+        mysql = self._mysql() if plan['databases'] else None
+        for item in plan['databases']:
+            art = item['artifact']
+            self._run_steps(steps, 'verify', item['database'],
+                            lambda: mysql.verify(
+                                self._context(params, progress),
+                                art['location'], item['database'],
+                                art['sha256']))
+        return steps
+
+    def _stage(self, item, restore_id, journal, steps, progress):
+        art = item['artifact']
+        _driver, allowed = self._allowed(item['service'])
+        foreign = [p for p in item['paths'] if p not in allowed]
+        if foreign:
+            steps.append(_step(self.host, 'verify', art['name'],
+                               states.FAILED, 'not a %s path: %s'
+                               % (item['service'], ', '.join(foreign))))
+            raise PhaseFailed('Artifact %s names paths outside the %s '
+                              'driver: %s' % (art['location'],
+                                              item['service'],
+                                              ', '.join(foreign)), steps)
+        targets = {}
+        for path in item['paths']:
+            target = os.path.join(self.conf.agent.root_path,
+                                  path.lstrip('/'))
+            staging = self._staging(target, restore_id)
+            shutil.rmtree(staging, ignore_errors=True)
+            os.makedirs(os.path.dirname(target), mode=0o755, exist_ok=True)
+            journal.data['staged'][target] = staging
+            targets[path.lstrip('/')] = staging
+        journal.save()
+
+        def unpack():
+            with contextlib.closing(
+                    self.storage.open_reader(art['location'])) as raw:
+                reader = streams.HashingReader(raw)
+                try:
+                    archive.extract_archive(_Progress(reader, progress),
+                                            targets)
+                finally:
+                    reader.drain()
+            if reader.sha256 != art['sha256']:
+                raise exception.ArtifactCorrupt(
+                    'Artifact %s has sha256 %s, the catalogue says %s: '
+                    'checksum mismatch, refusing to restore it'
+                    % (art['location'], reader.sha256, art['sha256']))
+        self._run_steps(steps, 'verify', art['name'], unpack)
+        steps.extend(_step(self.host, 'stage', p) for p in item['paths'])
+
+    def stop(self, params, progress):
+        journal = self._journal(params)
+        steps = []
+        for unit in params['plan']['units']:
+            if unit not in journal.data['stopped']:
+                journal.data['stopped'].append(unit)
+                journal.save()
+            self._run_steps(steps, 'stop', unit,
+                            lambda: self.units.stop(unit))
+        return steps
+
+    def load_db(self, params, progress):
+        journal = self._journal(params)
+        mysql = self._mysql()
+        ctx = self._context(params, progress)
+        present = set(mysql.list_databases())
+        steps = []
+        for item in params['plan']['databases']:
+            db, art = item['database'], item['artifact']
+            done = {e['database'] for e in journal.data['loaded']}
+            if db in done:
+                continue
+            entry = {'database': db, 'pre_restore': None}
+            if db in present:
+                def save_current():
+                    (artifact,) = mysql.backup(ctx, databases=[db])
+                    entry['pre_restore'] = artifact.to_dict()
+                self._run_steps(steps, 'save', db, save_current)
+            journal.data['loaded'].append(entry)
+            journal.save()
+            self._run_steps(steps, 'load', db, lambda: mysql.load(
+                ctx, art['location'], db, art['sha256']))
+        return steps
+
+    def replace(self, params, progress):
+        journal = self._journal(params)
+        stamp = time.strftime('%Y%m%dT%H%M%S')
+        steps = []
+        for target, staging in sorted(journal.data['staged'].items()):
+            if target in journal.data['replaced']:
+                continue
+
+            def swap():
+                orig = None
+                if os.path.lexists(target):
+                    orig = '%s.orig-%s' % (target, stamp)
+                journal.data['replaced'][target] = orig
+                journal.save()
+                if orig:
+                    os.rename(target, orig)
+                os.rename(staging, target)
+                durable.fsync_dir(os.path.dirname(target))
+            self._run_steps(steps, 'replace', target, swap)
+        return steps
+
+    def start(self, params, progress):
+        steps = []
+        for unit in params['plan']['units']:
+            self._run_steps(steps, 'start', unit,
+                            lambda: self.units.start(unit))
+        return steps
+
+    def check(self, params, progress):
+        steps = []
+        for unit in params['plan']['units']:
+            self._run_steps(steps, 'check', unit,
+                            lambda: self._wait_active(unit))
+        return steps
+
+    def _wait_active(self, unit):
+        deadline = time.monotonic() + CHECK_TIMEOUT
+        while not self.units.is_active(unit):
+            if time.monotonic() > deadline:
+                raise exception.ServiceControlError(
+                    '%s is not active %d s after its start'
+                    % (unit, CHECK_TIMEOUT))
+            time.sleep(CHECK_INTERVAL)
+
+    def finish(self, params, progress):
+        """Forget the journal; the .orig trees stay for the operator."""
+        journal = self._journal(params)
+        steps = [_step(self.host, 'keep', orig)
+                 for orig in sorted(filter(None, journal.data['replaced']
+                                           .values()))]
+        for entry in journal.data['loaded']:
+            if entry['pre_restore']:
+                self.storage.delete(entry['pre_restore']['location'])
+        journal.remove()
+        return steps
+
+    def rollback(self, params, progress):
+        return self.undo(self._journal(params), progress)
+
+    def undo(self, journal, progress=None):
+        """Undo what the journal lists; never stop early."""
+        steps = []
+        data = journal.data
+        replaced = data['replaced']
+        started_again = bool(replaced) and bool(data['stopped'])
+        if started_again:
+            # Units may be running on the restored files by now.
+            for unit in data['stopped']:
+                self._attempt(steps, 'stop', unit,
+                              lambda: self.units.stop(unit))
+        for target, orig in sorted(replaced.items()):
+            def put_back():
+                if os.path.isdir(target) and not os.path.islink(target):
+                    shutil.rmtree(target)
+                elif os.path.lexists(target):
+                    os.unlink(target)
+                if orig:
+                    os.rename(orig, target)
+                durable.fsync_dir(os.path.dirname(target))
+            self._attempt(steps, 'put_back', target, put_back)
+        for staging in data['staged'].values():
+            shutil.rmtree(staging, ignore_errors=True)
+        if data['loaded']:
+            mysql = self._mysql()
+            ctx = driver_base.TaskContext('rollback', 'rollback', self.host,
+                                          'mysql', self.storage)
+            for entry in reversed(data['loaded']):
+                pre = entry['pre_restore']
+                if pre:
+                    self._attempt(steps, 'reload', entry['database'],
+                                  lambda: mysql.load(ctx, pre['location'],
+                                                     entry['database'],
+                                                     pre['sha256']))
+        for unit in data['stopped']:
+            self._attempt(steps, 'start', unit,
+                          lambda: self.units.start(unit))
+        failed = [s for s in steps if s['status'] == states.FAILED]
+        if failed:
+            raise PhaseFailed('Rollback left %d step(s) undone; see the '
+                              'steps' % len(failed), steps)
+        for entry in data['loaded']:
+            if entry['pre_restore']:
+                self.storage.delete(entry['pre_restore']['location'])
+        journal.remove()
+        return steps
+
+    def _attempt(self, steps, action, target, func):
+        try:
+            func()
+        except (exception.OsbackupError, OSError) as exc:
+            LOG.error('Rollback step %s %s failed: %s', action, target, exc)
+            steps.append(_step(self.host, action, target, states.FAILED,
+                               getattr(exc, 'message', None) or str(exc)))
+        else:
+            steps.append(_step(self.host, action, target))
+
+    def recover(self) -> list:
+        """Roll back restores a previous agent process left unfinished."""
+        undone = []
+        for name in sorted(os.listdir(self.directory)):
+            if not name.endswith('.json'):
+                continue
+            journal = RestoreJournal(self.directory, int(name[:-5]))
+            LOG.warning('Rolling back restore %s, interrupted by an agent '
+                        'restart', name[:-5])
+            try:
+                undone.extend(self.undo(journal))
+            except PhaseFailed as exc:
+                LOG.error('%s', exc.message)
+                undone.extend(exc.steps)
+        return undone
+
+
+class _Progress:
+    """Report bytes read from an artifact as restore progress."""
+
+    def __init__(self, source, progress):
+        self._source = source
+        self._progress = progress
+
+    def read(self, n=-1):
+        data = self._source.read(n)
+        if data:
+            self._progress(len(data), 0)
+        return data

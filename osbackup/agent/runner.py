@@ -1,0 +1,209 @@
+"""Runs one task on this node and reports its start, progress and result.
+
+The runner is the agent's unit of work, independent of RPC: it gets a task
+dict, checks it may run it, calls the service driver and hands every report
+to a ``reporter`` (the conductor's RPC client in production, a recorder in
+tests).
+"""
+
+import threading
+import time
+
+from oslo_log import log as logging
+from oslo_utils import timeutils
+
+from osbackup.agent import restore as restore_mod
+from osbackup.drivers import base as driver_base
+from osbackup import exception
+from osbackup import states
+
+LOG = logging.getLogger(__name__)
+
+
+RESTORE_PHASES = ('prepare', 'stop', 'load_db', 'replace', 'start', 'check',
+                  'finish', 'rollback')
+
+
+class TaskCancelled(exception.OsbackupError):
+    code = 'cancelled'
+
+
+class Progress:
+    """Accumulate progress; report at most every ``interval`` seconds.
+
+    Also the cancellation point: drivers call it for every chunk, so a
+    stopping agent interrupts long work promptly.
+    """
+
+    def __init__(self, send, interval: float, cancelled: threading.Event):
+        self._send = send
+        self._interval = interval
+        self._cancelled = cancelled
+        self._last = time.monotonic()
+        self.bytes = 0
+        self.files = 0
+
+    def __call__(self, nbytes: int, nfiles: int) -> None:
+        if self._cancelled.is_set():
+            raise TaskCancelled('The agent is stopping')
+        self.bytes += nbytes
+        self.files += nfiles
+        now = time.monotonic()
+        if now - self._last >= self._interval:
+            self._last = now
+            self._send(self.bytes, self.files)
+
+
+class TaskRunner:
+    """Execute tasks with the loaded drivers; one per service at a time."""
+
+    def __init__(self, conf, host, drivers, storage, reporter, journal,
+                 restorer=None):
+        self.conf = conf
+        self.restorer = restorer
+        self.host = host
+        self.drivers = drivers
+        self.storage = storage
+        self.reporter = reporter
+        self.journal = journal
+        self.stopping = threading.Event()
+        self._busy = set()
+        self._lock = threading.Lock()
+        #: Ids of accepted tasks not yet finished (sent in heartbeats).
+        self.held = set()
+        self._handlers = {'backup': self._backup}
+        if restorer is not None:
+            for phase in RESTORE_PHASES:
+                self._handlers['restore_' + phase] = self._restore
+
+    # -- checks ----------------------------------------------------------
+
+    def check(self, task: dict) -> None:
+        """Refuse a task that is not for us, stale or malformed."""
+        if task.get('host') != self.host:
+            raise exception.TaskRejected(
+                'Task %s is for host %s, this is %s'
+                % (task.get('id'), task.get('host'), self.host))
+        if task.get('kind') not in self._handlers:
+            raise exception.TaskRejected('Unknown task kind %r'
+                                         % task.get('kind'))
+        expires = timeutils.parse_isotime(task['expires_at'])
+        if timeutils.is_older_than(expires.replace(tzinfo=None), 0):
+            raise exception.TaskRejected(
+                'Task %s expired at %s; refusing to run it late'
+                % (task['id'], task['expires_at']))
+
+    # -- running -----------------------------------------------------------
+
+    def accept(self, task: dict) -> bool:
+        """Journal a new task; on a redelivery re-send the earlier report.
+
+        Returns True when the task should run now.
+        """
+        previous = self.journal.begin(task)
+        if previous is None:
+            self.held.add(task['id'])
+            return True
+        if previous.get('state') == 'done':
+            LOG.info('Task %s was delivered again; re-sending its result',
+                     task['id'])
+            self.reporter.finished(task, **previous['report'])
+        else:
+            LOG.info('Task %s is already running; ignoring the duplicate',
+                     task['id'])
+        return False
+
+    def run(self, task: dict) -> dict:
+        """Run an accepted task to its end and report it; return the report."""
+        service = task['service']
+        try:
+            self.check(task)
+            self._claim(service, task)
+        except exception.OsbackupError as exc:
+            return self._finish(task, states.FAILED, {}, exc.message)
+        try:
+            self.reporter.started(task)
+            status, result = self._handlers[task['kind']](task)
+            return self._finish(task, status, result,
+                                result.pop('error', None))
+        except exception.OsbackupError as exc:
+            LOG.error('Task %s (%s %s) failed: %s', task['id'],
+                      task['kind'], service, exc.message)
+            return self._finish(task, states.FAILED, {}, exc.message)
+        except Exception as exc:
+            LOG.exception('Task %s (%s %s) failed unexpectedly', task['id'],
+                          task['kind'], service)
+            return self._finish(task, states.FAILED, {},
+                                'unexpected error: %s' % exc)
+        finally:
+            with self._lock:
+                self._busy.discard(service)
+
+    def _claim(self, service, task):
+        with self._lock:
+            if service in self._busy:
+                raise exception.Conflict(
+                    'Another operation on %s is running on %s; task %s '
+                    'refused' % (service, self.host, task['id']))
+            self._busy.add(service)
+
+    def _finish(self, task, status, result, error):
+        report = {'status': status, 'result': result, 'error': error}
+        self.journal.finish(task, report)
+        self.held.discard(task['id'])
+        self.reporter.finished(task, **report)
+        return report
+
+    def recover(self) -> None:
+        """Fail tasks a previous agent process died in, and clean up."""
+        for task in self.journal.interrupted():
+            LOG.warning('Task %s (%s %s) was interrupted by an agent '
+                        'restart', task['id'], task['kind'], task['service'])
+            self._finish(task, states.FAILED, {},
+                         'the agent on %s stopped while running the task'
+                         % self.host)
+        removed = self.storage.cleanup_partials(self.host)
+        for path in removed:
+            LOG.info('Removed partial artifact %s', path)
+        if self.restorer is not None:
+            self.restorer.recover()
+
+    # -- task kinds --------------------------------------------------------
+
+    def _context(self, task):
+        progress = Progress(
+            lambda b, f: self.reporter.progress(task, b, f),
+            self.conf.agent.progress_interval, self.stopping)
+        return driver_base.TaskContext(
+            task_id=task['id'], backup_id=str(task.get('backup_id')),
+            host=self.host, service=task['service'], storage=self.storage,
+            progress=progress, params=task.get('params') or {})
+
+    def _driver(self, task):
+        return self.drivers.get(task['service'])
+
+    def _backup(self, task):
+        driver = self._driver(task)
+        if driver is None:
+            return states.SKIPPED, {
+                'reason': 'driver %s is not enabled on %s'
+                          % (task['service'], self.host)}
+        if not driver.is_present():
+            return states.SKIPPED, {
+                'reason': '%s is not present on %s'
+                          % (task['service'], self.host)}
+        ctx = self._context(task)
+        artifacts = driver.backup(ctx)
+        return states.SUCCEEDED, {
+            'artifacts': [a.to_dict() for a in artifacts],
+            'warnings': ctx.warnings,
+            'bytes': ctx.progress.bytes, 'files': ctx.progress.files}
+
+    def _restore(self, task):
+        phase = task['kind'][len('restore_'):]
+        progress = self._context(task).progress
+        try:
+            steps = getattr(self.restorer, phase)(task['params'], progress)
+        except restore_mod.PhaseFailed as exc:
+            return states.FAILED, {'steps': exc.steps, 'error': exc.message}
+        return states.SUCCEEDED, {'steps': steps}

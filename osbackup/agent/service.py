@@ -1,0 +1,94 @@
+"""The agent service: RPC server, heartbeats, recovery at start-up."""
+
+import os
+import time
+
+from oslo_log import log as logging
+
+from osbackup.agent import journal as journal_mod
+from osbackup.agent import manager as manager_mod
+from osbackup.agent import reporter as reporter_mod
+from osbackup.agent import restore as restore_mod
+from osbackup.agent import runner as runner_mod
+from osbackup.agent import units as units_mod
+from osbackup.conductor import rpcapi as conductor_rpcapi
+from osbackup import drivers as drivers_mod
+from osbackup import rpc
+from osbackup import service
+from osbackup import services as services_mod
+from osbackup import storage as storage_mod
+from osbackup import version
+
+LOG = logging.getLogger(__name__)
+
+# Finished tasks are remembered this long to answer redeliveries.
+JOURNAL_RETENTION = 7 * 86400
+RPC_DISPATCH_THREADS = 2
+
+
+class AgentService(service.RPCService):
+    """One node's agent: listens on ``osbackup-agent.<host>``."""
+
+    def __init__(self, conf):
+        super().__init__()
+        self.conf = conf
+        self.host = conf.host
+        self.drivers = drivers_mod.load(conf)
+        self.storage = storage_mod.get_storage(conf)
+        self.conductor = conductor_rpcapi.ConductorAPI(conf)
+        self.service_manager = services_mod.get_manager(conf)
+        self.units = units_mod.UnitCache(self.service_manager)
+        journal = journal_mod.Journal(
+            os.path.join(conf.state_path, 'agent', 'tasks'))
+        self.runner = runner_mod.TaskRunner(
+            conf, self.host, self.drivers, self.storage,
+            reporter_mod.ConductorReporter(self.conductor, self.host),
+            journal, restore_mod.RestoreWorker(
+                conf, self.host, self.drivers, self.storage,
+                self.service_manager))
+        self.manager = manager_mod.AgentManager(
+            self.runner, conf.agent.max_parallel_tasks)
+
+    def info(self) -> dict:
+        """What the heartbeat tells the conductor about this node."""
+        present = []
+        for name, driver in sorted(self.drivers.items()):
+            try:
+                if driver.is_present():
+                    present.append(name)
+            except Exception as exc:
+                LOG.warning('Driver %s could not check its service: %s',
+                            name, exc)
+        try:
+            free = self.storage.free_bytes()
+        except OSError:
+            free = None
+        return {'drivers': sorted(self.drivers), 'services': present,
+                'units': {name: self.units.of(name, self.drivers[name])
+                          for name in present},
+                'tasks': sorted(self.runner.held),
+                'free_bytes': free, 'storage': self.storage.name,
+                'root_path': self.conf.agent.root_path, 'time': time.time()}
+
+    def heartbeat(self) -> None:
+        self.conductor.heartbeat(rpc.admin_context(), self.host,
+                                 version.version_string(), self.info())
+
+    def start(self):
+        LOG.info('Starting osbackup-agent %s on %s with drivers %s',
+                 version.version_string(), self.host,
+                 ', '.join(sorted(self.drivers)))
+        # run_task only queues work for the runner's pool, so two
+        # dispatcher threads suffice; oslo.messaging's default of 64 per
+        # server costs RSS and GIL contention for nothing.
+        self.start_rpc(rpc.get_server(rpc.AGENT_TOPIC, self.host,
+                                      [self.manager]),
+                       pool_size=RPC_DISPATCH_THREADS)
+        self.runner.recover()
+        self.runner.journal.prune(JOURNAL_RETENTION)
+        self.add_timer(self.conf.agent.report_interval, self.heartbeat,
+                       'heartbeat')
+
+    def stop(self):
+        super().stop()
+        self.manager.stop()

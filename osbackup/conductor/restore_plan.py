@@ -1,0 +1,160 @@
+"""Turn a backup and a selection into an ordered restore plan.
+
+The plan is pure data computed from the catalogue and the agents'
+heartbeats, so ``--dry-run`` shows exactly what a real restore will do.
+Per host it lists the file sets to stage and swap in, the databases to
+load and the units to stop before and start after.
+"""
+
+from sqlalchemy.engine import url as sa_url
+
+from osbackup.conf import services as service_conf
+from osbackup import exception
+from osbackup import states
+
+PHASES = ('prepare', 'stop', 'load_db', 'replace', 'start', 'check',
+          'finish')
+ROLLBACK = 'rollback'
+MYSQL = 'mysql'
+
+
+def catalogue_database(conf) -> str | None:
+    """Name of osbackup's own catalogue database, never to be restored."""
+    try:
+        url = sa_url.make_url(conf.database.connection)
+    except Exception:
+        return None
+    return url.database if url.get_backend_name() == 'mysql' else None
+
+
+def database_owner(conf, database: str) -> str | None:
+    for service in service_conf.SERVICES:
+        if database in conf[service].databases:
+            return service
+    return None
+
+
+def _artifact(a):
+    return {k: a[k] for k in ('id', 'name', 'kind', 'location', 'sha256',
+                              'size', 'meta')}
+
+
+def build(conf, backup: dict, agents: dict, hosts: list,
+          services: list) -> dict:
+    """Compute the plan; raise InvalidInput when nothing matches."""
+    available = [a for a in backup['artifacts']
+                 if a['status'] == states.AVAILABLE]
+    known_hosts = sorted({a['host'] for a in available})
+    known_services = sorted({a['service'] for a in available} |
+                            {database_owner(conf, a['name'])
+                             for a in available if a['service'] == MYSQL}
+                            - {None})
+    for host in hosts:
+        if host not in known_hosts:
+            raise exception.InvalidInput(
+                'Backup %s has nothing for host %r (hosts: %s)'
+                % (backup['id'], host, ', '.join(known_hosts)))
+    for service in services:
+        if service not in known_services:
+            raise exception.InvalidInput(
+                'Backup %s has nothing for service %r (services: %s)'
+                % (backup['id'], service, ', '.join(known_services)))
+    own_db = catalogue_database(conf)
+    plan = {'hosts': {}, 'skipped': []}
+    # Which hosts run each service, for stopping it around a DB load.
+    service_hosts = {}
+    for a in available:
+        if a['service'] != MYSQL:
+            service_hosts.setdefault(a['service'], set()).add(a['host'])
+
+    def host_plan(host):
+        return plan['hosts'].setdefault(
+            host, {'files': [], 'databases': [], 'units': []})
+
+    def add_units(host, service):
+        units = (agents.get(host, {}).get('info', {}).get('units', {})
+                 .get(service, []))
+        entry = host_plan(host)
+        for unit in units:
+            if unit not in entry['units']:
+                entry['units'].append(unit)
+
+    for a in sorted(available, key=lambda x: (x['host'], x['service'],
+                                              x['name'])):
+        if hosts and a['host'] not in hosts:
+            continue
+        if a['service'] == MYSQL:
+            owner = database_owner(conf, a['name'])
+            if services and MYSQL not in services and owner not in services:
+                continue
+            if a['name'] == own_db:
+                plan['skipped'].append({
+                    'host': a['host'], 'target': a['name'],
+                    'reason': "osbackup's own catalogue is never "
+                              "overwritten by a restore"})
+                continue
+            host_plan(a['host'])['databases'].append(
+                {'database': a['name'], 'owner': owner,
+                 'artifact': _artifact(a)})
+            for other in sorted(service_hosts.get(owner, ())):
+                if not hosts or other in hosts:
+                    add_units(other, owner)
+            continue
+        if services and a['service'] not in services:
+            continue
+        host_plan(a['host'])['files'].append(
+            {'service': a['service'], 'artifact': _artifact(a),
+             'paths': ['/' + p for p in a['meta'].get('paths', [])]})
+        add_units(a['host'], a['service'])
+    if not any(h['files'] or h['databases'] for h in plan['hosts'].values()):
+        raise exception.InvalidInput('Nothing to restore from backup %s '
+                                     'with this selection' % backup['id'])
+    return plan
+
+
+def _step(host, phase, action, target):
+    return {'host': host, 'phase': phase, 'action': action,
+            'target': target, 'status': 'PLANNED'}
+
+
+def steps(plan: dict) -> list[dict]:
+    """The ordered steps a plan will run, for --dry-run."""
+    out = []
+    hosts = sorted(plan['hosts'].items())
+    for host, p in hosts:
+        for f in p['files']:
+            out.append(_step(host, 'prepare', 'verify', f['artifact']['name']))
+            out.extend(_step(host, 'prepare', 'stage', d) for d in f['paths'])
+        for d in p['databases']:
+            out.append(_step(host, 'prepare', 'verify', d['database']))
+    for host, p in hosts:
+        out.extend(_step(host, 'stop', 'stop', u) for u in p['units'])
+    for host, p in hosts:
+        out.extend(_step(host, 'load_db', 'load', d['database'])
+                   for d in p['databases'])
+    for host, p in hosts:
+        for f in p['files']:
+            out.extend(_step(host, 'replace', 'replace', d)
+                       for d in f['paths'])
+    for host, p in hosts:
+        out.extend(_step(host, 'start', 'start', u) for u in p['units'])
+    for host, p in hosts:
+        out.extend(_step(host, 'check', 'check', u) for u in p['units'])
+    for skipped in plan['skipped']:
+        out.append({'host': skipped['host'], 'phase': 'load_db',
+                    'action': 'skip', 'target': skipped['target'],
+                    'status': states.SKIPPED, 'error': skipped['reason']})
+    return out
+
+
+def has_work(plan_host: dict, phase: str) -> bool:
+    """Whether a host has anything to do in a phase."""
+    if phase in ('prepare', 'finish', ROLLBACK):
+        return True
+    if phase in ('stop', 'start', 'check'):
+        return bool(plan_host['units'])
+    if phase == 'load_db':
+        return bool(plan_host['databases'])
+    if phase == 'replace':
+        return bool(plan_host['files'])
+    return False

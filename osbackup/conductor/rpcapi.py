@@ -1,0 +1,54 @@
+"""Client side of the conductor RPC API (agents and osbackup-manage)."""
+
+from osbackup import rpc
+
+
+class ConductorAPI:
+    """Reports from agents (casts) and requests from osbackup-manage (calls).
+
+    API version history:
+        1.0 - Initial version: heartbeat, task_started, task_progress,
+              task_finished, create_backup, create_restore
+    """
+
+    RPC_API_VERSION = '1.0'
+
+    def __init__(self, conf):
+        self.client = rpc.get_client(
+            rpc.CONDUCTOR_TOPIC, self.RPC_API_VERSION,
+            version_cap=conf.upgrade_levels.conductor,
+            timeout=conf.conductor.rpc_timeout)
+
+    # Agent reports: casts, so a slow conductor never blocks an agent.
+
+    def heartbeat(self, ctxt, host: str, version: str, info: dict) -> None:
+        self.client.prepare(version='1.0').cast(
+            ctxt, 'heartbeat', host=host, version=version, info=info)
+
+    def task_started(self, ctxt, task_id: str, host: str) -> None:
+        self.client.prepare(version='1.0').cast(
+            ctxt, 'task_started', task_id=task_id, host=host)
+
+    def task_progress(self, ctxt, task_id: str, host: str, nbytes: int,
+                      nfiles: int) -> None:
+        self.client.prepare(version='1.0').cast(
+            ctxt, 'task_progress', task_id=task_id, host=host,
+            nbytes=nbytes, nfiles=nfiles)
+
+    def task_finished(self, ctxt, task_id: str, host: str, status: str,
+                      result: dict, error: str | None) -> None:
+        self.client.prepare(version='1.0').cast(
+            ctxt, 'task_finished', task_id=task_id, host=host,
+            status=status, result=result, error=error)
+
+    # Requests from osbackup-manage: calls, the answer is needed.
+
+    def create_backup(self, ctxt, hosts: list, services: list) -> dict:
+        return self.client.prepare(version='1.0').call(
+            ctxt, 'create_backup', hosts=hosts, services=services)
+
+    def create_restore(self, ctxt, backup_id: int, hosts: list,
+                       services: list, dry_run: bool) -> dict:
+        return self.client.prepare(version='1.0').call(
+            ctxt, 'create_restore', backup_id=backup_id, hosts=hosts,
+            services=services, dry_run=dry_run)

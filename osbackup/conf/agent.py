@@ -1,0 +1,42 @@
+"""[agent] options: the per-node agent."""
+
+from oslo_config import cfg
+
+agent_group = cfg.OptGroup('agent', title='osbackup agent options')
+
+agent_opts = [
+    cfg.StrOpt('root_path',
+               default='/',
+               help='Directory under which all service paths (/etc/nova, '
+                    '/var/lib/glance, ...) are resolved. Leave at / on a '
+                    'real node; point it at a node tree for tests and '
+                    'demos.'),
+    cfg.ListOpt('drivers',
+                help='Names of the backup drivers (osbackup.drivers entry '
+                     'points) this agent runs. Default: every installed '
+                     'driver; drivers whose service is absent on the node '
+                     'report their tasks as skipped.'),
+    cfg.IntOpt('report_interval',
+               default=10, min=1,
+               help='Seconds between heartbeats sent to the conductor.'),
+    cfg.IntOpt('progress_interval',
+               default=5, min=1,
+               help='Seconds between progress reports of a running task.'),
+    cfg.IntOpt('max_parallel_tasks',
+               default=2, min=1,
+               help='Tasks (one service each) this agent runs at once.'),
+    cfg.IntOpt('nice',
+               default=10, min=0, max=19,
+               help='Scheduling niceness of the agent\'s work threads and '
+                    'children (mysqldump), so a backup never starves the '
+                    'services of a busy controller.'),
+]
+
+
+def register_opts(conf):
+    conf.register_group(agent_group)
+    conf.register_opts(agent_opts, group=agent_group)
+
+
+def list_opts():
+    return {agent_group: agent_opts}

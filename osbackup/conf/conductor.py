@@ -1,0 +1,44 @@
+"""[conductor] options: scheduling, task deadlines and agent liveness."""
+
+from oslo_config import cfg
+
+conductor_group = cfg.OptGroup('conductor', title='osbackup conductor options')
+
+conductor_opts = [
+    cfg.IntOpt('agent_down_time',
+               default=60, min=1,
+               help='Seconds without a heartbeat after which an agent is '
+                    'shown as down and receives no new tasks. Keep it at '
+                    'least twice [agent] report_interval.'),
+    cfg.IntOpt('task_start_timeout',
+               default=120, min=1,
+               help='Seconds a dispatched task may wait for its agent to '
+                    'report that it started before it is marked '
+                    'TIMED_OUT.'),
+    cfg.IntOpt('task_silence_timeout',
+               default=300, min=1,
+               help='Seconds a running task may go without a progress '
+                    'report before it is marked TIMED_OUT (the agent died '
+                    'or lost its broker connection).'),
+    cfg.IntOpt('task_timeout',
+               default=21600, min=1,
+               help='Hard deadline in seconds for any task; agents refuse '
+                    'tasks delivered after it.'),
+    cfg.IntOpt('periodic_interval',
+               default=10, min=1,
+               help='Seconds between the conductor\'s periodic checks '
+                    '(deadlines, due policies).'),
+    cfg.IntOpt('rpc_timeout',
+               default=60, min=1,
+               help='Seconds osbackup-manage waits for a conductor to '
+                    'answer a request.'),
+]
+
+
+def register_opts(conf):
+    conf.register_group(conductor_group)
+    conf.register_opts(conductor_opts, group=conductor_group)
+
+
+def list_opts():
+    return {conductor_group: conductor_opts}

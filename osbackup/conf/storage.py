@@ -1,0 +1,27 @@
+"""[storage] options: where artifacts are written and how."""
+
+from oslo_config import cfg
+
+storage_group = cfg.OptGroup('storage', title='Artifact storage')
+
+storage_opts = [
+    cfg.StrOpt('backend', default='local',
+               help='Storage backend (an osbackup.storage entry point).'),
+    cfg.StrOpt('local_path', default='$state_path/backups',
+               help='Directory of the local backend; may be an NFS mount '
+                    'shared by all nodes. Created 0700.'),
+    cfg.IntOpt('compression_level', default=3, min=1, max=22,
+               help='zstd compression level of archives and dumps.'),
+    cfg.IntOpt('compression_threads', default=0, min=-1,
+               help='zstd worker threads: 0 compresses in the calling '
+                    'thread, -1 uses one per CPU, N uses N.'),
+]
+
+
+def register_opts(conf):
+    conf.register_group(storage_group)
+    conf.register_opts(storage_opts, group=storage_group)
+
+
+def list_opts():
+    return {storage_group: storage_opts}

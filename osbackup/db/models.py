@@ -1,0 +1,114 @@
+"""SQLAlchemy models of the catalogue.
+
+The catalogue is the conductor's truth: every backup, the task sent to each
+(host, service), every stored artifact, every restore and its steps. Times
+are the conductor's clock (UTC), never an agent's.
+"""
+
+import sqlalchemy as sa
+from sqlalchemy import orm
+
+
+class Base(orm.DeclarativeBase):
+    pass
+
+
+class Agent(Base):
+    __tablename__ = 'agents'
+
+    id = sa.Column(sa.Integer, primary_key=True)
+    host = sa.Column(sa.String(255), nullable=False, unique=True)
+    version = sa.Column(sa.String(64))
+    info = sa.Column(sa.JSON, nullable=False, default=dict)
+    created_at = sa.Column(sa.DateTime, nullable=False)
+    last_heartbeat = sa.Column(sa.DateTime, nullable=False)
+
+
+class Backup(Base):
+    __tablename__ = 'backups'
+
+    id = sa.Column(sa.Integer, primary_key=True)
+    status = sa.Column(sa.String(16), nullable=False)
+    hosts = sa.Column(sa.JSON, nullable=False, default=list)
+    services = sa.Column(sa.JSON, nullable=False, default=list)
+    policy = sa.Column(sa.String(255))
+    created_at = sa.Column(sa.DateTime, nullable=False)
+    finished_at = sa.Column(sa.DateTime)
+    error = sa.Column(sa.Text)
+
+
+class Task(Base):
+    __tablename__ = 'tasks'
+    __table_args__ = (sa.Index('ix_tasks_status', 'status'),)
+
+    id = sa.Column(sa.String(36), primary_key=True)
+    backup_id = sa.Column(sa.Integer, sa.ForeignKey('backups.id'),
+                          index=True)
+    restore_id = sa.Column(sa.Integer, sa.ForeignKey('restores.id'),
+                           index=True)
+    kind = sa.Column(sa.String(32), nullable=False)
+    host = sa.Column(sa.String(255), nullable=False)
+    service = sa.Column(sa.String(64), nullable=False)
+    params = sa.Column(sa.JSON, nullable=False, default=dict)
+    status = sa.Column(sa.String(16), nullable=False)
+    created_at = sa.Column(sa.DateTime, nullable=False)
+    updated_at = sa.Column(sa.DateTime, nullable=False)
+    started_at = sa.Column(sa.DateTime)
+    finished_at = sa.Column(sa.DateTime)
+    expires_at = sa.Column(sa.DateTime, nullable=False)
+    progress_bytes = sa.Column(sa.BigInteger, nullable=False, default=0)
+    progress_files = sa.Column(sa.Integer, nullable=False, default=0)
+    result = sa.Column(sa.JSON)
+    error = sa.Column(sa.Text)
+
+
+class Artifact(Base):
+    __tablename__ = 'artifacts'
+
+    id = sa.Column(sa.Integer, primary_key=True)
+    backup_id = sa.Column(sa.Integer, sa.ForeignKey('backups.id'),
+                          nullable=False, index=True)
+    task_id = sa.Column(sa.String(36), sa.ForeignKey('tasks.id'),
+                        nullable=False)
+    host = sa.Column(sa.String(255), nullable=False)
+    service = sa.Column(sa.String(64), nullable=False)
+    name = sa.Column(sa.String(255), nullable=False)
+    kind = sa.Column(sa.String(16), nullable=False)
+    status = sa.Column(sa.String(16), nullable=False)
+    location = sa.Column(sa.Text)
+    size = sa.Column(sa.BigInteger)
+    sha256 = sa.Column(sa.String(64))
+    meta = sa.Column(sa.JSON, nullable=False, default=dict)
+    created_at = sa.Column(sa.DateTime, nullable=False)
+
+
+class Restore(Base):
+    __tablename__ = 'restores'
+
+    id = sa.Column(sa.Integer, primary_key=True)
+    backup_id = sa.Column(sa.Integer, sa.ForeignKey('backups.id'),
+                          nullable=False)
+    status = sa.Column(sa.String(16), nullable=False)
+    hosts = sa.Column(sa.JSON, nullable=False, default=list)
+    services = sa.Column(sa.JSON, nullable=False, default=list)
+    plan = sa.Column(sa.JSON, nullable=False, default=list)
+    phase = sa.Column(sa.Integer, nullable=False, default=0)
+    created_at = sa.Column(sa.DateTime, nullable=False)
+    finished_at = sa.Column(sa.DateTime)
+    error = sa.Column(sa.Text)
+
+
+class RestoreStep(Base):
+    __tablename__ = 'restore_steps'
+
+    id = sa.Column(sa.Integer, primary_key=True)
+    restore_id = sa.Column(sa.Integer, sa.ForeignKey('restores.id'),
+                           nullable=False, index=True)
+    seq = sa.Column(sa.Integer, nullable=False)
+    phase = sa.Column(sa.String(32), nullable=False)
+    host = sa.Column(sa.String(255), nullable=False)
+    action = sa.Column(sa.String(32), nullable=False)
+    target = sa.Column(sa.String(255), nullable=False)
+    status = sa.Column(sa.String(16), nullable=False)
+    error = sa.Column(sa.Text)
+    at = sa.Column(sa.DateTime, nullable=False)

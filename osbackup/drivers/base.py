@@ -1,0 +1,79 @@
+"""The ServiceDriver interface: what one service's backup and restore are.
+
+A driver runs on an agent, on the node that holds the service. It knows
+the service's paths, databases and units; it does not know about RPC, the
+catalogue or other nodes. The agent's runner hands it a ``TaskContext`` with
+the storage to write to and a progress callback.
+"""
+
+import abc
+import dataclasses
+import os
+import typing
+
+
+@dataclasses.dataclass
+class Artifact:
+    """One stored piece of a backup, as a driver reports it."""
+
+    name: str
+    kind: str                       # 'files' or 'sql'
+    location: str
+    size: int
+    sha256: str
+    meta: dict = dataclasses.field(default_factory=dict)
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+@dataclasses.dataclass
+class TaskContext:
+    """What a driver needs to run one task."""
+
+    task_id: str
+    backup_id: str
+    host: str
+    service: str
+    storage: typing.Any
+    progress: typing.Callable[[int, int], None] = lambda nbytes, nfiles: None
+    params: dict = dataclasses.field(default_factory=dict)
+    warnings: list = dataclasses.field(default_factory=list)
+
+    def key(self, name: str, suffix: str) -> str:
+        """Storage key of an artifact of this task."""
+        return '%s/%s/%s/%s%s' % (self.host, self.backup_id, self.service,
+                                  name, suffix)
+
+
+class ServiceDriver(abc.ABC):
+    """One OpenStack service's local backup and restore on this node.
+
+    ``name`` equals the entry point name in ``osbackup.drivers``.
+    """
+
+    name: str = ''
+
+    def __init__(self, conf):
+        self.conf = conf
+        self.root = conf.agent.root_path
+
+    def path(self, absolute: str) -> str:
+        """Resolve a service path such as /etc/nova under [agent] root_path."""
+        return os.path.join(self.root, absolute.lstrip('/'))
+
+    @abc.abstractmethod
+    def is_present(self) -> bool:
+        """Whether the service exists on this node (else tasks are skipped)."""
+
+    @abc.abstractmethod
+    def backup(self, ctx: TaskContext) -> list[Artifact]:
+        """Write the service's artifacts to ``ctx.storage``; return them."""
+
+    def units(self) -> list[str]:
+        """Units a restore stops and starts; none by default."""
+        return []
+
+    def describe(self) -> dict:
+        """Facts for the heartbeat (paths or databases found)."""
+        return {}

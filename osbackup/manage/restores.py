@@ -1,0 +1,107 @@
+"""``osbackup-manage restore``: create, list and show restores."""
+
+import sys
+
+from osbackup import manage
+from osbackup.manage import output
+from osbackup.manage import waiting
+from osbackup import states
+
+_SHOW_FIELDS = ['id', 'backup_id', 'status', 'hosts', 'services',
+                'created_at', 'finished_at', 'error']
+_STEP_KEYS = ('host', 'phase', 'action', 'target', 'status', 'error', 'at')
+
+
+def public(restore: dict) -> dict:
+    """The JSON form of a restore (or of a dry-run plan)."""
+    out = {k: restore.get(k) for k in _SHOW_FIELDS}
+    out['steps'] = [{k: s.get(k) for k in _STEP_KEYS}
+                    for s in restore['steps']]
+    if restore.get('dry_run'):
+        out['dry_run'] = True
+    return out
+
+
+def print_restore(restore: dict) -> None:
+    if restore.get('dry_run'):
+        print('Dry run: restoring backup %s would run these steps in order '
+              '(nothing was changed):' % restore['backup_id'])
+    else:
+        output.fields(restore, _SHOW_FIELDS)
+    output.table(restore['steps'], [
+        ('Phase', 'phase'), ('Host', 'host'), ('Action', 'action'),
+        ('Target', 'target'), ('Status', 'status'), ('Error', 'error')])
+
+
+class RestoreCommands:
+    """Restores of backups, orchestrated across the fleet."""
+
+    def __init__(self, env):
+        self.env = env
+
+    @manage.args('backup_id', type=int, metavar='BACKUP_ID',
+                 help='ID of the backup to restore.')
+    @manage.args('--service', dest='services', action='append', default=[],
+                 metavar='SERVICE',
+                 help='Restore only this service (repeatable); a service '
+                      'brings its databases along. Default: everything in '
+                      'the backup.')
+    @manage.args('--host', dest='hosts', action='append', default=[],
+                 metavar='HOST',
+                 help='Restore only on this host (repeatable).')
+    @manage.args('--dry-run', action='store_true',
+                 help='Print the ordered plan and change nothing.')
+    @manage.args('--wait', action='store_true',
+                 help='Wait for the restore to end, showing progress; exit '
+                      'non-zero unless it succeeded. Always on in '
+                      'all-in-one mode.')
+    @manage.format_arg
+    def create(self, backup_id, services=None, hosts=None, dry_run=False,
+               wait=False, fmt='table'):
+        """Restore a backup: stop units, load DBs, swap dirs, start units."""
+        restore = self.env.call('create_restore', backup_id=backup_id,
+                                hosts=hosts or [], services=services or [],
+                                dry_run=dry_run)
+        if not dry_run and (wait or self.env.all_in_one):
+            print('Restore %s started' % restore['id'], file=sys.stderr)
+            restore = waiting.wait(
+                lambda: self.env.catalogue.get_restore(restore['id']))
+        if fmt == 'json':
+            output.emit_json(public(restore))
+        else:
+            print_restore(restore)
+        if dry_run or restore['status'] in (states.RUNNING,
+                                            states.SUCCEEDED):
+            return manage.EXIT_OK
+        return manage.EXIT_FAILED
+
+    @manage.args('--limit', type=int, default=None,
+                 help='Show only the newest N restores.')
+    @manage.format_arg
+    def list(self, limit=None, fmt='table'):
+        """List restores, newest first."""
+        restores = self.env.catalogue.list_restores(limit)
+        for r in restores:
+            r.pop('plan', None)
+        if fmt == 'json':
+            output.emit_json(restores)
+        else:
+            output.table(restores, [
+                ('ID', 'id'), ('Backup', 'backup_id'), ('Status', 'status'),
+                ('Created', 'created_at'), ('Finished', 'finished_at'),
+                ('Hosts', lambda r: r['hosts'] or 'all'),
+                ('Services', lambda r: r['services'] or 'all'),
+                ('Error', 'error')])
+        return manage.EXIT_OK
+
+    @manage.args('restore_id', type=int, metavar='RESTORE_ID',
+                 help='ID of the restore.')
+    @manage.format_arg
+    def show(self, restore_id, fmt='table'):
+        """Show a restore and the timeline of its steps."""
+        restore = self.env.catalogue.get_restore(restore_id)
+        if fmt == 'json':
+            output.emit_json(public(restore))
+        else:
+            print_restore(restore)
+        return manage.EXIT_OK

@@ -1,0 +1,27 @@
+"""State names of backups, restores, tasks and artifacts.
+
+Operations (backups, restores, tasks) use upper-case states; stored
+artifacts, being resources, use lower-case ones as cinder's backups do.
+"""
+
+PENDING = 'PENDING'
+RUNNING = 'RUNNING'
+SUCCEEDED = 'SUCCEEDED'
+FAILED = 'FAILED'
+TIMED_OUT = 'TIMED_OUT'
+SKIPPED = 'SKIPPED'
+
+TASK_ACTIVE = (PENDING, RUNNING)
+TASK_DONE = (SUCCEEDED, FAILED, TIMED_OUT, SKIPPED)
+TASK_GOOD = (SUCCEEDED, SKIPPED)
+
+# Artifacts
+AVAILABLE = 'available'
+ARTIFACT_SKIPPED = 'skipped'
+ARTIFACT_FAILED = 'failed'
+DELETED = 'deleted'
+CORRUPT = 'corrupt'
+
+# Agents
+UP = 'up'
+DOWN = 'down'

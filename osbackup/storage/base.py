@@ -1,0 +1,76 @@
+"""The Storage interface: where artifacts live.
+
+A backend stores opaque byte streams under keys such as
+``<host>/<backup_id>/<service>/<name>.tar.zst`` and hands back a location
+string that identifies the stored object for later reads and deletes.
+Writes are atomic: an artifact is either complete under its final name or
+absent; an interrupted write leaves at most a ``.partial`` object that
+``cleanup_partials`` removes.
+"""
+
+import abc
+import typing
+
+
+class Writer(abc.ABC):
+    """A write in progress; ``commit`` makes it visible, ``abort`` drops it."""
+
+    @abc.abstractmethod
+    def write(self, data: bytes) -> int:
+        """Append bytes."""
+
+    @abc.abstractmethod
+    def commit(self) -> str:
+        """Make the object durable under its final name; return location."""
+
+    @abc.abstractmethod
+    def abort(self) -> None:
+        """Discard everything written. Safe to call more than once."""
+
+    def flush(self) -> None:
+        pass
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, exc_type, exc, tb):
+        if exc_type is not None:
+            self.abort()
+        return False
+
+
+class Storage(abc.ABC):
+    """A storage backend (entry point namespace ``osbackup.storage``)."""
+
+    name: str = ''
+
+    def __init__(self, conf):
+        self.conf = conf
+
+    @abc.abstractmethod
+    def open_writer(self, key: str) -> Writer:
+        """Start writing the object ``key``."""
+
+    @abc.abstractmethod
+    def open_reader(self, location: str) -> typing.BinaryIO:
+        """Open a stored object for streaming reads."""
+
+    @abc.abstractmethod
+    def delete(self, location: str) -> None:
+        """Delete a stored object; a missing object is not an error."""
+
+    @abc.abstractmethod
+    def exists(self, location: str) -> bool:
+        """Whether the object is stored."""
+
+    def free_bytes(self) -> int | None:
+        """Free space at the target, or None when unknown."""
+        return None
+
+    def cleanup_partials(self, prefix: str = '') -> list[str]:
+        """Remove leftovers of interrupted writes under the key ``prefix``.
+
+        Agents pass their own host name so that one node never removes
+        another node's write in progress on shared storage.
+        """
+        return []

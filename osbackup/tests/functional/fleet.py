@@ -1,0 +1,259 @@
+"""A real fleet for functional tests: conductor and agents as processes.
+
+Each fleet gets a unique control exchange, host names and a catalogue
+database of its own on the machine's MariaDB, so runs never see each
+other's messages or rows. Nothing is faked: RabbitMQ, MariaDB, mysqldump
+and the osbackup commands are the real ones.
+"""
+
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+
+RABBIT_URL = os.environ.get('OSBACKUP_TEST_TRANSPORT_URL',
+                            'rabbit://guest:guest@127.0.0.1:5672/')
+RABBIT_USER = os.environ.get('OSBACKUP_TEST_RABBIT_USER', 'guest')
+DB_ADMIN = ['mysql', '-uroot', '-h', 'localhost']
+DB_URL = os.environ.get('OSBACKUP_TEST_DB_URL',
+                        'mysql+pymysql://root@127.0.0.1:3306/')
+
+
+class ServiceUnavailable(Exception):
+    pass
+
+
+def require_services():
+    """Fail loudly (never skip) when the broker or database is down."""
+    for name, port in (('RabbitMQ', 5672), ('MariaDB', 3306)):
+        try:
+            socket.create_connection(('127.0.0.1', port), timeout=3).close()
+        except OSError as exc:
+            raise ServiceUnavailable(
+                '%s is not reachable on 127.0.0.1:%d (%s); .ci/run starts '
+                'it' % (name, port, exc))
+
+
+def sql(statement, database=None):
+    cmd = DB_ADMIN + (['-D', database] if database else []) + \
+        ['--batch', '--skip-column-names', '-e', statement]
+    return subprocess.run(cmd, check=True, capture_output=True,
+                          text=True).stdout
+
+
+def rabbitmqctl(*argv, check=True):
+    return subprocess.run(['rabbitmqctl', '-q'] + list(argv), check=check,
+                          capture_output=True, text=True, timeout=120)
+
+
+def write_file(path, data, mode=0o644):
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with open(path, 'wb') as f:
+        f.write(data if isinstance(data, bytes) else data.encode())
+    os.chmod(path, mode)
+
+
+def make_controller_tree(root):
+    """A controller: nova, glance, keystone, cinder, swift."""
+    for svc in ('nova', 'glance', 'keystone', 'cinder', 'swift'):
+        write_file(os.path.join(root, 'etc', svc, '%s.conf' % svc),
+                   '[DEFAULT]\ndebug = False\n[database]\nconnection = '
+                   'mysql+pymysql://%s:secret@db/%s\n' % (svc, svc), 0o640)
+        write_file(os.path.join(root, 'var/log', svc, '%s-api.log' % svc),
+                   ''.join('line %d of %s\n' % (i, svc)
+                           for i in range(2000)))
+        write_file(os.path.join(root, 'var/lib', svc, 'state'),
+                   os.urandom(4096), 0o600)
+    write_file(os.path.join(root, 'etc/nova/api-paste.ini'), '[pipeline]\n')
+    os.symlink('nova.conf', os.path.join(root, 'etc/nova/nova.conf.link'))
+    for i in range(3):
+        write_file(os.path.join(root, 'etc/keystone/fernet-keys', str(i)),
+                   os.urandom(32).hex(), 0o600)
+    write_file(os.path.join(root, 'var/lib/glance/images/img-1'),
+               os.urandom(100000))
+    for ring in ('account', 'container', 'object'):
+        write_file(os.path.join(root, 'etc/swift', '%s.ring.gz' % ring),
+                   os.urandom(2048))
+        write_file(os.path.join(root, 'etc/swift', '%s.builder' % ring),
+                   os.urandom(4096))
+
+
+def make_compute_tree(root):
+    """A compute node: nova only, with instance disks to exclude."""
+    write_file(os.path.join(root, 'etc/nova/nova.conf'),
+               '[DEFAULT]\ncompute_driver = libvirt.LibvirtDriver\n', 0o640)
+    write_file(os.path.join(root, 'var/lib/nova/instances/'
+                            '6f1c/disk'), os.urandom(200000))
+    write_file(os.path.join(root, 'var/lib/nova/keys/key'), 'k', 0o600)
+    write_file(os.path.join(root, 'var/log/nova/nova-compute.log'),
+               'started\n')
+
+
+class Fleet:
+    """Config, processes and CLI of one isolated osbackup deployment."""
+
+    def __init__(self, base_dir=None):
+        require_services()
+        self.id = uuid.uuid4().hex[:8]
+        self.dir = base_dir or tempfile.mkdtemp(prefix='osbackup-ft-')
+        self.exchange = 'osbackup_ft_%s' % self.id
+        self.catalogue_db = 'osbackup_ft_%s' % self.id
+        self.storage = os.path.join(self.dir, 'storage')
+        self.procs = {}
+        self.databases = []
+        # A vhost per fleet, as production should use one for osbackup:
+        # queue names derive from topics, not exchanges, so fleets sharing
+        # a vhost would consume each other's reports.
+        self.vhost = 'osbackup_ft_%s' % self.id
+        rabbitmqctl('add_vhost', self.vhost)
+        rabbitmqctl('set_permissions', '-p', self.vhost, RABBIT_USER,
+                    '.*', '.*', '.*')
+        self.transport_url = RABBIT_URL.rstrip('/') + '/' + self.vhost
+        sql('CREATE DATABASE %s' % self.catalogue_db)
+
+    # -- configuration -----------------------------------------------
+
+    def conf_path(self, name):
+        return os.path.join(self.dir, '%s.conf' % name)
+
+    def write_conf(self, name, host, sections=None):
+        base = {
+            'DEFAULT': {'host': host, 'transport_url': self.transport_url,
+                        'control_exchange': self.exchange,
+                        'state_path': os.path.join(self.dir, 'state', host),
+                        'debug': 'True',
+                        'log_file': os.path.join(self.dir, '%s.log' % name)},
+            'database': {'connection': DB_URL + self.catalogue_db},
+            'storage': {'local_path': self.storage},
+            'conductor': {'periodic_interval': '2', 'agent_down_time': '15'},
+            'agent': {'report_interval': '2', 'progress_interval': '1'},
+        }
+        for section, values in (sections or {}).items():
+            base.setdefault(section, {}).update(values)
+        with open(self.conf_path(name), 'w') as f:
+            for section, values in base.items():
+                f.write('[%s]\n' % section)
+                for key, value in values.items():
+                    f.write('%s = %s\n' % (key, value))
+        return self.conf_path(name)
+
+    def host(self, role):
+        return 'ft-%s-%s' % (role, self.id)
+
+    def node_root(self, role):
+        return os.path.join(self.dir, 'nodes', role)
+
+    # -- processes -----------------------------------------------------
+
+    def start(self, name, module, conf):
+        log = open(os.path.join(self.dir, '%s.out' % name), 'ab')
+        proc = subprocess.Popen(
+            [sys.executable, '-m', module, '--config-file', conf],
+            stdout=log, stderr=subprocess.STDOUT)
+        self.procs[name] = proc
+        return proc
+
+    def start_conductor(self, name='conductor', sections=None):
+        conf = self.write_conf(name, self.host(name), sections)
+        self.manage('db', 'sync', conf=conf)
+        return self.start(name, 'osbackup.cmd.conductor', conf)
+
+    def start_agent(self, role, sections=None):
+        sections = dict(sections or {})
+        sections.setdefault('agent', {})
+        sections['agent'] = dict(sections['agent'],
+                                 root_path=self.node_root(role))
+        conf = self.write_conf(role, self.host(role), sections)
+        return self.start(role, 'osbackup.cmd.agent', conf)
+
+    def stop(self, name, sig=signal.SIGTERM, timeout=20):
+        proc = self.procs.pop(name)
+        if proc.poll() is None:
+            proc.send_signal(sig)
+        try:
+            return proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+            raise AssertionError('%s did not stop within %d s after %s'
+                                 % (name, timeout, sig))
+
+    def log(self, name):
+        with open(os.path.join(self.dir, '%s.out' % name), 'rb') as f:
+            out = f.read().decode(errors='replace')
+        try:
+            with open(os.path.join(self.dir, '%s.log' % name)) as f:
+                out += f.read()
+        except FileNotFoundError:
+            pass
+        return out
+
+    # -- CLI -----------------------------------------------------------
+
+    def manage(self, *argv, conf=None, check=True, timeout=300):
+        cmd = [sys.executable, '-m', 'osbackup.cmd.manage', '--config-file',
+               conf or self.conf_path('conductor')] + list(argv)
+        proc = subprocess.run(cmd, capture_output=True, text=True,
+                              timeout=timeout)
+        if check and proc.returncode != 0:
+            raise AssertionError('%s exited %d\nstdout: %s\nstderr: %s'
+                                 % (' '.join(argv), proc.returncode,
+                                    proc.stdout, proc.stderr))
+        return proc
+
+    def manage_json(self, *argv, **kw):
+        proc = self.manage(*argv, '--format', 'json', **kw)
+        return json.loads(proc.stdout), proc
+
+    def wait_for_agents(self, hosts, timeout=60):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            agents, _ = self.manage_json('agent', 'list')
+            up = {a['host'] for a in agents if a['state'] == 'up'}
+            if set(hosts) <= up:
+                return agents
+            time.sleep(0.5)
+        raise AssertionError('agents %s not up after %d s; logs:\n%s'
+                             % (hosts, timeout, '\n'.join(
+                                 self.log(n)[-3000:] for n in self.procs)))
+
+    # -- databases -----------------------------------------------------
+
+    def create_database(self, suffix, tables):
+        name = 'ft%s_%s' % (self.id, suffix)
+        sql('CREATE DATABASE %s' % name)
+        self.databases.append(name)
+        for table, rows in tables.items():
+            sql('CREATE TABLE %s (id INT PRIMARY KEY, name VARCHAR(64), '
+                'data BLOB) ENGINE=InnoDB' % table, name)
+            values = ','.join("(%d, 'row-%d', X'%s')"
+                              % (i, i, os.urandom(16).hex())
+                              for i in range(rows))
+            sql('INSERT INTO %s VALUES %s' % (table, values), name)
+        return name
+
+    def checksums(self, database):
+        tables = sql('SHOW TABLES', database).split()
+        return {t: sql('CHECKSUM TABLE %s' % t, database).split()[-1]
+                for t in tables}
+
+    # -- teardown --------------------------------------------------------
+
+    def cleanup(self):
+        for name in list(self.procs):
+            try:
+                self.stop(name)
+            except AssertionError:
+                pass
+        for db in self.databases + [self.catalogue_db]:
+            sql('DROP DATABASE IF EXISTS %s' % db)
+        # Deleting the vhost deletes its queues, which oslo.messaging
+        # never removes by itself.
+        rabbitmqctl('delete_vhost', self.vhost, check=False)
+        shutil.rmtree(self.dir, ignore_errors=True)

@@ -1,0 +1,90 @@
+"""Restore plans computed from a backup record and agent heartbeats."""
+
+from osbackup.conductor import restore_plan
+from osbackup import exception
+from osbackup.tests import base
+
+
+def _art(host, service, name, kind='files', paths=None, status='available'):
+    return {'id': hash((host, name)) % 1000, 'host': host,
+            'service': service, 'name': name, 'kind': kind,
+            'location': '/s/%s/%s' % (host, name), 'sha256': 'a' * 64,
+            'size': 1, 'status': status,
+            'meta': {'paths': paths or []}}
+
+
+BACKUP = {'id': 5, 'artifacts': [
+    _art('ctl', 'nova', 'nova', paths=['etc/nova', 'var/lib/nova']),
+    _art('ctl', 'keystone', 'keystone', paths=['etc/keystone']),
+    _art('cmp', 'nova', 'nova', paths=['etc/nova']),
+    _art('ctl', 'mysql', 'nova', kind='sql'),
+    _art('ctl', 'mysql', 'keystone', kind='sql'),
+    _art('ctl', 'mysql', 'osbackup', kind='sql'),
+    _art('ctl', 'glance', 'glance', status='skipped'),
+]}
+AGENTS = {
+    'ctl': {'info': {'units': {'nova': ['nova-api', 'nova-conductor'],
+                               'keystone': ['apache2']}}},
+    'cmp': {'info': {'units': {'nova': ['nova-compute']}}},
+}
+
+
+class RestorePlanTest(base.TestCase):
+
+    def setUp(self):
+        super().setUp()
+        self.flags(connection='mysql+pymysql://u:p@db/osbackup',
+                   group='database')
+
+    def test_full_plan_orders_phases_and_skips_catalogue(self):
+        plan = restore_plan.build(self.cfg.conf, BACKUP, AGENTS, [], [])
+        ctl = plan['hosts']['ctl']
+        self.assertEqual(['keystone', 'nova'],
+                         sorted(d['database'] for d in ctl['databases']))
+        self.assertEqual([{'host': 'ctl', 'target': 'osbackup',
+                           'reason': "osbackup's own catalogue is never "
+                                     "overwritten by a restore"}],
+                         plan['skipped'])
+        self.assertEqual(['apache2', 'nova-api', 'nova-conductor'],
+                         sorted(ctl['units']))
+        self.assertEqual(['nova-compute'], plan['hosts']['cmp']['units'])
+        steps = restore_plan.steps(plan)
+        phases = [s['phase'] for s in steps if s['action'] != 'skip']
+        order = [restore_plan.PHASES.index(p) for p in phases]
+        self.assertEqual(sorted(order), order)
+        stops = [s for s in steps if s['action'] == 'stop']
+        loads = [s for s in steps if s['action'] == 'load']
+        self.assertLess(steps.index(stops[-1]), steps.index(loads[0]))
+        self.assertIn({'host': 'ctl', 'phase': 'replace',
+                       'action': 'replace', 'target': '/etc/nova',
+                       'status': 'PLANNED'}, steps)
+
+    def test_service_brings_its_databases_and_stops_everywhere(self):
+        plan = restore_plan.build(self.cfg.conf, BACKUP, AGENTS, [],
+                                  ['nova'])
+        ctl = plan['hosts']['ctl']
+        self.assertEqual(['nova'], [d['database'] for d in ctl['databases']])
+        self.assertEqual(['nova'], [f['service'] for f in ctl['files']])
+        self.assertEqual(['nova-compute'], plan['hosts']['cmp']['units'])
+        self.assertNotIn('apache2', ctl['units'])
+
+    def test_keystone_database_stops_keystone_units(self):
+        plan = restore_plan.build(self.cfg.conf, BACKUP, AGENTS, ['ctl'],
+                                  ['mysql'])
+        ctl = plan['hosts']['ctl']
+        self.assertEqual([], ctl['files'])
+        self.assertEqual(['keystone', 'nova'],
+                         sorted(d['database'] for d in ctl['databases']))
+        self.assertEqual(['apache2', 'nova-api', 'nova-conductor'],
+                         sorted(ctl['units']))
+        self.assertNotIn('cmp', plan['hosts'])
+
+    def test_unknown_selection_is_refused(self):
+        self.assertRaises(exception.InvalidInput, restore_plan.build,
+                          self.cfg.conf, BACKUP, AGENTS, ['nohost'], [])
+        self.assertRaises(exception.InvalidInput, restore_plan.build,
+                          self.cfg.conf, BACKUP, AGENTS, [], ['glance'])
+        err = self.assertRaises(exception.InvalidInput, restore_plan.build,
+                                self.cfg.conf, BACKUP, AGENTS, ['cmp'],
+                                ['keystone'])
+        self.assertIn('Nothing to restore', err.message)

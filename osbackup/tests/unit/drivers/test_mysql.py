@@ -1,0 +1,535 @@
+"""Tests of the mysql driver against fake mysqldump and mysql clients."""
+
+import io
+import json
+import os
+import stat
+import sys
+import time
+from unittest import mock
+
+import fixtures
+import zstandard
+
+from osbackup.drivers import base
+from osbackup.drivers import mysql
+from osbackup import exception
+from osbackup.storage import local
+from osbackup import streams
+from osbackup.tests import base as test_base
+
+PASSWORD = 's3cr3t-Pw"x'
+
+# Prints a MariaDB 10.11 style dump of the databases on its command line,
+# a copy of it to dump.sql, and its argv, option file and environment to
+# mysqldump.json. FAKE_MYSQLDUMP_MODE: fail, hang, notrailer or warn.
+FAKE_MYSQLDUMP = r'''
+import io
+import json
+import os
+import sys
+import time
+
+state = os.environ['FAKE_MYSQL_DIR']
+with open(sys.argv[1].split('=', 1)[1]) as f:
+    defaults = f.read()
+with open(os.path.join(state, 'mysqldump.json'), 'w') as f:
+    json.dump({'argv': sys.argv, 'defaults': defaults,
+               'env': dict(os.environ)}, f)
+mode = os.environ.get('FAKE_MYSQLDUMP_MODE', '')
+dbs = sys.argv[sys.argv.index('--databases') + 1:]
+copy = open(os.path.join(state, 'dump.sql'), 'w')
+
+
+def emit(text):
+    sys.stdout.write(text)
+    copy.write(text)
+
+
+emit("""/*M!999999\\- enable the sandbox mode */
+-- MariaDB dump 10.19  Distrib 10.11.6-MariaDB, for debian-linux-gnu (x86_64)
+--
+-- Host: localhost    Database: %s
+-- ------------------------------------------------------
+-- Server version\t10.11.6-MariaDB-0+deb12u2
+
+/*!40101 SET @OLD_CHARACTER_SET_CLIENT=@@CHARACTER_SET_CLIENT */;
+/*!40101 SET NAMES utf8mb4 */;
+/*!40103 SET @OLD_TIME_ZONE=@@TIME_ZONE */;
+/*!40103 SET TIME_ZONE='+00:00' */;
+/*!40014 SET @OLD_UNIQUE_CHECKS=@@UNIQUE_CHECKS, UNIQUE_CHECKS=0 */;
+/*!40101 SET @OLD_SQL_MODE=@@SQL_MODE, SQL_MODE='NO_AUTO_VALUE_ON_ZERO' */;
+/*!40111 SET @OLD_SQL_NOTES=@@SQL_NOTES, SQL_NOTES=0 */;
+""" % dbs[0])
+if '--master-data=2' in sys.argv:
+    emit("""
+--
+-- Position to start replication or point-in-time recovery from
+--
+
+-- CHANGE MASTER TO MASTER_LOG_FILE='mysql-bin.000042', MASTER_LOG_POS=1337;
+
+-- A corresponding to the above master-data CHANGE-MASTER settings to the \
+slave gtid state is printed as comments later in the file.
+""")
+for db in dbs:
+    table = {'nova': 'instances', 'mysql': 'global_priv'}.get(db, 'project')
+    emit("""
+--
+-- Current Database: `%(db)s`
+--
+
+CREATE DATABASE /*!32312 IF NOT EXISTS*/ `%(db)s`;
+
+USE `%(db)s`;
+
+DROP TABLE IF EXISTS `%(t)s`;
+CREATE TABLE `%(t)s` (
+  `id` int(11) NOT NULL,
+  `name` varchar(255) DEFAULT NULL,
+  PRIMARY KEY (`id`)
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb3 COLLATE=utf8mb3_general_ci;
+
+LOCK TABLES `%(t)s` WRITE;
+/*!40000 ALTER TABLE `%(t)s` DISABLE KEYS */;
+INSERT INTO `%(t)s` VALUES (1,'%(db)s-row-1'),
+(2,'%(long)s'),
+(3,'\\n-- Current Database: `keystone`\\n');
+/*!40000 ALTER TABLE `%(t)s` ENABLE KEYS */;
+UNLOCK TABLES;
+""" % {'db': db, 't': table, 'long': db * 80})
+    if db == 'nova' and os.environ.get('FAKE_BIG'):
+        emit("INSERT INTO `%s` VALUES (4,'%s');\n" % (table, 'x' * 3000000))
+    if db == 'mysql':
+        emit('\n--\n-- Flush Grant Tables\n--\n\n/*! FLUSH PRIVILEGES */;\n')
+    if mode == 'hang':
+        sys.stdout.flush()
+        time.sleep(60)
+    if mode == 'fail':
+        sys.stdout.flush()
+        sys.stderr.write('mysqldump: Error 2013: Lost connection to server '
+                         'during query when dumping table `%s`\n' % table)
+        sys.exit(2)
+for db in dbs:
+    emit('\n--\n-- Current Database: `%s`\n--\n\nUSE `%s`;\n' % (db, db))
+if '--master-data=2' in sys.argv:
+    emit("""
+-- The deferred gtid setting for slave corresponding to the master-data \
+CHANGE-MASTER follows
+
+-- Preferably use GTID to start replication from GTID position:
+
+-- SET GLOBAL gtid_slave_pos='0-1-99';
+""")
+emit("""/*!40103 SET TIME_ZONE=@OLD_TIME_ZONE */;
+
+/*!40101 SET SQL_MODE=@OLD_SQL_MODE */;
+/*!40014 SET UNIQUE_CHECKS=@OLD_UNIQUE_CHECKS */;
+/*!40101 SET CHARACTER_SET_CLIENT=@OLD_CHARACTER_SET_CLIENT */;
+/*!40111 SET SQL_NOTES=@OLD_SQL_NOTES */;
+""")
+if mode != 'notrailer':
+    emit('\n-- Dump completed on 2024-05-01 12:00:00\n')
+if mode == 'warn':
+    sys.stderr.write('mysqldump: Warning: skipping table mysql.event\n')
+'''
+
+# Answers SHOW DATABASES and SELECT @@log_bin from the environment, saves
+# its stdin to mysql.stdin otherwise; appends each call to mysql.calls.
+FAKE_MYSQL = r'''
+import io
+import json
+import os
+import sys
+
+state = os.environ['FAKE_MYSQL_DIR']
+with open(sys.argv[1].split('=', 1)[1]) as f:
+    defaults = f.read()
+with open(os.path.join(state, 'mysql.calls'), 'a') as f:
+    f.write(json.dumps({'argv': sys.argv, 'defaults': defaults,
+                        'env': dict(os.environ)}) + '\n')
+if '-e' in sys.argv:
+    sql = sys.argv[sys.argv.index('-e') + 1]
+    if sql == 'SHOW DATABASES':
+        print(os.environ['FAKE_DATABASES'].replace(',', '\n'))
+    elif sql == 'SELECT @@log_bin':
+        print(os.environ.get('FAKE_LOG_BIN', '0'))
+    else:
+        sys.exit('ERROR 1064 (42000): unexpected query')
+else:
+    data = sys.stdin.buffer.read()
+    with open(os.path.join(state, 'mysql.stdin'), 'wb') as f:
+        f.write(data)
+    if os.environ.get('FAKE_MYSQL_FAIL'):
+        sys.exit("ERROR 1050 (42S01) at line 12: Table 'x' already exists")
+'''
+
+
+def reference_split(text):
+    """Split a whole dump in memory, the obvious way, to compare with."""
+    lines = text.splitlines(keepends=True)
+    markers = [i for i, line in enumerate(lines)
+               if line.startswith('-- Current Database: `')]
+    end = len(lines)
+    while end and (not lines[end - 1].strip() or
+                   '@OLD_' in lines[end - 1] or
+                   lines[end - 1].startswith('-- Dump completed')):
+        end -= 1
+    header, footer = ''.join(lines[:markers[0]]), ''.join(lines[end:])
+    dumps = {}
+    bounds = markers + [end]
+    for start, stop in zip(bounds, bounds[1:]):
+        db = lines[start].split('`')[1]
+        dumps[db] = dumps.get(db, header) + ''.join(lines[start:stop])
+    return {db: body + footer for db, body in dumps.items()}
+
+
+class MySQLDriverTestCase(test_base.TestCase):
+
+    def setUp(self):
+        super().setUp()
+        self.fake_dir = self.useFixture(fixtures.TempDir()).path
+        self.store_dir = self.useFixture(fixtures.TempDir()).path
+        paths = {}
+        for name, script in (('mysqldump', FAKE_MYSQLDUMP),
+                             ('mysql', FAKE_MYSQL)):
+            paths[name] = os.path.join(self.fake_dir, name)
+            with open(paths[name], 'w') as f:
+                f.write('#!%s\n%s' % (sys.executable, script))
+            os.chmod(paths[name], stat.S_IRWXU)
+        self.flags(group='mysql', mysqldump_path=paths['mysqldump'],
+                   mysql_path=paths['mysql'], password=PASSWORD,
+                   databases=['nova', 'keystone', 'mysql'])
+        for var, value in (('FAKE_MYSQL_DIR', self.fake_dir),
+                           ('FAKE_DATABASES', 'information_schema,keystone,'
+                            'mysql,nova,performance_schema,sys')):
+            self.useFixture(fixtures.EnvironmentVariable(var, value))
+        self.storage = local.LocalStorage(test_base.CONF,
+                                          path=self.store_dir)
+        self.progress = []
+        self.ctx = base.TaskContext(
+            task_id='t1', backup_id='b1', host='ctl1', service='mysql',
+            storage=self.storage,
+            progress=lambda n, f: self.progress.append(n))
+        self.driver = mysql.MySQLDriver(test_base.CONF)
+
+    def env(self, **variables):
+        for var, value in variables.items():
+            self.useFixture(fixtures.EnvironmentVariable(var, value))
+
+    def record(self, name):
+        with open(os.path.join(self.fake_dir, name)) as f:
+            if name.endswith('.calls'):
+                return [json.loads(line) for line in f]
+            return json.load(f) if name.endswith('.json') else f.read()
+
+    def stored_files(self):
+        return sorted(os.path.join(d, n) for d, _, names
+                      in os.walk(self.store_dir) for n in names)
+
+    def read_artifact(self, location):
+        with open(location, 'rb') as f:
+            return zstandard.ZstdDecompressor().stream_reader(f).read()
+
+    def check_backup(self, binlog=None):
+        artifacts = self.driver.backup(self.ctx)
+        dump = self.record('dump.sql')
+        expected = reference_split(dump)
+        self.assertEqual(['nova', 'keystone', 'mysql'],
+                         [a.name for a in artifacts])
+        self.assertEqual(sorted(a.location for a in artifacts),
+                         self.stored_files())
+        for art in artifacts:
+            self.assertEqual('sql', art.kind)
+            self.assertEqual(self.ctx.key(art.name, '.sql.zst'),
+                             os.path.relpath(art.location, self.store_dir))
+            with open(art.location, 'rb') as f:
+                self.assertEqual((art.sha256, art.size),
+                                 streams.file_sha256(f))
+            text = self.read_artifact(art.location).decode()
+            self.assertEqual(expected[art.name], text)
+            self.assertEqual({'database': art.name, 'binlog': binlog,
+                              'uncompressed_size': len(text)}, art.meta)
+        self.assertEqual(len(dump), sum(self.progress))
+        return artifacts, expected
+
+    def test_one_artifact_per_database(self):
+        _artifacts, expected = self.check_backup()
+        nova = expected['nova']
+        self.assertTrue(nova.startswith('/*M!999999'))
+        self.assertIn('INSERT INTO `instances` VALUES (1,', nova)
+        self.assertNotIn('`project`', nova)
+        self.assertNotIn('FLUSH PRIVILEGES', nova)
+        self.assertIn('FLUSH PRIVILEGES', expected['mysql'])
+        for text in expected.values():
+            self.assertTrue(text.endswith(
+                '@OLD_SQL_NOTES */;\n\n-- Dump completed on '
+                '2024-05-01 12:00:00\n'))
+        self.assertEqual([], self.ctx.warnings)
+
+    def test_long_lines_and_chunk_boundaries(self):
+        self.env(FAKE_BIG='1')
+        self.check_backup()
+        self.env(FAKE_BIG=None)
+        for chunk, max_line in ((7, 128), (4096, 100), (1, 70)):
+            with mock.patch.object(mysql, 'CHUNK', chunk), \
+                    mock.patch.object(mysql, 'MAX_LINE', max_line):
+                self.progress.clear()
+                for art in self.check_backup()[0]:
+                    self.storage.delete(art.location)
+
+    def test_credentials_only_in_option_file(self):
+        self.driver.backup(self.ctx)
+        calls = [self.record('mysqldump.json')] + self.record('mysql.calls')
+        self.assertEqual(3, len(calls))
+        for call in calls:
+            self.assertEqual('[client]\nuser="root"\n'
+                             'password="s3cr3t-Pw\\"x"\n'
+                             'host="localhost"\nport="3306"\n',
+                             call['defaults'])
+            self.assertRegex(call['argv'][1],
+                             r'^--defaults-extra-file=/dev/fd/\d+$')
+            self.assertNotIn('s3cr3t', ' '.join(call['argv']))
+            self.assertNotIn('s3cr3t', json.dumps(call['env']))
+        self.assertEqual(
+            ['--single-transaction', '--quick', '--routines', '--events',
+             '--triggers', '--hex-blob', '--flush-privileges',
+             '--databases', 'nova', 'keystone', 'mysql'],
+            calls[0]['argv'][2:])
+        self.assertEqual(['--batch', '--skip-column-names', '-e',
+                          'SHOW DATABASES'], calls[1]['argv'][2:])
+
+    def test_socket_in_option_file(self):
+        self.flags(group='mysql', socket='/run/my sock', host='db1')
+        self.assertEqual(['nova'], self.driver.list_databases()[3:4])
+        self.assertEqual('[client]\nuser="root"\npassword="s3cr3t-Pw\\"x"\n'
+                         'host="localhost"\nport="3306"\n'
+                         'socket="/run/my sock"\n',
+                         self.record('mysql.calls')[0]['defaults'])
+
+    def test_default_databases(self):
+        self.flags(group='mysql', databases=[])
+        artifacts = self.driver.backup(self.ctx)
+        self.assertEqual(['keystone', 'mysql', 'nova'],
+                         [a.name for a in artifacts])
+
+    def test_missing_database(self):
+        self.flags(group='mysql', databases=['nova', 'glance'])
+        exc = self.assertRaises(exception.DumpFailed,
+                                self.driver.backup, self.ctx)
+        self.assertIn('glance', exc.message)
+        self.assertFalse(os.path.exists(
+            os.path.join(self.fake_dir, 'mysqldump.json')))
+
+    def assertDumpFails(self, *words):
+        exc = self.assertRaises(exception.DumpFailed,
+                                self.driver.backup, self.ctx)
+        for word in words:
+            self.assertIn(word, exc.message)
+        self.assertEqual([], self.stored_files())
+        return exc
+
+    def test_mysqldump_fails_midway(self):
+        self.env(FAKE_MYSQLDUMP_MODE='fail')
+        self.assertDumpFails('status 2', 'Lost connection to server')
+
+    def test_missing_trailer(self):
+        self.env(FAKE_MYSQLDUMP_MODE='notrailer')
+        self.assertDumpFails('trailer')
+
+    def test_mysqldump_missing(self):
+        self.flags(group='mysql', mysqldump_path='/nonexistent/mysqldump')
+        self.assertDumpFails('/nonexistent/mysqldump')
+
+    def test_warning_is_kept(self):
+        self.env(FAKE_MYSQLDUMP_MODE='warn')
+        self.assertEqual(3, len(self.driver.backup(self.ctx)))
+        self.assertEqual(['mysqldump: mysqldump: Warning: skipping table '
+                          'mysql.event'], self.ctx.warnings)
+
+    def test_storage_full(self):
+        real_write = local.LocalWriter.write
+        calls = []
+
+        def write(writer, data):
+            calls.append(data)
+            if len(calls) > 1:
+                raise exception.InsufficientSpace('No space left')
+            return real_write(writer, data)
+
+        self.useFixture(fixtures.MockPatchObject(local.LocalWriter, 'write',
+                                                 write))
+        self.assertRaises(exception.InsufficientSpace,
+                          self.driver.backup, self.ctx)
+        self.assertEqual([], self.stored_files())
+
+    def test_cancelled(self):
+        class Cancelled(exception.OsbackupError):
+            pass
+
+        def progress(nbytes, nfiles):
+            if not nbytes:      # called while mysqldump is silent
+                raise Cancelled('stopping')
+
+        self.ctx.progress = progress
+        self.env(FAKE_MYSQLDUMP_MODE='hang')
+        started = time.monotonic()
+        self.assertRaises(Cancelled, self.driver.backup, self.ctx)
+        self.assertLess(time.monotonic() - started, 30)
+        self.assertEqual([], self.stored_files())
+
+    def test_commit_failure_removes_committed(self):
+        real_commit = local.LocalWriter.commit
+
+        def commit(writer):
+            if 'keystone' in writer.final_path:
+                raise exception.StorageError('rename failed')
+            return real_commit(writer)
+
+        self.useFixture(fixtures.MockPatchObject(local.LocalWriter,
+                                                 'commit', commit))
+        self.assertRaises(exception.StorageError,
+                          self.driver.backup, self.ctx)
+        self.assertEqual([], self.stored_files())
+
+    def test_binlog_position(self):
+        self.env(FAKE_LOG_BIN='1')
+        _artifacts, expected = self.check_backup(binlog={
+            'file': 'mysql-bin.000042', 'position': 1337, 'gtid': '0-1-99'})
+        self.assertIn('--master-data=2', self.record('mysqldump.json')['argv'])
+        for text in expected.values():
+            self.assertIn("-- CHANGE MASTER TO MASTER_LOG_FILE='mysql", text)
+        self.assertIn("gtid_slave_pos='0-1-99'", expected['mysql'])
+        self.assertEqual([], self.ctx.warnings)
+
+    def test_false_footer_stays_in_section(self):
+        out = {}
+        splitter = mysql._Splitter(
+            lambda name: out.setdefault(name, io.BytesIO()))
+        dump = (b'/*!40101 SET @OLD_SQL_MODE=@@SQL_MODE */;\n--\n'
+                b'-- Current Database: `a``b`\n'
+                b'/*!40101 SET SQL_MODE=@OLD_SQL_MODE */;\n\n'
+                b'-- Dump completed on 1\nSELECT 1;\n'
+                b'/*!40101 SET SQL_MODE=@OLD_SQL_MODE */;\n\n'
+                b'-- Dump completed on 2')
+        for i in range(len(dump)):
+            splitter.feed(dump[i:i + 1])
+        splitter.finish()
+        self.assertEqual({'a`b': dump},
+                         {k: v.getvalue() for k, v in out.items()})
+        self.assertTrue(splitter.completed)
+
+    def split(self, *chunks):
+        out = {}
+        splitter = mysql._Splitter(
+            lambda name: out.setdefault(name, io.BytesIO()))
+        for chunk in chunks:
+            splitter.feed(chunk)
+        return splitter, out
+
+    def test_long_line_streams_through(self):
+        self.useFixture(fixtures.MockPatchObject(mysql, 'MAX_LINE', 16))
+        splitter, out = self.split(
+            b'-- Current Database: `a`\nINSERT ', b'x' * 20)
+        self.assertEqual(b'-- Current Database: `a`\nINSERT ' + b'x' * 20,
+                         out['a'].getvalue())
+        splitter.feed(b'-- Current Database: `b`\n')
+        splitter.feed(b'-- Dump completed')
+        splitter.finish()
+        self.assertEqual(['a'], list(out))
+        self.assertTrue(out['a'].getvalue().endswith(
+            b'`b`\n-- Dump completed'))
+        self.assertTrue(splitter.completed)
+
+    def test_trailer_then_more_is_incomplete(self):
+        splitter, out = self.split(b'-- Current Database: `a`\n',
+                                   b'-- Dump completed on 1\nSELECT 1;\n')
+        splitter.finish()
+        self.assertFalse(splitter.completed)
+        self.assertEqual(b'-- Current Database: `a`\n-- Dump completed on '
+                         b'1\nSELECT 1;\n', out['a'].getvalue())
+
+    # -- load ----------------------------------------------------------
+
+    def test_load_pipes_sql_into_mysql(self):
+        art = self.driver.backup(self.ctx)[0]
+        self.driver.load(self.ctx, art.location, 'nova', art.sha256)
+        with open(os.path.join(self.fake_dir, 'mysql.stdin'), 'rb') as f:
+            self.assertEqual(self.read_artifact(art.location), f.read())
+        call = self.record('mysql.calls')[-1]
+        self.assertEqual(2, len(call['argv']))
+        self.assertIn('s3cr3t', call['defaults'])
+
+    def assertLoadRefused(self, location, database, sha256, words):
+        exc = self.assertRaises(exception.ArtifactCorrupt, self.driver.load,
+                                self.ctx, location, database, sha256)
+        self.assertIn(words, exc.message)
+        self.assertFalse(os.path.exists(
+            os.path.join(self.fake_dir, 'mysql.stdin')))
+
+    def test_load_refuses_corrupt_artifact(self):
+        art = self.driver.backup(self.ctx)[0]
+        with open(art.location, 'r+b') as f:
+            f.seek(art.size // 2)
+            byte = f.read(1)
+            f.seek(art.size // 2)
+            f.write(bytes([byte[0] ^ 1]))
+        self.assertLoadRefused(art.location, 'nova', art.sha256,
+                               'has sha256')
+
+    def test_load_refuses_other_database(self):
+        art = self.driver.backup(self.ctx)[0]
+        self.assertLoadRefused(art.location, 'keystone', art.sha256,
+                               'holds database(s) nova, expected keystone')
+
+    def test_load_refuses_truncated_dump(self):
+        writer = self.storage.open_writer('x/nova.sql.zst')
+        hw = streams.HashingWriter(writer)
+        with streams.compressor(hw) as comp:
+            comp.write(b'--\n-- Current Database: `nova`\n--\nUSE `nova`;\n')
+        location = writer.commit()
+        self.assertLoadRefused(location, 'nova', hw.sha256, 'trailer')
+
+    def test_load_refuses_non_dump(self):
+        for data, words in ((b'not zstd', 'is not a dump'),
+                            (zstandard.compress(b'SELECT 1;\n'), 'trailer')):
+            writer = self.storage.open_writer('x/nova.sql.zst')
+            writer.write(data)
+            sha256, _size = streams.file_sha256(io.BytesIO(data))
+            self.assertLoadRefused(writer.commit(), 'nova', sha256, words)
+
+    def test_load_failure(self):
+        self.env(FAKE_MYSQL_FAIL='1')
+        art = self.driver.backup(self.ctx)[0]
+        exc = self.assertRaises(exception.RestoreFailed, self.driver.load,
+                                self.ctx, art.location, 'nova', art.sha256)
+        self.assertIn("Table 'x' already exists", exc.message)
+
+    # -- facts ---------------------------------------------------------
+
+    def test_is_present(self):
+        procs = []
+        self.useFixture(fixtures.MockPatch(
+            'psutil.process_iter', side_effect=lambda attrs: iter(procs)))
+        self.flags(group='agent', root_path=self.fake_dir)
+        self.driver = mysql.MySQLDriver(test_base.CONF)
+        self.assertFalse(self.driver.is_present())
+        procs.append(mock.Mock(info={'name': 'mariadbd'}))
+        self.assertTrue(self.driver.is_present())
+        procs.clear()
+        self.flags(group='mysql', host='db.example.org')
+        self.assertTrue(self.driver.is_present())
+        self.flags(group='mysql', host='127.0.0.1', socket='/run/m.sock')
+        self.assertTrue(self.driver.is_present())
+        self.flags(group='mysql', socket=None)
+        os.makedirs(os.path.join(self.fake_dir, 'var/lib/mysql/mysql'))
+        self.assertTrue(self.driver.is_present())
+        self.flags(group='mysql', mysqldump_path='/nonexistent/mysqldump')
+        self.assertFalse(self.driver.is_present())
+
+    def test_describe(self):
+        self.assertEqual({'databases': ['keystone', 'mysql', 'nova']},
+                         self.driver.describe())
+        self.flags(group='mysql', mysql_path='/nonexistent/mysql')
+        self.assertEqual({}, self.driver.describe())
+        self.assertEqual([], self.driver.units())
