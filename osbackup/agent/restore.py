@@ -29,9 +29,7 @@ from osbackup import streams
 
 LOG = logging.getLogger(__name__)
 
-# How long a unit may take to report active after a start.
-CHECK_TIMEOUT = 30
-CHECK_INTERVAL = 1
+CHECK_INTERVAL = 0.5
 
 
 class RestoreJournal:
@@ -40,7 +38,7 @@ class RestoreJournal:
     def __init__(self, directory, restore_id):
         self.path = os.path.join(directory, '%d.json' % int(restore_id))
         self.data = {'staged': {}, 'replaced': {}, 'stopped': [],
-                     'loaded': []}
+                     'loaded': [], 'keep': {}, 'carried': []}
         with contextlib.suppress(FileNotFoundError):
             with open(self.path) as f:
                 self.data.update(json.load(f))
@@ -111,6 +109,10 @@ class RestoreWorker:
                                           'on %s' % self.host)
         return driver
 
+    def _shown(self, target):
+        """A target as the service path operators know (/etc/nova)."""
+        return '/' + os.path.relpath(target, self.conf.agent.root_path)
+
     @staticmethod
     def _staging(target, restore_id):
         return os.path.join(os.path.dirname(target), '.%s.osbackup-restore-%s'
@@ -162,14 +164,19 @@ class RestoreWorker:
                               'driver: %s' % (art['location'],
                                               item['service'],
                                               ', '.join(foreign)), steps)
+        excludes = ['/' + e for e in art['meta'].get('excludes', [])]
         targets = {}
         for path in item['paths']:
             target = os.path.join(self.conf.agent.root_path,
                                   path.lstrip('/'))
+            keep = [os.path.relpath(e, path) for e in excludes
+                    if e.startswith(path + '/')]
+            self._check_keep(steps, target, keep)
             staging = self._staging(target, restore_id)
             shutil.rmtree(staging, ignore_errors=True)
             os.makedirs(os.path.dirname(target), mode=0o755, exist_ok=True)
             journal.data['staged'][target] = staging
+            journal.data['keep'][target] = keep
             targets[path.lstrip('/')] = staging
         journal.save()
 
@@ -189,6 +196,21 @@ class RestoreWorker:
                     % (art['location'], reader.sha256, art['sha256']))
         self._run_steps(steps, 'verify', art['name'], unpack)
         steps.extend(_step(self.host, 'stage', p) for p in item['paths'])
+
+    def _check_keep(self, steps, target, keep):
+        """Excluded subtrees move into the new tree; mounts cannot."""
+        for rel in keep:
+            live = os.path.join(target, rel)
+            if os.path.isdir(live) and not os.path.islink(live) and \
+                    os.stat(live).st_dev != os.stat(target).st_dev:
+                steps.append(_step(self.host, 'stage', self._shown(target),
+                                   states.FAILED, '%s is a mount point'
+                                   % self._shown(live)))
+                raise PhaseFailed(
+                    '%s is a mount point inside %s: it cannot be carried '
+                    'over into the restored tree; restore other paths or '
+                    'unmount it first' % (self._shown(live),
+                                          self._shown(target)), steps)
 
     def stop(self, params, progress):
         journal = self._journal(params)
@@ -233,6 +255,16 @@ class RestoreWorker:
                 continue
 
             def swap():
+                # Subtrees the backup left out (instance disks, images)
+                # are not the backup's to replace: they move across.
+                for rel in journal.data['keep'].get(target, []):
+                    live = os.path.join(target, rel)
+                    if os.path.lexists(live):
+                        journal.data['carried'].append([target, rel])
+                        journal.save()
+                        moved = os.path.join(staging, rel)
+                        os.makedirs(os.path.dirname(moved), exist_ok=True)
+                        os.rename(live, moved)
                 orig = None
                 if os.path.lexists(target):
                     orig = '%s.orig-%s' % (target, stamp)
@@ -242,7 +274,7 @@ class RestoreWorker:
                     os.rename(target, orig)
                 os.rename(staging, target)
                 durable.fsync_dir(os.path.dirname(target))
-            self._run_steps(steps, 'replace', target, swap)
+            self._run_steps(steps, 'replace', self._shown(target), swap)
         return steps
 
     def start(self, params, progress):
@@ -260,18 +292,28 @@ class RestoreWorker:
         return steps
 
     def _wait_active(self, unit):
-        deadline = time.monotonic() + CHECK_TIMEOUT
-        while not self.units.is_active(unit):
-            if time.monotonic() > deadline:
+        timeout = self.conf.agent.unit_check_timeout
+        settle = self.conf.agent.unit_check_settle
+        deadline = time.monotonic() + timeout
+        active_since = None
+        while True:
+            now = time.monotonic()
+            if self.units.is_active(unit):
+                active_since = active_since or now
+                if now - active_since >= settle:
+                    return
+            else:
+                active_since = None
+            if now > deadline:
                 raise exception.ServiceControlError(
-                    '%s is not active %d s after its start'
-                    % (unit, CHECK_TIMEOUT))
+                    '%s did not stay active for %d s within %d s of its '
+                    'start' % (unit, settle, timeout))
             time.sleep(CHECK_INTERVAL)
 
     def finish(self, params, progress):
         """Forget the journal; the .orig trees stay for the operator."""
         journal = self._journal(params)
-        steps = [_step(self.host, 'keep', orig)
+        steps = [_step(self.host, 'keep', self._shown(orig))
                  for orig in sorted(filter(None, journal.data['replaced']
                                            .values()))]
         for entry in journal.data['loaded']:
@@ -294,16 +336,13 @@ class RestoreWorker:
             for unit in data['stopped']:
                 self._attempt(steps, 'stop', unit,
                               lambda: self.units.stop(unit))
+        for target, rel in data['carried']:
+            self._attempt(steps, 'carry_back',
+                          self._shown(os.path.join(target, rel)),
+                          lambda: self._carry_back(data, target, rel))
         for target, orig in sorted(replaced.items()):
-            def put_back():
-                if os.path.isdir(target) and not os.path.islink(target):
-                    shutil.rmtree(target)
-                elif os.path.lexists(target):
-                    os.unlink(target)
-                if orig:
-                    os.rename(orig, target)
-                durable.fsync_dir(os.path.dirname(target))
-            self._attempt(steps, 'put_back', target, put_back)
+            self._attempt(steps, 'put_back', self._shown(target),
+                          lambda: self._put_back(target, orig))
         for staging in data['staged'].values():
             shutil.rmtree(staging, ignore_errors=True)
         if data['loaded']:
@@ -329,6 +368,33 @@ class RestoreWorker:
                 self.storage.delete(entry['pre_restore']['location'])
         journal.remove()
         return steps
+
+    @staticmethod
+    def _swapped(target, orig):
+        """Whether the restored tree is the one at ``target`` now."""
+        return orig is None or os.path.lexists(orig)
+
+    def _carry_back(self, data, target, rel):
+        orig = data['replaced'].get(target, '')
+        swapped = target in data['replaced'] and \
+            self._swapped(target, orig) and \
+            not os.path.lexists(data['staged'][target])
+        here = os.path.join(target if swapped else data['staged'][target],
+                            rel)
+        home = os.path.join(orig if swapped and orig else target, rel)
+        if os.path.lexists(here) and not os.path.lexists(home):
+            os.rename(here, home)
+
+    def _put_back(self, target, orig):
+        if not self._swapped(target, orig):
+            return      # the old tree never left its place
+        if os.path.isdir(target) and not os.path.islink(target):
+            shutil.rmtree(target)
+        elif os.path.lexists(target):
+            os.unlink(target)
+        if orig:
+            os.rename(orig, target)
+        durable.fsync_dir(os.path.dirname(target))
 
     def _attempt(self, steps, action, target, func):
         try:

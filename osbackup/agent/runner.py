@@ -122,22 +122,27 @@ class TaskRunner:
         except exception.OsbackupError as exc:
             return self._finish(task, states.FAILED, {}, exc.message)
         try:
-            self.reporter.started(task)
-            status, result = self._handlers[task['kind']](task)
-            return self._finish(task, status, result,
-                                result.pop('error', None))
-        except exception.OsbackupError as exc:
-            LOG.error('Task %s (%s %s) failed: %s', task['id'],
-                      task['kind'], service, exc.message)
-            return self._finish(task, states.FAILED, {}, exc.message)
-        except Exception as exc:
-            LOG.exception('Task %s (%s %s) failed unexpectedly', task['id'],
-                          task['kind'], service)
-            return self._finish(task, states.FAILED, {},
-                                'unexpected error: %s' % exc)
+            status, result, error = self._execute(task)
         finally:
             with self._lock:
                 self._busy.discard(service)
+        # Reported only once the service is free again: the conductor may
+        # send the next task (a restore's next phase) the moment it hears.
+        return self._finish(task, status, result, error)
+
+    def _execute(self, task):
+        try:
+            self.reporter.started(task)
+            status, result = self._handlers[task['kind']](task)
+            return status, result, result.pop('error', None)
+        except exception.OsbackupError as exc:
+            LOG.error('Task %s (%s %s) failed: %s', task['id'],
+                      task['kind'], task['service'], exc.message)
+            return states.FAILED, {}, exc.message
+        except Exception as exc:
+            LOG.exception('Task %s (%s %s) failed unexpectedly', task['id'],
+                          task['kind'], task['service'])
+            return states.FAILED, {}, 'unexpected error: %s' % exc
 
     def _claim(self, service, task):
         with self._lock:

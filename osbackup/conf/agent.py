@@ -25,6 +25,15 @@ agent_opts = [
     cfg.IntOpt('max_parallel_tasks',
                default=2, min=1,
                help='Tasks (one service each) this agent runs at once.'),
+    cfg.IntOpt('unit_check_timeout',
+               default=30, min=1,
+               help='Seconds a restore waits for a started unit to become '
+                    'active before it rolls back.'),
+    cfg.IntOpt('unit_check_settle',
+               default=3, min=0,
+               help='Seconds a unit must stay active after a restore '
+                    'starts it: a daemon that dies on a bad restored '
+                    'config often looks active for a moment.'),
     cfg.IntOpt('nice',
                default=10, min=0, max=19,
                help='Scheduling niceness of the agent\'s work threads and '

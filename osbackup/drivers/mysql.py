@@ -66,6 +66,17 @@ def _quote(value) -> str:
     return '"%s"' % str(value).translate(_ESCAPES)
 
 
+def _error_lines(text: str) -> str:
+    """The client's ERROR lines, without the statement it may echo.
+
+    On a failed load the client can print the failing statement, which
+    holds table data; only its error lines go into reports.
+    """
+    errors = [line[:300] for line in text.splitlines()
+              if line.startswith('ERROR')]
+    return '; '.join(errors) if errors else '(no error message)'
+
+
 def _reraise(exc, error, message):
     """Keep the code of our own errors (and cancellations); wrap others."""
     if isinstance(exc, exception.OsbackupError) or not isinstance(
@@ -439,7 +450,7 @@ class MySQLDriver(base.ServiceDriver):
         if returncode != 0:
             raise exception.RestoreFailed(
                 'Loading database %s failed: mysql exited with status %d: %s'
-                % (database, returncode, stderr.text[:STDERR_SHOWN]))
+                % (database, returncode, _error_lines(stderr.text)))
 
     def verify(self, ctx: base.TaskContext, location: str, database: str,
                expected_sha256: str) -> None:

@@ -132,7 +132,8 @@ class Fleet:
             'database': {'connection': DB_URL + self.catalogue_db},
             'storage': {'local_path': self.storage},
             'conductor': {'periodic_interval': '2', 'agent_down_time': '15'},
-            'agent': {'report_interval': '2', 'progress_interval': '1'},
+            'agent': {'report_interval': '2', 'progress_interval': '1',
+                      'unit_check_timeout': '10', 'unit_check_settle': '1'},
         }
         for section, values in (sections or {}).items():
             base.setdefault(section, {}).update(values)
@@ -151,11 +152,12 @@ class Fleet:
 
     # -- processes -----------------------------------------------------
 
-    def start(self, name, module, conf):
+    def start(self, name, module, conf, env=None):
         log = open(os.path.join(self.dir, '%s.out' % name), 'ab')
         proc = subprocess.Popen(
             [sys.executable, '-m', module, '--config-file', conf],
-            stdout=log, stderr=subprocess.STDOUT)
+            stdout=log, stderr=subprocess.STDOUT,
+            env=dict(os.environ, **(env or {})))
         self.procs[name] = proc
         return proc
 
@@ -164,13 +166,45 @@ class Fleet:
         self.manage('db', 'sync', conf=conf)
         return self.start(name, 'osbackup.cmd.conductor', conf)
 
-    def start_agent(self, role, sections=None):
+    def start_agent(self, role, sections=None, env=None):
         sections = dict(sections or {})
         sections.setdefault('agent', {})
         sections['agent'] = dict(sections['agent'],
                                  root_path=self.node_root(role))
         conf = self.write_conf(role, self.host(role), sections)
-        return self.start(role, 'osbackup.cmd.agent', conf)
+        return self.start(role, 'osbackup.cmd.agent', conf, env)
+
+    def standin_sections(self, role, units):
+        """Run units as stand-in daemons through the command manager."""
+        script = os.path.join(os.path.dirname(os.path.abspath(__file__)),
+                              'standin.py')
+        base = '%s %s --dir %s --root %s' % (
+            sys.executable, script, self.units_dir(role),
+            self.node_root(role))
+        sections = {'DEFAULT': {'service_manager': 'command'},
+                    'service_command': {a: '%s %s {unit}' % (base, a)
+                                        for a in ('start', 'stop', 'status')}}
+        for service, names in units.items():
+            sections[service] = {'units': ','.join(names)}
+        return sections
+
+    def units_dir(self, role):
+        return os.path.join(self.dir, 'units', role)
+
+    def unit(self, role, action, unit):
+        """Run the stand-in control command; return its exit code."""
+        script = os.path.join(os.path.dirname(os.path.abspath(__file__)),
+                              'standin.py')
+        return subprocess.run(
+            [sys.executable, script, '--dir', self.units_dir(role), '--root',
+             self.node_root(role), action, unit]).returncode
+
+    def unit_events(self, role):
+        try:
+            with open(os.path.join(self.units_dir(role), 'events.log')) as f:
+                return [line.split() for line in f]
+        except FileNotFoundError:
+            return []
 
     def stop(self, name, sig=signal.SIGTERM, timeout=20):
         proc = self.procs.pop(name)
@@ -251,9 +285,22 @@ class Fleet:
                 self.stop(name)
             except AssertionError:
                 pass
+        self._kill_standins()
         for db in self.databases + [self.catalogue_db]:
             sql('DROP DATABASE IF EXISTS %s' % db)
         # Deleting the vhost deletes its queues, which oslo.messaging
         # never removes by itself.
         rabbitmqctl('delete_vhost', self.vhost, check=False)
-        shutil.rmtree(self.dir, ignore_errors=True)
+        if not os.environ.get('OSBACKUP_TEST_KEEP'):
+            shutil.rmtree(self.dir, ignore_errors=True)
+
+    def _kill_standins(self):
+        units = os.path.join(self.dir, 'units')
+        for dirpath, _dirs, files in os.walk(units):
+            for name in files:
+                if name.endswith('.pid'):
+                    try:
+                        with open(os.path.join(dirpath, name)) as f:
+                            os.kill(int(f.read()), signal.SIGKILL)
+                    except (OSError, ValueError):
+                        pass

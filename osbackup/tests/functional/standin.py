@@ -2,13 +2,15 @@
 
 ``standin.py --dir D --root R start|stop|status UNIT`` starts, stops or
 checks a small real process per unit and appends every start and stop to
-``D/events.log`` with a timestamp, so tests can tell when units ran. A
+``D/events.log`` with a timestamp and the sha256 of the unit's config file
+at that moment, so tests can tell what the unit saw when it ran. A
 started daemon reads its service's configuration under the node root and
 exits at once when it contains ``BROKEN``: a service that fails to start
 on a bad restored config.
 """
 
 import argparse
+import hashlib
 import os
 import signal
 import subprocess
@@ -40,9 +42,15 @@ def _alive(d, unit):
     return pid
 
 
-def _event(d, what, unit):
+def _event(d, root, what, unit):
+    """Log the action with a digest of the unit's config at that moment."""
+    try:
+        with open(_config(root, unit), 'rb') as f:
+            digest = hashlib.sha256(f.read()).hexdigest()
+    except FileNotFoundError:
+        digest = 'missing'
     with open(os.path.join(d, 'events.log'), 'a') as f:
-        f.write('%.6f %s %s\n' % (time.time(), what, unit))
+        f.write('%.6f %s %s %s\n' % (time.time(), what, unit, digest))
 
 
 def _config(root, unit):
@@ -83,7 +91,7 @@ def main(argv=None):
                 if not _alive(args.dir, args.unit):
                     break
                 time.sleep(0.05)
-        _event(args.dir, 'stop', args.unit)
+        _event(args.dir, args.root, 'stop', args.unit)
         return 0
     if pid:
         return 0
@@ -94,7 +102,7 @@ def main(argv=None):
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     with open(_pidfile(args.dir, args.unit), 'w') as f:
         f.write(str(child.pid))
-    _event(args.dir, 'start', args.unit)
+    _event(args.dir, args.root, 'start', args.unit)
     return 0
 
 

@@ -1,0 +1,331 @@
+"""Restore end to end on a real fleet, with stand-in daemons as units.
+
+Back up, damage the node trees and the databases, restore, and check the
+result byte for byte; then the failure cases: a corrupt artifact, a
+database load that fails half-way, a crafted archive escaping its target,
+and a service that does not start on the restored files. Each must leave
+the nodes as they were before the restore, with the units running.
+"""
+
+import hashlib
+import io
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tarfile
+
+import testtools
+import zstandard
+
+from osbackup.tests.functional import fleet as fleet_mod
+from osbackup.tests.functional import test_backup
+
+NOVA_TREES = ('etc/nova', 'var/lib/nova', 'var/log/nova')
+CTL_UNITS = {'nova': ['nova-api', 'nova-conductor'],
+             'keystone': ['keystone-api']}
+CMP_UNITS = {'nova': ['nova-compute']}
+
+
+def snapshot(fleet, role, name):
+    """Copy a node's tree aside, keeping modes, owners and mtimes."""
+    dest = os.path.join(fleet.dir, 'snap-%s-%s' % (role, name))
+    shutil.rmtree(dest, ignore_errors=True)
+    subprocess.run(['cp', '-a', fleet.node_root(role), dest], check=True)
+    return dest
+
+
+def origs(fleet, role):
+    found = []
+    for top in ('etc', 'var/lib', 'var/log'):
+        path = os.path.join(fleet.node_root(role), top)
+        found += [n for n in os.listdir(path) if '.orig-' in n]
+    return found
+
+
+class RestoreTest(testtools.TestCase):
+
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        cls.fleet = fleet = fleet_mod.Fleet()
+        try:
+            fleet_mod.make_controller_tree(fleet.node_root('ctl'))
+            fleet_mod.make_compute_tree(fleet.node_root('cmp'))
+            cls.nova_db = fleet.create_database(
+                'nova', {'instances': 400, 'services': 20})
+            cls.keystone_db = fleet.create_database('keystone',
+                                                    {'project': 30})
+            cls.fail_flag = os.path.join(fleet.dir, 'fail-load.flag')
+            wrapper = os.path.join(os.path.dirname(fleet_mod.__file__),
+                                   'mysql_wrapper.py')
+            fleet.start_conductor(sections={
+                'nova': {'databases': cls.nova_db},
+                'keystone': {'databases': cls.keystone_db}})
+            ctl = fleet.standin_sections('ctl', CTL_UNITS)
+            ctl['mysql'] = {'databases': '%s,%s' % (cls.nova_db,
+                                                    cls.keystone_db),
+                            'mysql_path': _wrapper_exe(fleet, wrapper)}
+            ctl['agent'] = {'drivers': 'mysql,nova,keystone'}
+            fleet.start_agent('ctl', ctl, env={
+                'OSBACKUP_FAIL_LOAD_FLAG': cls.fail_flag})
+            cmp = fleet.standin_sections('cmp', CMP_UNITS)
+            cmp['agent'] = {'drivers': 'nova'}
+            fleet.start_agent('cmp', cmp)
+            for role, units in (('ctl', CTL_UNITS), ('cmp', CMP_UNITS)):
+                for names in units.values():
+                    for unit in names:
+                        fleet.unit(role, 'start', unit)
+            fleet.wait_for_agents([fleet.host('ctl'), fleet.host('cmp')])
+        except Exception:
+            fleet.cleanup()
+            raise
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.fleet.cleanup()
+        super().tearDownClass()
+
+    def setUp(self):
+        super().setUp()
+        try:
+            os.unlink(self.fail_flag)
+        except FileNotFoundError:
+            pass
+
+    # -- helpers -------------------------------------------------------
+
+    def backup_nova(self):
+        backup, proc = self.fleet.manage_json(
+            'backup', 'create', '--service', 'nova', '--service', 'mysql',
+            '--wait')
+        self.assertEqual('SUCCEEDED', backup['status'], proc.stderr)
+        return backup
+
+    def restore(self, backup_id, *argv, expect='SUCCEEDED'):
+        restore, proc = self.fleet.manage_json(
+            'restore', 'create', str(backup_id), '--wait', *argv,
+            check=False)
+        self.assertEqual(expect, restore['status'],
+                         '%s\n%s' % (proc.stderr, restore))
+        self.assertEqual(0 if expect == 'SUCCEEDED' else 1, proc.returncode)
+        return restore
+
+    def artifact(self, backup, role, name):
+        host = self.fleet.host(role)
+        (art,) = [a for a in backup['artifacts']
+                  if a['host'] == host and a['name'] == name]
+        return art
+
+    def assert_units_running(self):
+        for role, units in (('ctl', CTL_UNITS), ('cmp', CMP_UNITS)):
+            for names in units.values():
+                for unit in names:
+                    self.assertEqual(0, self.fleet.unit(role, 'status', unit),
+                                     '%s on %s is not running' % (unit, role))
+
+    def assert_trees_equal(self, role, snap):
+        for top in NOVA_TREES:
+            src = os.path.join(snap, top)
+            dst = os.path.join(self.fleet.node_root(role), top)
+            if os.path.exists(src):
+                test_backup.assert_same_tree(self, src, dst)
+                test_backup.assert_same_tree(self, dst, src)
+
+    # -- tests ---------------------------------------------------------
+
+    def test_restore_brings_back_files_and_databases(self):
+        fleet = self.fleet
+        backup = self.backup_nova()
+        snaps = {r: snapshot(fleet, r, 'good') for r in ('ctl', 'cmp')}
+        sums = fleet.checksums(self.nova_db)
+        ctl = fleet.node_root('ctl')
+        # Damage: a dropped database, deleted, edited and new files.
+        fleet_mod.sql('DROP DATABASE %s' % self.nova_db)
+        os.unlink(os.path.join(ctl, 'etc/nova/api-paste.ini'))
+        with open(os.path.join(ctl, 'etc/nova/nova.conf'), 'a') as f:
+            f.write('damaged = true\n')
+        os.unlink(os.path.join(ctl, 'var/lib/nova/state'))
+        fleet_mod.write_file(os.path.join(ctl, 'var/lib/nova/junk'), 'x')
+        os.chmod(os.path.join(ctl, 'etc/nova/nova.conf'), 0o666)
+        os.unlink(os.path.join(fleet.node_root('cmp'), 'etc/nova/nova.conf'))
+        damaged_conf = _digest(os.path.join(ctl, 'etc/nova/nova.conf'))
+        events_before = len(fleet.unit_events('ctl'))
+
+        dry, _ = fleet.manage_json('restore', 'create', str(backup['id']),
+                                   '--service', 'nova', '--dry-run')
+        self.assertTrue(dry['dry_run'])
+        self.assertIn(('load', self.nova_db),
+                      [(s['action'], s['target']) for s in dry['steps']])
+        self.assertFalse(os.path.exists(
+            os.path.join(ctl, 'etc/nova/api-paste.ini')))
+
+        restore = self.restore(backup['id'], '--service', 'nova')
+        self.assertEqual(backup['id'], restore['backup_id'])
+        for role in ('ctl', 'cmp'):
+            self.assert_trees_equal(role, snaps[role])
+        self.assertEqual(sums, fleet.checksums(self.nova_db))
+        # The replaced trees are kept beside the restored ones.
+        self.assertEqual(['nova.orig-'] * 3,
+                         [n[:10] for n in origs(fleet, 'cmp')])
+        actions = [(s['host'], s['action'], s['target'], s['status'])
+                   for s in restore['steps']]
+        self.assertIn((fleet.host('ctl'), 'replace', '/etc/nova',
+                       'SUCCEEDED'), actions)
+        self.assertIn((fleet.host('ctl'), 'load', self.nova_db,
+                       'SUCCEEDED'), actions)
+        # Units stopped on the damaged files, started on the restored ones.
+        events = fleet.unit_events('ctl')[events_before:]
+        good_conf = _digest(os.path.join(snaps['ctl'], 'etc/nova/nova.conf'))
+        for unit in CTL_UNITS['nova']:
+            mine = [e for e in events if e[2] == unit]
+            self.assertEqual(['stop', 'start'], [e[1] for e in mine])
+            self.assertEqual(damaged_conf, mine[0][3])
+            self.assertEqual(good_conf, mine[1][3])
+        self.assertNotIn('keystone-api', [e[2] for e in events])
+        self.assert_units_running()
+        shown, _ = fleet.manage_json('restore', 'show', str(restore['id']))
+        self.assertEqual(restore['steps'], shown['steps'])
+        listed, _ = fleet.manage_json('restore', 'list')
+        self.assertEqual(restore['id'], listed[0]['id'])
+
+    def test_corrupt_artifact_is_refused_with_nothing_changed(self):
+        fleet = self.fleet
+        backup = self.backup_nova()
+        location = self.artifact(backup, 'ctl', 'nova')['location']
+        with open(location, 'r+b') as f:
+            f.seek(os.path.getsize(location) // 2)
+            byte = f.read(1)
+            f.seek(-1, 1)
+            f.write(bytes([byte[0] ^ 0xff]))
+        with open(os.path.join(fleet.node_root('ctl'), 'etc/nova/nova.conf'),
+                  'a') as f:
+            f.write('changed after the backup\n')
+        before = snapshot(fleet, 'ctl', 'corrupt')
+        events_before = len(fleet.unit_events('ctl'))
+        origs_before = origs(fleet, 'ctl')
+        restore = self.restore(backup['id'], '--service', 'nova',
+                               expect='FAILED')
+        self.assertIn('prepare failed', restore['error'])
+        failed = [s for s in restore['steps'] if s['status'] == 'FAILED']
+        self.assertTrue(failed)
+        self.assertRegex(failed[0]['error'], 'checksum|corrupt|sha256')
+        self.assert_trees_equal('ctl', before)
+        self.assertEqual(origs_before, origs(fleet, 'ctl'))
+        self.assertEqual(events_before, len(fleet.unit_events('ctl')))
+        self.assert_units_running()
+
+    def test_failed_database_load_rolls_everything_back(self):
+        fleet = self.fleet
+        backup = self.backup_nova()
+        fleet_mod.sql("UPDATE instances SET name = 'changed'", self.nova_db)
+        ctl = fleet.node_root('ctl')
+        with open(os.path.join(ctl, 'etc/nova/nova.conf'), 'a') as f:
+            f.write('changed after the backup\n')
+        before = snapshot(fleet, 'ctl', 'dbfail')
+        sums = fleet.checksums(self.nova_db)
+        origs_before = origs(fleet, 'ctl')
+        open(self.fail_flag, 'w').close()
+        restore = self.restore(backup['id'], '--service', 'nova',
+                               expect='FAILED')
+        self.assertIn('load_db failed', restore['error'])
+        self.assertIn('Lost connection', restore['error'])
+        self.assertEqual(sums, fleet.checksums(self.nova_db))
+        self.assert_trees_equal('ctl', before)
+        self.assertEqual(origs_before, origs(fleet, 'ctl'))
+        actions = [(s['action'], s['status']) for s in restore['steps']]
+        self.assertIn(('reload', 'SUCCEEDED'), actions)
+        self.assertIn(('start', 'SUCCEEDED'), actions)
+        self.assert_units_running()
+        self.assertEqual([], [n for n in os.listdir(os.path.join(ctl, 'etc'))
+                              if 'osbackup-restore' in n])
+
+    def test_crafted_archive_escaping_its_target_is_refused(self):
+        fleet = self.fleet
+        backup = self.backup_nova()
+        art = self.artifact(backup, 'cmp', 'nova')
+        victim = os.path.join(fleet.dir, 'victim')
+        for member in ('../../../victim', 'etc/nova/link'):
+            data = _evil_archive(member)
+            with open(art['location'], 'wb') as f:
+                f.write(data)
+            # The attacker also rewrote the catalogue's checksum.
+            fleet_mod.sql("UPDATE artifacts SET sha256 = '%s', size = %d "
+                          "WHERE location = '%s'"
+                          % (hashlib.sha256(data).hexdigest(), len(data),
+                             art['location']), fleet.catalogue_db)
+            events_before = len(fleet.unit_events('cmp'))
+            restore = self.restore(backup['id'], '--service', 'nova',
+                                   '--host', fleet.host('cmp'),
+                                   expect='FAILED')
+            self.assertIn('prepare failed', restore['error'])
+            self.assertRegex(restore['error'], 'unsafe|outside|leaves|\\.\\.')
+            self.assertFalse(os.path.exists(victim))
+            self.assertEqual(events_before, len(fleet.unit_events('cmp')))
+        self.assert_units_running()
+
+    def test_service_failing_to_start_is_rolled_back(self):
+        fleet = self.fleet
+        ctl = fleet.node_root('ctl')
+        conf = os.path.join(ctl, 'etc/nova/nova.conf')
+        with open(conf) as f:
+            good = f.read()
+        with open(conf, 'w') as f:
+            f.write(good + 'BROKEN = yes\n')
+        try:
+            backup, _ = fleet.manage_json(
+                'backup', 'create', '--service', 'nova', '--host',
+                fleet.host('ctl'), '--wait')
+        finally:
+            with open(conf, 'w') as f:
+                f.write(good)
+        before = snapshot(fleet, 'ctl', 'broken')
+        restore = self.restore(backup['id'], '--service', 'nova',
+                               '--host', fleet.host('ctl'),
+                               expect='FAILED')
+        self.assertIn('check failed', restore['error'])
+        self.assert_trees_equal('ctl', before)
+        actions = [(s['action'], s['target']) for s in restore['steps']]
+        self.assertIn(('put_back', '/etc/nova'), actions)
+        self.assert_units_running()
+
+
+def _digest(path):
+    with open(path, 'rb') as f:
+        return hashlib.sha256(f.read()).hexdigest()
+
+
+def _wrapper_exe(fleet, wrapper):
+    """An executable that runs the wrapper with this interpreter."""
+    path = os.path.join(fleet.dir, 'mysql-wrapper')
+    with open(path, 'w') as f:
+        f.write('#!/bin/sh\nexec %s %s "$@"\n' % (sys.executable, wrapper))
+    os.chmod(path, 0o755)
+    return path
+
+
+def _evil_archive(member):
+    """A tar.zst whose manifest looks fine but whose member escapes."""
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode='w', format=tarfile.PAX_FORMAT) as t:
+        d = tarfile.TarInfo('etc/nova')
+        d.type = tarfile.DIRTYPE
+        d.mode = 0o755
+        t.addfile(d)
+        if member.endswith('link'):
+            info = tarfile.TarInfo(member)
+            info.type = tarfile.SYMTYPE
+            info.linkname = '../../../../victim'
+            t.addfile(info)
+        else:
+            payload = b'owned\n'
+            info = tarfile.TarInfo(member)
+            info.size = len(payload)
+            t.addfile(info, io.BytesIO(payload))
+        manifest = json.dumps({'format': 1, 'paths': ['etc/nova'],
+                               'excludes': [], 'entries': []}).encode()
+        info = tarfile.TarInfo('.osbackup-manifest.json')
+        info.size = len(manifest)
+        t.addfile(info, io.BytesIO(manifest))
+    return zstandard.ZstdCompressor().compress(buf.getvalue())

@@ -1,0 +1,179 @@
+"""The agent's restore phases on a temp node tree, no broker or DB."""
+
+import os
+
+from osbackup.agent import restore
+from osbackup.drivers import base as driver_base
+from osbackup.drivers import nova
+from osbackup import exception
+from osbackup import states
+from osbackup.storage import local
+from osbackup.tests import base
+
+
+class FakeUnits:
+    def __init__(self, fail_start=()):
+        self.calls = []
+        self.running = set()
+        self.fail_start = fail_start
+
+    def stop(self, unit):
+        self.calls.append(('stop', unit))
+        self.running.discard(unit)
+
+    def start(self, unit):
+        self.calls.append(('start', unit))
+        if unit in self.fail_start:
+            raise exception.ServiceControlError('%s failed' % unit)
+        self.running.add(unit)
+
+    def is_active(self, unit):
+        return unit in self.running
+
+    def exists(self, unit):
+        return True
+
+
+def write(path, text):
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with open(path, 'w') as f:
+        f.write(text)
+
+
+def read(path):
+    with open(path) as f:
+        return f.read()
+
+
+class RestoreWorkerTest(base.TestCase):
+
+    def setUp(self):
+        super().setUp()
+        self.root = os.path.join(self.state_dir, 'node')
+        self.flags(root_path=self.root, unit_check_timeout=2,
+                   unit_check_settle=0, group='agent')
+        self.flags(units=['nova-api'], group='nova')
+        write(os.path.join(self.root, 'etc/nova/nova.conf'), 'good\n')
+        write(os.path.join(self.root, 'var/lib/nova/state'), 'state\n')
+        write(os.path.join(self.root, 'var/lib/nova/instances/i1/disk'),
+              'disk-before\n')
+        self.storage = local.LocalStorage(
+            self.cfg.conf, path=os.path.join(self.state_dir, 'store'))
+        self.driver = nova.NovaDriver(self.cfg.conf)
+        ctx = driver_base.TaskContext('t', '1', 'h', 'nova', self.storage)
+        (art,) = self.driver.backup(ctx)
+        self.artifact = art.to_dict()
+        self.units = FakeUnits()
+        self.worker = restore.RestoreWorker(self.cfg.conf, 'h',
+                                            {'nova': self.driver},
+                                            self.storage, self.units)
+        self.params = {'restore_id': 9, 'backup_id': 1, 'plan': {
+            'files': [{'service': 'nova', 'artifact': self.artifact,
+                       'paths': ['/' + p for p in
+                                 self.artifact['meta']['paths']]}],
+            'databases': [], 'units': ['nova-api']}}
+
+    def run_phases(self, *phases):
+        steps = []
+        for phase in phases:
+            steps += getattr(self.worker, phase)(self.params,
+                                                 lambda b, f: None)
+        return steps
+
+    def damage(self):
+        write(os.path.join(self.root, 'etc/nova/nova.conf'), 'damaged\n')
+        os.unlink(os.path.join(self.root, 'var/lib/nova/state'))
+        write(os.path.join(self.root, 'var/lib/nova/instances/i1/disk'),
+              'disk-after\n')
+
+    def test_full_restore_keeps_excluded_instances_live(self):
+        self.damage()
+        self.run_phases('prepare', 'stop', 'replace', 'start', 'check',
+                        'finish')
+        self.assertEqual('good\n', read(os.path.join(
+            self.root, 'etc/nova/nova.conf')))
+        self.assertEqual('state\n', read(os.path.join(
+            self.root, 'var/lib/nova/state')))
+        # Instance disks were never in the backup: the live ones stay.
+        self.assertEqual('disk-after\n', read(os.path.join(
+            self.root, 'var/lib/nova/instances/i1/disk')))
+        origs = [n for n in os.listdir(os.path.join(self.root, 'etc'))
+                 if n.startswith('nova.orig-')]
+        self.assertEqual(1, len(origs))
+        self.assertEqual([('stop', 'nova-api'), ('start', 'nova-api')],
+                         self.units.calls)
+        self.assertEqual([], os.listdir(self.worker.directory))
+
+    def test_rollback_after_replace_puts_everything_back(self):
+        self.damage()
+        self.run_phases('prepare', 'stop', 'replace')
+        steps = self.worker.rollback(self.params, None)
+        self.assertEqual('damaged\n', read(os.path.join(
+            self.root, 'etc/nova/nova.conf')))
+        self.assertFalse(os.path.exists(os.path.join(
+            self.root, 'var/lib/nova/state')))
+        self.assertEqual('disk-after\n', read(os.path.join(
+            self.root, 'var/lib/nova/instances/i1/disk')))
+        self.assertEqual([], [n for n in os.listdir(
+            os.path.join(self.root, 'etc')) if n != 'nova'])
+        self.assertIn(('start', 'nova-api'), self.units.calls)
+        self.assertTrue(all(s['status'] == states.SUCCEEDED for s in steps))
+
+    def test_crash_between_journal_and_rename_keeps_live_tree(self):
+        """Undo must never delete a live tree that was not swapped yet."""
+        self.damage()
+        self.run_phases('prepare')
+        journal = restore.RestoreJournal(self.worker.directory, 9)
+        target = os.path.join(self.root, 'etc/nova')
+        journal.data['replaced'][target] = target + '.orig-x'
+        journal.save()
+        # The agent died here; a new one recovers at start-up.
+        self.worker.recover()
+        self.assertEqual('damaged\n', read(os.path.join(
+            self.root, 'etc/nova/nova.conf')))
+        self.assertEqual(['nova'], os.listdir(os.path.join(self.root,
+                                                           'etc')))
+
+    def test_recover_after_crash_mid_replace(self):
+        self.damage()
+        self.run_phases('prepare', 'stop', 'replace')
+        self.units.calls.clear()
+        fresh = restore.RestoreWorker(self.cfg.conf, 'h',
+                                      {'nova': self.driver}, self.storage,
+                                      self.units)
+        fresh.recover()
+        self.assertEqual('damaged\n', read(os.path.join(
+            self.root, 'etc/nova/nova.conf')))
+        self.assertEqual('disk-after\n', read(os.path.join(
+            self.root, 'var/lib/nova/instances/i1/disk')))
+        self.assertIn(('start', 'nova-api'), self.units.calls)
+        self.assertEqual([], os.listdir(self.worker.directory))
+
+    def test_foreign_paths_refused(self):
+        self.params['plan']['files'][0]['paths'] = ['/etc/shadow-dir']
+        err = self.assertRaises(restore.PhaseFailed, self.run_phases,
+                                'prepare')
+        self.assertIn('outside the nova driver', err.message)
+        self.assertEqual(states.FAILED, err.steps[-1]['status'])
+
+    def test_corrupt_artifact_refused_before_anything_changes(self):
+        with open(self.artifact['location'], 'r+b') as f:
+            f.seek(40)
+            b = f.read(1)
+            f.seek(40)
+            f.write(bytes([b[0] ^ 1]))
+        self.damage()
+        self.assertRaises(restore.PhaseFailed, self.run_phases, 'prepare')
+        self.worker.rollback(self.params, None)
+        self.assertEqual('damaged\n', read(os.path.join(
+            self.root, 'etc/nova/nova.conf')))
+        self.assertEqual(['nova'], os.listdir(os.path.join(self.root,
+                                                           'etc')))
+        self.assertEqual([], self.units.calls)
+
+    def test_unit_that_does_not_stay_up_fails_check(self):
+        self.units.running.clear()
+        self.params['plan']['units'] = ['nova-api']
+        err = self.assertRaises(restore.PhaseFailed, self.run_phases,
+                                'check')
+        self.assertIn('did not stay active', err.message)
