@@ -11,9 +11,14 @@ from osbackup import version
 CONF = osbackup.conf.CONF
 
 
-def setup(argv, default_log_levels=None):
-    """Parse the command line and config files, set up logging."""
+def setup(argv, default_log_levels=None, use_stderr=False):
+    """Parse the command line and config files, set up logging.
+
+    ``use_stderr`` keeps a command's stdout for its own output (JSON).
+    """
     logging.register_options(CONF)
+    if use_stderr:
+        CONF.set_default('use_stderr', True)
     rpc.set_defaults(CONF)
     if default_log_levels:
         logging.set_defaults(default_log_levels=default_log_levels)

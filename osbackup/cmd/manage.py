@@ -53,7 +53,8 @@ def main(argv=None):
     try:
         common.setup(argv, default_log_levels=logging.get_default_log_levels()
                      + ['osbackup=WARNING', 'oslo_messaging=ERROR',
-                        'stevedore=WARNING', 'alembic=WARNING'])
+                        'stevedore=WARNING', 'alembic=WARNING'],
+                     use_stderr=True)
     except cfg.Error as exc:
         print('ERROR: %s' % exc, file=sys.stderr)
         return manage.EXIT_USAGE

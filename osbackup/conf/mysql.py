@@ -24,9 +24,11 @@ mysql_opts = [
                      'performance_schema, sys); the mysql system database '
                      'with users and grants is included.'),
     cfg.StrOpt('mysqldump_path', default='mysqldump',
-               help='mysqldump (or mariadb-dump) executable.'),
+               help='Path or name of the mysqldump (or mariadb-dump) '
+                    'executable.'),
     cfg.StrOpt('mysql_path', default='mysql',
-               help='mysql (or mariadb) client executable.'),
+               help='Path or name of the mysql (or mariadb) client '
+                    'executable.'),
 ]
 
 

@@ -11,9 +11,9 @@ storage_opts = [
                help='Directory of the local backend; may be an NFS mount '
                     'shared by all nodes. Created 0700.'),
     cfg.IntOpt('compression_level', default=3, min=1, max=22,
-               help='zstd compression level of archives and dumps.'),
+               help='Compression level (zstd) of archives and dumps.'),
     cfg.IntOpt('compression_threads', default=0, min=-1,
-               help='zstd worker threads: 0 compresses in the calling '
+               help='Compression threads (zstd): 0 compresses in the calling '
                     'thread, -1 uses one per CPU, N uses N.'),
 ]
 

@@ -1,0 +1,185 @@
+#!/bin/bash
+# DevStack plugin for osbackup: installs it, writes its configuration from
+# DevStack's RabbitMQ and database settings, creates the catalogue, runs
+# devstack@osbackup-conductor and devstack@osbackup-agent and proves the
+# deployment with one real backup.
+#
+# local.conf:
+#   enable_plugin osbackup https://opendev.org/x/osbackup
+
+# Save trace setting
+_XTRACE_OSBACKUP=$(set +o | grep xtrace)
+set +o xtrace
+
+# install_osbackup - install the code and the mysqldump client
+function install_osbackup {
+    # DevStack cloned this repository to find the plugin, so there is
+    # nothing to git_clone.
+    setup_develop $OSBACKUP_DIR
+
+    # The mysql driver runs mysqldump and mysql. A node with DevStack's
+    # database server has them already; installing another client there
+    # could conflict with the server's packages.
+    if ! command -v mysqldump >/dev/null 2>&1; then
+        local package=$OSBACKUP_MYSQL_CLIENT_PACKAGE
+        if [[ -z "$package" ]]; then
+            if is_fedora; then
+                package=mariadb
+            else
+                package=mariadb-client
+            fi
+        fi
+        install_package $package
+    fi
+}
+
+# configure_osbackup - write osbackup.conf, create the catalogue
+function configure_osbackup {
+    sudo install -d -o $STACK_USER -m 0755 $OSBACKUP_CONF_DIR
+    sudo install -d -o $STACK_USER -m 0700 $OSBACKUP_STATE_DIR \
+        $OSBACKUP_BACKUP_DIR
+
+    # Start from the generated sample so every option is documented in
+    # place.
+    rm -f $OSBACKUP_CONF
+    $OSBACKUP_BIN_DIR/oslo-config-generator \
+        --config-file $OSBACKUP_DIR/etc/osbackup/osbackup-config-generator.conf \
+        --output-file $OSBACKUP_CONF
+    # It will hold the RabbitMQ and database passwords.
+    chmod 0600 $OSBACKUP_CONF
+
+    # A vhost of its own, as the README asks of production. The node
+    # running RabbitMQ creates it; other nodes only point at it.
+    if is_service_enabled rabbit; then
+        rpc_backend_add_vhost $OSBACKUP_RPC_VHOST
+    fi
+    iniset_rpc_backend osbackup $OSBACKUP_CONF DEFAULT $OSBACKUP_RPC_VHOST
+
+    iniset $OSBACKUP_CONF DEFAULT debug $ENABLE_DEBUG_LOG_LEVEL
+    # Logs on stderr: the journal gets them from the devstack@ units as
+    # before, and osbackup-manage keeps stdout for its tables and JSON.
+    iniset $OSBACKUP_CONF DEFAULT use_stderr True
+    iniset $OSBACKUP_CONF DEFAULT state_path $OSBACKUP_STATE_DIR
+    iniset $OSBACKUP_CONF DEFAULT service_manager $OSBACKUP_SERVICE_MANAGER
+    if [[ -n "$OSBACKUP_HOST" ]]; then
+        iniset $OSBACKUP_CONF DEFAULT host $OSBACKUP_HOST
+    fi
+    iniset $OSBACKUP_CONF storage local_path $OSBACKUP_BACKUP_DIR
+
+    iniset $OSBACKUP_CONF agent root_path $OSBACKUP_ROOT_PATH
+    if [[ -n "$OSBACKUP_AGENT_DRIVERS" ]]; then
+        iniset $OSBACKUP_CONF agent drivers $OSBACKUP_AGENT_DRIVERS
+    fi
+
+    # The mysql driver dumps DevStack's database server, with its
+    # administrator account, on the node that runs it. Elsewhere it keeps
+    # its defaults and finds no local server, so it skips its tasks
+    # instead of dumping the controller's server once per node.
+    if is_service_enabled mysql; then
+        iniset $OSBACKUP_CONF mysql host $DATABASE_HOST
+        iniset $OSBACKUP_CONF mysql user $DATABASE_USER
+        iniset $OSBACKUP_CONF mysql password $DATABASE_PASSWORD
+    fi
+    if [[ -n "$OSBACKUP_MYSQL_DATABASES" ]]; then
+        iniset $OSBACKUP_CONF mysql databases $OSBACKUP_MYSQL_DATABASES
+    fi
+
+    iniset $OSBACKUP_CONF nova units $OSBACKUP_NOVA_UNITS
+    iniset $OSBACKUP_CONF glance units $OSBACKUP_GLANCE_UNITS
+    iniset $OSBACKUP_CONF keystone units $OSBACKUP_KEYSTONE_UNITS
+    iniset $OSBACKUP_CONF cinder units $OSBACKUP_CINDER_UNITS
+    iniset $OSBACKUP_CONF swift units $OSBACKUP_SWIFT_UNITS
+
+    # Only the conductor and osbackup-manage use the catalogue; a node
+    # running just the agent must not recreate the controller's database.
+    if is_service_enabled osbackup-conductor; then
+        iniset $OSBACKUP_CONF database connection \
+            $(database_connection_url $OSBACKUP_DB_NAME)
+        recreate_database $OSBACKUP_DB_NAME
+        $OSBACKUP_BIN_DIR/osbackup-manage --config-file $OSBACKUP_CONF \
+            db sync || die $LINENO "osbackup-manage db sync failed"
+    fi
+}
+
+# start_osbackup - run the services as devstack@ units
+function start_osbackup {
+    run_process osbackup-conductor \
+        "$OSBACKUP_BIN_DIR/osbackup-conductor --config-file $OSBACKUP_CONF"
+    run_process osbackup-agent \
+        "$OSBACKUP_BIN_DIR/osbackup-agent --config-file $OSBACKUP_CONF" \
+        "" "$OSBACKUP_AGENT_USER"
+}
+
+# _osbackup_agent_up HOST - true when the catalogue lists HOST as up
+function _osbackup_agent_up {
+    local host=$1
+    local check='import json, sys; sys.exit(not any(a["host"] == sys.argv[1] and a["state"] == "up" for a in json.load(sys.stdin)))'
+    $OSBACKUP_BIN_DIR/osbackup-manage --config-file $OSBACKUP_CONF \
+        agent list --format json 2>/dev/null | python3 -c "$check" $host \
+        2>/dev/null
+}
+
+# smoke_osbackup - back up this node; any failure fails the stack
+function smoke_osbackup {
+    local host
+    local deadline
+
+    host=${OSBACKUP_HOST:-$(hostname)}
+    deadline=$((SECONDS + OSBACKUP_AGENT_TIMEOUT))
+
+    echo "Waiting for osbackup-agent on $host to report"
+    until _osbackup_agent_up $host; do
+        if [[ $SECONDS -ge $deadline ]]; then
+            die $LINENO "osbackup-agent on $host is not up after" \
+                "$OSBACKUP_AGENT_TIMEOUT seconds"
+        fi
+        sleep 1
+    done
+
+    $OSBACKUP_BIN_DIR/osbackup-manage --config-file $OSBACKUP_CONF \
+        backup create --host $host --wait \
+        || die $LINENO "osbackup smoke backup of $host failed"
+}
+
+# stop_osbackup - stop the services
+function stop_osbackup {
+    stop_process osbackup-agent
+    stop_process osbackup-conductor
+}
+
+# cleanup_osbackup - remove state and archives left by earlier runs
+function cleanup_osbackup {
+    sudo rm -rf $OSBACKUP_STATE_DIR $OSBACKUP_BACKUP_DIR
+}
+
+if is_service_enabled osbackup-conductor osbackup-agent; then
+    if [[ "$1" == "stack" && "$2" == "install" ]]; then
+        echo_summary "Installing osbackup"
+        install_osbackup
+
+    elif [[ "$1" == "stack" && "$2" == "post-config" ]]; then
+        echo_summary "Configuring osbackup"
+        configure_osbackup
+
+    elif [[ "$1" == "stack" && "$2" == "extra" ]]; then
+        echo_summary "Starting osbackup"
+        start_osbackup
+        if [[ "$OSBACKUP_SMOKE_BACKUP" == "True" ]] && \
+                is_service_enabled osbackup-conductor && \
+                is_service_enabled osbackup-agent; then
+            echo_summary "Backing up this node with osbackup"
+            smoke_osbackup
+        fi
+    fi
+
+    if [[ "$1" == "unstack" ]]; then
+        stop_osbackup
+    fi
+
+    if [[ "$1" == "clean" ]]; then
+        cleanup_osbackup
+    fi
+fi
+
+# Restore xtrace
+$_XTRACE_OSBACKUP
