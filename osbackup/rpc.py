@@ -3,19 +3,42 @@
 This module owns the process's single transport (as nova/rpc.py does).
 Without a ``transport_url`` osbackup runs all-in-one: conductor and agent
 share one process over oslo.messaging's in-memory ``fake`` driver.
+
+Every message is signed (see signing.py). oslo.messaging hands a
+serializer one argument at a time and never the method name, so a
+serializer alone cannot cover a whole message; instead:
+
+* ``get_client`` returns a ``SigningClient``: its ``prepare().cast`` and
+  ``.call`` seal the method, version, target and all the arguments and
+  put the seal in the context dict;
+* ``get_server`` builds the RPC server around a ``VerifyingDispatcher``,
+  which checks the seal against the message as received before anything
+  is deserialized or dispatched, and drops (logs, never runs) what fails;
+* the serializers seal a call's reply on the server and check it on the
+  client, bound to the request's nonce.
 """
 
 from oslo_config import cfg
 from oslo_context import context as oslo_context
+from oslo_log import log as logging
 import oslo_messaging as messaging
 from oslo_messaging import opts as messaging_opts
 from oslo_messaging.rpc import dispatcher
+from oslo_messaging.rpc import server as rpc_server
+
+from osbackup import signing
 
 TRANSPORT = None
+SIGNER = None
 ALL_IN_ONE_URL = 'fake:/'
 
 CONDUCTOR_TOPIC = 'osbackup-conductor'
 AGENT_TOPIC = 'osbackup-agent'
+
+#: Advisory messages: worthless when late, so valid briefly (seconds).
+SHORT_LIVED = {'heartbeat': 120, 'task_progress': 120}
+
+SECURITY_LOG = logging.getLogger('osbackup.security')
 
 
 def set_defaults(conf=None) -> None:
@@ -39,48 +62,165 @@ def is_all_in_one(conf) -> bool:
 
 
 def init(conf, url: str | None = None) -> None:
-    global TRANSPORT
+    """Open the transport and load the signing key (or refuse to start)."""
+    global TRANSPORT, SIGNER
     if TRANSPORT is not None:
         return
     if url is None and is_all_in_one(conf):
         url = ALL_IN_ONE_URL
+    in_process = (url or conf.transport_url or '').startswith('fake:')
+    SIGNER = signing.Signer.from_conf(conf, ephemeral_allowed=in_process)
     TRANSPORT = messaging.get_rpc_transport(
-        conf, url=url, allowed_remote_exmods=['osbackup.exception'])
+        conf, url=url,
+        allowed_remote_exmods=['osbackup.exception', 'osbackup.signing'])
 
 
 def cleanup() -> None:
-    global TRANSPORT
+    global TRANSPORT, SIGNER
     if TRANSPORT is not None:
         TRANSPORT.cleanup()
-    TRANSPORT = None
+    TRANSPORT = SIGNER = None
+
+
+def _nonce(context):
+    seal = context.get(signing.SEAL_KEY) if isinstance(context, dict) \
+        else getattr(context, 'osbackup_seal', None)
+    return seal.get('nonce') if isinstance(seal, dict) else None
 
 
 class ContextSerializer(messaging.NoOpSerializer):
-    """Carry an oslo.context RequestContext across the bus."""
+    """Carry an oslo.context RequestContext (and its seal) across the bus.
+
+    Client side: contexts arrive as sealed dicts (SigningClient), and a
+    call's result must be a reply sealed for that request.
+    """
+
+    def __init__(self, signer):
+        self.signer = signer
 
     def serialize_context(self, context):
-        return context.to_dict()
+        return context if isinstance(context, dict) else context.to_dict()
 
     def deserialize_context(self, context):
-        return oslo_context.RequestContext.from_dict(context)
+        ctx = oslo_context.RequestContext.from_dict(context)
+        ctx.osbackup_seal = context.get(signing.SEAL_KEY)
+        return ctx
+
+    def deserialize_entity(self, context, entity):
+        # Only ever called on the result of a call.
+        return self.signer.open_reply(_nonce(context), entity)
+
+
+class ReplySealingSerializer(ContextSerializer):
+    """Server side: arguments pass as they are, results leave sealed."""
+
+    def serialize_entity(self, context, entity):
+        # Only ever called on an endpoint's result (a cast's is dropped).
+        return self.signer.seal_reply(_nonce(context), entity)
+
+    def deserialize_entity(self, context, entity):
+        return entity
+
+
+class SigningClient:
+    """An RPCClient whose every request carries a seal.
+
+    Mirrors the parts of RPCClient osbackup uses: ``prepare``, ``cast``,
+    ``call`` and ``can_send_version``. ``prepare(ttl=...)`` overrides the
+    message lifetime.
+    """
+
+    def __init__(self, client, signer):
+        self._client = client
+        self._signer = signer
+
+    def prepare(self, ttl: int | None = None, **kwargs):
+        return _SigningCallContext(self._client.prepare(**kwargs),
+                                   self._signer, ttl)
+
+    def can_send_version(self, version):
+        return self._client.can_send_version(version)
+
+    def cast(self, ctxt, method, **kwargs):
+        self.prepare().cast(ctxt, method, **kwargs)
+
+    def call(self, ctxt, method, **kwargs):
+        return self.prepare().call(ctxt, method, **kwargs)
+
+
+class _SigningCallContext:
+
+    def __init__(self, cctxt, signer, ttl):
+        self._cctxt = cctxt
+        self._signer = signer
+        self._ttl = ttl
+
+    def _sealed(self, ctxt, method, kwargs):
+        target = self._cctxt.target
+        context = dict(ctxt) if isinstance(ctxt, dict) else ctxt.to_dict()
+        context[signing.SEAL_KEY] = self._signer.seal(
+            method, kwargs, target.topic, target.server, target.version,
+            ttl=self._ttl or SHORT_LIVED.get(method))
+        return context
+
+    def can_send_version(self, version):
+        return self._cctxt.can_send_version(version)
+
+    def cast(self, ctxt, method, **kwargs):
+        self._cctxt.cast(self._sealed(ctxt, method, kwargs), method,
+                         **kwargs)
+
+    def call(self, ctxt, method, **kwargs):
+        return self._cctxt.call(self._sealed(ctxt, method, kwargs), method,
+                                **kwargs)
+
+
+class VerifyingDispatcher(messaging.RPCDispatcher):
+    """Check each message's seal before the usual dispatch."""
+
+    def __init__(self, endpoints, serializer, signer, topic, server):
+        super().__init__(endpoints, serializer,
+                         dispatcher.DefaultRPCAccessPolicy)
+        self._signer = signer
+        self._topic = topic
+        self._server = server
+
+    def dispatch(self, incoming):
+        message = incoming.message
+        seal = incoming.ctxt.get(signing.SEAL_KEY)
+        try:
+            self._signer.check(seal, message.get('method'),
+                               message.get('args', {}),
+                               message.get('version'), self._topic,
+                               self._server)
+        except signing.MessageRejected as exc:
+            sender = seal.get('sender') if isinstance(seal, dict) else None
+            SECURITY_LOG.error(
+                'SECURITY: rejected RPC message %.64r for %s.%s (claimed '
+                'sender %.64r): %s', message.get('method'), self._topic,
+                self._server, sender, exc.message)
+            # An expected exception: no traceback here, and a caller
+            # waiting on a call gets the reason instead of a timeout.
+            raise messaging.ExpectedException()
+        return super().dispatch(incoming)
 
 
 def get_client(topic: str, version: str, version_cap: str | None = None,
-               timeout: int | None = None):
+               timeout: int | None = None) -> SigningClient:
     assert TRANSPORT is not None, 'osbackup.rpc.init() was not called'
     target = messaging.Target(topic=topic, version=version)
-    return messaging.get_rpc_client(TRANSPORT, target,
-                                    version_cap=version_cap,
-                                    serializer=ContextSerializer(),
-                                    timeout=timeout)
+    return SigningClient(messaging.get_rpc_client(
+        TRANSPORT, target, version_cap=version_cap,
+        serializer=ContextSerializer(SIGNER), timeout=timeout), SIGNER)
 
 
 def get_server(topic: str, server: str, endpoints: list):
     assert TRANSPORT is not None, 'osbackup.rpc.init() was not called'
     target = messaging.Target(topic=topic, server=server)
-    return messaging.get_rpc_server(
-        TRANSPORT, target, endpoints, serializer=ContextSerializer(),
-        access_policy=dispatcher.DefaultRPCAccessPolicy)
+    return rpc_server.RPCServer(
+        TRANSPORT, target, VerifyingDispatcher(
+            endpoints, ReplySealingSerializer(SIGNER), SIGNER, topic,
+            server))
 
 
 def admin_context():

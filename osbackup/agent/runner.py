@@ -6,13 +6,17 @@ to a ``reporter`` (the conductor's RPC client in production, a recorder in
 tests).
 """
 
+import os
 import threading
 import time
 
 from oslo_log import log as logging
 from oslo_utils import timeutils
 
+from osbackup.agent import claims as claims_mod
+from osbackup.agent import maintenance as maintenance_mod
 from osbackup.agent import restore as restore_mod
+from osbackup.agent import space as space_mod
 from osbackup.drivers import base as driver_base
 from osbackup import exception
 from osbackup import states
@@ -22,6 +26,14 @@ LOG = logging.getLogger(__name__)
 
 RESTORE_PHASES = ('prepare', 'stop', 'load_db', 'replace', 'start', 'check',
                   'finish', 'rollback')
+# A restore holds its services on a host from its first phase to the one
+# that ends it there.
+RESTORE_ENDS = ('restore_finish', 'restore_rollback')
+RESTORE_HOLDING = tuple('restore_' + p for p in RESTORE_PHASES
+                        if 'restore_' + p not in RESTORE_ENDS)
+
+
+MAINTENANCE_KINDS = ('verify', 'delete', 'distribute_rings')
 
 
 class TaskCancelled(exception.OsbackupError):
@@ -61,20 +73,27 @@ class TaskRunner:
                  restorer=None):
         self.conf = conf
         self.restorer = restorer
+        self.storages = maintenance_mod.Storages(conf, storage)
+        self.maintenance = maintenance_mod.Maintenance(conf, host, drivers,
+                                                       self.storages)
         self.host = host
         self.drivers = drivers
         self.storage = storage
         self.reporter = reporter
         self.journal = journal
         self.stopping = threading.Event()
-        self._busy = set()
-        self._lock = threading.Lock()
+        self.claims = claims_mod.Claims(host)
+        self.space = space_mod.SpaceGuard(
+            conf, host, os.path.join(os.path.dirname(journal.path),
+                                     'backup-sizes.json'))
         #: Ids of accepted tasks not yet finished (sent in heartbeats).
         self.held = set()
         self._handlers = {'backup': self._backup}
         if restorer is not None:
             for phase in RESTORE_PHASES:
                 self._handlers['restore_' + phase] = self._restore
+        for kind in MAINTENANCE_KINDS:
+            self._handlers[kind] = self._maintain
 
     # -- checks ----------------------------------------------------------
 
@@ -115,17 +134,17 @@ class TaskRunner:
 
     def run(self, task: dict) -> dict:
         """Run an accepted task to its end and report it; return the report."""
-        service = task['service']
+        owner = self._owner(task)
         try:
             self.check(task)
-            self._claim(service, task)
+            self._claim(task, owner)
         except exception.OsbackupError as exc:
             return self._finish(task, states.FAILED, {}, exc.message)
         try:
             status, result, error = self._execute(task)
         finally:
-            with self._lock:
-                self._busy.discard(service)
+            if task['kind'] not in RESTORE_HOLDING:
+                self.claims.release(owner)
         # Reported only once the service is free again: the conductor may
         # send the next task (a restore's next phase) the moment it hears.
         return self._finish(task, status, result, error)
@@ -144,13 +163,33 @@ class TaskRunner:
                           task['kind'], task['service'])
             return states.FAILED, {}, 'unexpected error: %s' % exc
 
-    def _claim(self, service, task):
-        with self._lock:
-            if service in self._busy:
-                raise exception.Conflict(
-                    'Another operation on %s is running on %s; task %s '
-                    'refused' % (service, self.host, task['id']))
-            self._busy.add(service)
+    @staticmethod
+    def _owner(task):
+        if task['kind'].startswith('restore_'):
+            return 'restore %s' % (task.get('params') or {}).get('restore_id')
+        return '%s task %s' % (task['kind'], task['id'])
+
+    def _claim(self, task, owner):
+        """Hold the task's services (a restore: all of its plan's)."""
+        if task['kind'] in RESTORE_ENDS:
+            return      # it only undoes what its restore did, if anything
+        services = (self._restore_services(task)
+                    if task['kind'] in RESTORE_HOLDING
+                    else {task['service']})
+        self.claims.acquire(services, owner,
+                            '%s task %s' % (task['kind'], task['id']))
+
+    def _restore_services(self, task):
+        plan = (task.get('params') or {}).get('plan') or {}
+        services = {f['service'] for f in plan.get('files', [])}
+        if plan.get('databases'):
+            services.add('mysql')
+            services |= {d['owner'] for d in plan['databases']
+                         if d.get('owner')}
+        units = set(plan.get('units', []))
+        services |= {name for name, driver in self.drivers.items()
+                     if units & set(driver.units())}
+        return services | {'restore'}
 
     def _finish(self, task, status, result, error):
         report = {'status': status, 'result': result, 'error': error}
@@ -160,29 +199,34 @@ class TaskRunner:
         return report
 
     def recover(self) -> None:
-        """Fail tasks a previous agent process died in, and clean up."""
+        """Fail tasks a previous agent process died in, and clean up.
+
+        Cleaning up comes first: the conductor acts on the failure
+        reports at once (a restore's rollback phase).
+        """
+        if self.restorer is not None:
+            self.restorer.recover()
+        removed = self.storage.cleanup_partials(self.host)
+        for path in removed:
+            LOG.info('Removed partial artifact %s', path)
         for task in self.journal.interrupted():
             LOG.warning('Task %s (%s %s) was interrupted by an agent '
                         'restart', task['id'], task['kind'], task['service'])
             self._finish(task, states.FAILED, {},
                          'the agent on %s stopped while running the task'
                          % self.host)
-        removed = self.storage.cleanup_partials(self.host)
-        for path in removed:
-            LOG.info('Removed partial artifact %s', path)
-        if self.restorer is not None:
-            self.restorer.recover()
 
     # -- task kinds --------------------------------------------------------
 
-    def _context(self, task):
+    def _context(self, task, storage=None):
         progress = Progress(
             lambda b, f: self.reporter.progress(task, b, f),
             self.conf.agent.progress_interval, self.stopping)
         return driver_base.TaskContext(
             task_id=task['id'], backup_id=str(task.get('backup_id')),
-            host=self.host, service=task['service'], storage=self.storage,
-            progress=progress, params=task.get('params') or {})
+            host=self.host, service=task['service'],
+            storage=storage or self.storage, progress=progress,
+            params=task.get('params') or {})
 
     def _driver(self, task):
         return self.drivers.get(task['service'])
@@ -197,12 +241,49 @@ class TaskRunner:
             return states.SKIPPED, {
                 'reason': '%s is not present on %s'
                           % (task['service'], self.host)}
-        ctx = self._context(task)
-        artifacts = driver.backup(ctx)
+        targets = [self.storages.get(name) for name in
+                   (task.get('params') or {}).get('targets') or
+                   [self.storage.name]]
+        self.space.check(task['service'], task.get('params') or {},
+                         targets)
+        ctx = self._context(task, storage=targets[0])
+        artifacts = [a.to_dict() for a in driver.backup(ctx)]
+        self._copy(artifacts, targets)
+        self.space.record(task['service'],
+                          sum(a['size'] for a in artifacts))
         return states.SUCCEEDED, {
-            'artifacts': [a.to_dict() for a in artifacts],
-            'warnings': ctx.warnings,
+            'artifacts': artifacts, 'warnings': ctx.warnings,
             'bytes': ctx.progress.bytes, 'files': ctx.progress.files}
+
+    def _copy(self, artifacts, targets):
+        """Copy each artifact to the further targets; all or nothing."""
+        primary = targets[0]
+        written = []
+        try:
+            for art in artifacts:
+                art['copies'] = [{'target': primary.name,
+                                  'location': art['location'],
+                                  'size': art['size'],
+                                  'sha256': art['sha256']}]
+                for target in targets[1:]:
+                    copy = maintenance_mod.copy_artifact(
+                        primary, target, art['location'], art['key'],
+                        art['sha256'])
+                    written.append((target, copy['location']))
+                    art['copies'].append(copy)
+        except BaseException:
+            # A backup missing a copy its policy asks for is not good:
+            # remove every object so nothing half-kept stays behind.
+            for target, location in written:
+                target.delete(location)
+            for art in artifacts:
+                primary.delete(art['location'])
+            raise
+
+    def _maintain(self, task):
+        work = getattr(self.maintenance, task['kind'])
+        result = work(task.get('params') or {}, self._context(task).progress)
+        return states.SUCCEEDED, result
 
     def _restore(self, task):
         phase = task['kind'][len('restore_'):]

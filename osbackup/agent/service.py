@@ -78,13 +78,15 @@ class AgentService(service.RPCService):
         LOG.info('Starting osbackup-agent %s on %s with drivers %s',
                  version.version_string(), self.host,
                  ', '.join(sorted(self.drivers)))
+        # Recover first: a rollback the conductor sends for an interrupted
+        # restore must not run while this process rolls it back itself.
+        self.runner.recover()
         # run_task only queues work for the runner's pool, so two
         # dispatcher threads suffice; oslo.messaging's default of 64 per
         # server costs RSS and GIL contention for nothing.
         self.start_rpc(rpc.get_server(rpc.AGENT_TOPIC, self.host,
                                       [self.manager]),
                        pool_size=RPC_DISPATCH_THREADS)
-        self.runner.recover()
         self.runner.journal.prune(JOURNAL_RETENTION)
         self.add_timer(self.conf.agent.report_interval, self.heartbeat,
                        'heartbeat')

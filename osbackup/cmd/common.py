@@ -5,10 +5,12 @@ import sys
 from oslo_log import log as logging
 
 import osbackup.conf
+from osbackup import exception
 from osbackup import rpc
 from osbackup import version
 
 CONF = osbackup.conf.CONF
+LOG = logging.getLogger(__name__)
 
 
 def setup(argv, default_log_levels=None, use_stderr=False):
@@ -31,8 +33,16 @@ def daemon_main(service_factory, argv=None):
     """Run a long-lived osbackup service until SIGTERM."""
     from osbackup import service
     conf = setup(sys.argv[1:] if argv is None else argv)
-    rpc.init(conf)
     try:
-        service.run([service_factory(conf)])
+        rpc.init(conf)
+        daemon = service_factory(conf)
+    except exception.OsbackupError as exc:
+        # A missing or unsafe key file, an unknown driver...: say so,
+        # without a traceback.
+        LOG.error('Cannot start: %s', exc.message)
+        rpc.cleanup()
+        sys.exit('ERROR: %s' % exc.message)
+    try:
+        service.run([daemon])
     finally:
         rpc.cleanup()

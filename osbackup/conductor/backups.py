@@ -8,11 +8,10 @@ and closes a backup only when each of its tasks has ended.
 import re
 
 from oslo_log import log as logging
-import oslo_messaging as messaging
 
 from osbackup import exception
-from osbackup import rpc
 from osbackup import states
+from osbackup import storage as storage_mod
 
 LOG = logging.getLogger(__name__)
 
@@ -39,17 +38,20 @@ def validate_names(kind: str, names: list, known: list) -> list:
 class BackupOrchestrator:
     """Creates backups, dispatches their tasks and closes them."""
 
-    def __init__(self, conf, catalogue, agent_api):
+    def __init__(self, conf, catalogue, dispatcher):
         self.conf = conf
         self.catalogue = catalogue
-        self.agent_api = agent_api
+        self.dispatch = dispatcher
+        #: Called with the backup when one ends SUCCEEDED.
+        self.on_success = []
 
     def _agents(self):
         return {a['host']: a for a in self.catalogue.list_agents(
             self.conf.conductor.agent_down_time)}
 
     def create(self, hosts: list, services: list,
-               policy: str | None = None) -> dict:
+               policy: str | None = None,
+               targets: list | None = None) -> dict:
         agents = self._agents()
         hosts = validate_names('host', hosts, list(agents))
         known_services = sorted({d for a in agents.values()
@@ -67,44 +69,44 @@ class BackupOrchestrator:
                 raise exception.InvalidInput(
                     'No agent is up: start osbackup-agent on the nodes '
                     'first (see "osbackup-manage agent list")')
-        backup = self.catalogue.create_backup(hosts, services, policy)
+        targets = validate_names('target', targets or [],
+                                 storage_mod.installed_names()) or \
+            [self.conf.storage.backend]
+        backup = self.catalogue.create_backup(hosts, services, policy,
+                                              targets)
         LOG.info('Backup %s: hosts %s, services %s', backup['id'],
                  ', '.join(hosts), ', '.join(services) or 'all')
-        for host in hosts:
-            drivers = agents[host]['info'].get('drivers', [])
-            for service in services or drivers:
-                self._dispatch(backup['id'], host, service,
-                               enabled=service in drivers)
+        with self.dispatch.batch():
+            for host in hosts:
+                drivers = agents[host]['info'].get('drivers', [])
+                for service in services or drivers:
+                    self._dispatch(backup['id'], host, service,
+                                   service in drivers, targets)
         self.catalogue.finish_backup_if_done(backup['id'])
         return self.catalogue.get_backup(backup['id'])
 
-    def _dispatch(self, backup_id, host, service, enabled):
-        task = self.catalogue.create_task(
-            'backup', host, service, {}, self.conf.conductor.task_timeout,
-            backup_id=backup_id,
-            deliver_within=self.conf.conductor.task_start_timeout)
+    def _dispatch(self, backup_id, host, service, enabled, targets):
         if not enabled:
+            task = self.catalogue.create_task(
+                'backup', host, service, {}, 0, backup_id=backup_id)
             self.catalogue.task_finished(
                 task['id'], states.SKIPPED,
                 {'reason': 'driver %s is not enabled on %s'
                            % (service, host)})
             return
-        message = {'id': task['id'], 'kind': 'backup', 'host': host,
-                   'service': service, 'backup_id': backup_id,
-                   'params': task['params'], 'expires_at': task['deliver_by']}
-        try:
-            self.agent_api.run_task(rpc.admin_context(), host, message)
-        except (messaging.MessageUndeliverable,
-                messaging.MessageDeliveryFailure) as exc:
-            LOG.error('Could not send task %s to %s: %s', task['id'], host,
-                      exc)
-            self.catalogue.task_finished(
-                task['id'], states.FAILED, {},
-                'agent %s is not listening (no queue on the broker): %s'
-                % (host, type(exc).__name__))
+        self.dispatch('backup', host, service, {'targets': targets},
+                      backup_id=backup_id)
 
     def task_done(self, task: dict) -> None:
         """Close the task's backup once its last task has ended."""
         final = self.catalogue.finish_backup_if_done(task['backup_id'])
         if final:
             LOG.info('Backup %s ended %s', task['backup_id'], final)
+        if final == states.SUCCEEDED:
+            backup = self.catalogue.get_backup(task['backup_id'])
+            for hook in self.on_success:
+                try:
+                    hook(backup)
+                except Exception:
+                    LOG.exception('After-backup action failed for backup '
+                                  '%s', backup['id'])

@@ -11,30 +11,51 @@ LOG = logging.getLogger(__name__)
 class ConductorManager:
     """Endpoint for ``osbackup-conductor``; see conductor/rpcapi.py."""
 
-    target = messaging.Target(version='1.0')
+    target = messaging.Target(version='1.1')
 
-    def __init__(self, catalogue, tracker, backups, restores):
-        self.catalogue = catalogue
-        self.tracker = tracker
-        self.backups = backups
-        self.restores = restores
+    def __init__(self, svc):
+        self.svc = svc
+
+    # Agent reports
 
     def heartbeat(self, context, host, version, info):
-        self.catalogue.record_heartbeat(host, version, info)
+        self.svc.catalogue.record_heartbeat(host, version, info)
 
     def task_started(self, context, task_id, host):
-        self.catalogue.task_started(task_id)
+        self.svc.catalogue.task_started(task_id)
 
     def task_progress(self, context, task_id, host, nbytes, nfiles):
-        self.catalogue.task_progress(task_id, nbytes, nfiles)
+        self.svc.catalogue.task_progress(task_id, nbytes, nfiles)
 
     def task_finished(self, context, task_id, host, status, result, error):
-        self.tracker.finished(task_id, status, result, error)
+        self.svc.tracker.finished(task_id, status, result, error)
+
+    # Requests from osbackup-manage
 
     @messaging.expected_exceptions(exception.OsbackupError)
-    def create_backup(self, context, hosts, services):
-        return self.backups.create(hosts, services)
+    def create_backup(self, context, hosts, services, targets=None,
+                      policy=None):
+        if policy:
+            return self.svc.policies.run_now(policy, hosts, services,
+                                             targets)
+        return self.svc.backups.create(hosts, services, targets=targets)
 
     @messaging.expected_exceptions(exception.OsbackupError)
     def create_restore(self, context, backup_id, hosts, services, dry_run):
-        return self.restores.create(backup_id, hosts, services, dry_run)
+        return self.svc.restores.create(backup_id, hosts, services, dry_run)
+
+    @messaging.expected_exceptions(exception.OsbackupError)
+    def verify_backup(self, context, backup_id, deep):
+        return self.svc.verifier.create(backup_id, deep)
+
+    @messaging.expected_exceptions(exception.OsbackupError)
+    def prune_backups(self, context, dry_run):
+        return self.svc.pruner.prune(dry_run)
+
+    @messaging.expected_exceptions(exception.OsbackupError)
+    def delete_backup(self, context, backup_id, force):
+        return self.svc.pruner.delete(backup_id, force)
+
+    @messaging.expected_exceptions(exception.OsbackupError)
+    def distribute_rings(self, context, backup_id):
+        return self.svc.rings.distribute(backup_id)

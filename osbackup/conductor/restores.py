@@ -9,11 +9,9 @@ compare-and-set updates, so several conductors can drive restores.
 """
 
 from oslo_log import log as logging
-import oslo_messaging as messaging
 
 from osbackup.conductor import restore_plan
 from osbackup import exception
-from osbackup import rpc
 from osbackup import states
 
 LOG = logging.getLogger(__name__)
@@ -33,10 +31,10 @@ def phase_name(index: int) -> str:
 class RestoreOrchestrator:
     """Creates restores and drives them through their phases."""
 
-    def __init__(self, conf, catalogue, agent_api):
+    def __init__(self, conf, catalogue, dispatcher):
         self.conf = conf
         self.catalogue = catalogue
-        self.agent_api = agent_api
+        self.dispatch = dispatcher
 
     def create(self, backup_id: int, hosts: list, services: list,
                dry_run: bool = False) -> dict:
@@ -74,38 +72,20 @@ class RestoreOrchestrator:
     def _start_phase(self, restore: dict, index: int) -> None:
         name = phase_name(index)
         sent = 0
-        for host, host_plan in sorted(restore['plan']['hosts'].items()):
-            if not restore_plan.has_work(host_plan, name):
-                continue
-            task = self.catalogue.create_task(
-                'restore_' + name, host, 'restore',
-                {'restore_id': restore['id'],
-                 'backup_id': restore['backup_id'], 'plan': host_plan},
-                self.conf.conductor.task_timeout,
-                restore_id=restore['id'],
-                deliver_within=self.conf.conductor.task_start_timeout)
-            sent += 1
-            self._cast(task)
+        with self.dispatch.batch():
+            for host, host_plan in sorted(restore['plan']['hosts'].items()):
+                if not restore_plan.has_work(host_plan, name):
+                    continue
+                sent += 1
+                self.dispatch('restore_' + name, host, 'restore',
+                              {'restore_id': restore['id'],
+                               'backup_id': restore['backup_id'],
+                               'plan': host_plan},
+                              restore_id=restore['id'])
         LOG.info('Restore %s: phase %s on %d host(s)', restore['id'], name,
                  sent)
         if not sent:
             self.advance(restore['id'])
-
-    def _cast(self, task):
-        message = {'id': task['id'], 'kind': task['kind'],
-                   'host': task['host'], 'service': task['service'],
-                   'params': task['params'],
-                   'expires_at': task['deliver_by']}
-        try:
-            self.agent_api.run_task(rpc.admin_context(), task['host'],
-                                    message)
-        except (messaging.MessageUndeliverable,
-                messaging.MessageDeliveryFailure) as exc:
-            self.catalogue.task_finished(
-                task['id'], states.FAILED, {},
-                'agent %s is not listening: %s' % (task['host'],
-                                                   type(exc).__name__))
-            self.task_done(self.catalogue.get_task(task['id']))
 
     def task_done(self, task: dict) -> None:
         """Record a restore task's steps, then move the restore on."""

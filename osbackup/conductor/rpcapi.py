@@ -1,5 +1,6 @@
 """Client side of the conductor RPC API (agents and osbackup-manage)."""
 
+from osbackup import exception
 from osbackup import rpc
 
 
@@ -9,9 +10,11 @@ class ConductorAPI:
     API version history:
         1.0 - Initial version: heartbeat, task_started, task_progress,
               task_finished, create_backup, create_restore
+        1.1 - Added verify_backup, prune_backups, delete_backup,
+              distribute_rings; targets and policy in create_backup
     """
 
-    RPC_API_VERSION = '1.0'
+    RPC_API_VERSION = '1.1'
 
     def __init__(self, conf):
         self.client = rpc.get_client(
@@ -43,7 +46,13 @@ class ConductorAPI:
 
     # Requests from osbackup-manage: calls, the answer is needed.
 
-    def create_backup(self, ctxt, hosts: list, services: list) -> dict:
+    def create_backup(self, ctxt, hosts: list, services: list,
+                      targets: list | None = None,
+                      policy: str | None = None) -> dict:
+        if targets or policy:
+            return self._call_1_1(ctxt, 'create_backup', hosts=hosts,
+                                  services=services, targets=targets,
+                                  policy=policy)
         return self.client.prepare(version='1.0').call(
             ctxt, 'create_backup', hosts=hosts, services=services)
 
@@ -52,3 +61,25 @@ class ConductorAPI:
         return self.client.prepare(version='1.0').call(
             ctxt, 'create_restore', backup_id=backup_id, hosts=hosts,
             services=services, dry_run=dry_run)
+
+    def verify_backup(self, ctxt, backup_id: int, deep: bool) -> dict:
+        return self._call_1_1(ctxt, 'verify_backup', backup_id=backup_id,
+                              deep=deep)
+
+    def prune_backups(self, ctxt, dry_run: bool) -> list:
+        return self._call_1_1(ctxt, 'prune_backups', dry_run=dry_run)
+
+    def delete_backup(self, ctxt, backup_id: int, force: bool) -> dict:
+        return self._call_1_1(ctxt, 'delete_backup', backup_id=backup_id,
+                              force=force)
+
+    def distribute_rings(self, ctxt, backup_id: int | None) -> dict:
+        return self._call_1_1(ctxt, 'distribute_rings', backup_id=backup_id)
+
+    def _call_1_1(self, ctxt, method, **kwargs):
+        if not self.client.can_send_version('1.1'):
+            raise exception.ConductorUnavailable(
+                '%s needs conductors at RPC API 1.1; [upgrade_levels] '
+                'conductor caps it lower' % method)
+        return self.client.prepare(version='1.1').call(ctxt, method,
+                                                       **kwargs)

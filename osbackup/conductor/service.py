@@ -1,12 +1,17 @@
-"""The conductor service: RPC server plus the periodic deadline checker."""
+"""The conductor service: RPC server plus its periodic jobs."""
 
 from oslo_log import log as logging
 
 from osbackup.agent import rpcapi as agent_rpcapi
 from osbackup.conductor import backups as backups_mod
+from osbackup.conductor import dispatch as dispatch_mod
 from osbackup.conductor import manager as manager_mod
+from osbackup.conductor import policies as policies_mod
+from osbackup.conductor import prune as prune_mod
 from osbackup.conductor import restores as restores_mod
+from osbackup.conductor import rings as rings_mod
 from osbackup.conductor import tasks as tasks_mod
+from osbackup.conductor import verify as verify_mod
 from osbackup.db import api as db_api
 from osbackup import rpc
 from osbackup import service
@@ -23,20 +28,35 @@ class ConductorService(service.RPCService):
         self.conf = conf
         self.catalogue = catalogue or db_api.Catalogue.from_conf(conf)
         self.catalogue.check_schema()
-        agent_api = agent_rpcapi.AgentAPI(conf)
+        dispatcher = dispatch_mod.Dispatcher(conf, self.catalogue,
+                                             agent_rpcapi.AgentAPI(conf))
         self.backups = backups_mod.BackupOrchestrator(conf, self.catalogue,
-                                                      agent_api)
+                                                      dispatcher)
         self.restores = restores_mod.RestoreOrchestrator(
-            conf, self.catalogue, agent_api)
-        self.tracker = tasks_mod.TaskTracker(conf, self.catalogue,
-                                             self.backups, self.restores)
-        self.manager = manager_mod.ConductorManager(
-            self.catalogue, self.tracker, self.backups, self.restores)
+            conf, self.catalogue, dispatcher)
+        self.verifier = verify_mod.VerifyOrchestrator(conf, self.catalogue,
+                                                      dispatcher)
+        self.pruner = prune_mod.Pruner(conf, self.catalogue, dispatcher)
+        self.rings = rings_mod.RingDistributor(conf, self.catalogue,
+                                               dispatcher)
+        self.policies = policies_mod.PolicyRunner(
+            conf, self.catalogue, self.backups, self.verifier)
+        self.tracker = tasks_mod.TaskTracker(
+            conf, self.catalogue, self.backups, self.restores,
+            self.verifier, self.pruner)
+        dispatcher.on_failed = self.tracker.finished
+        self.backups.on_success.append(self.rings.after_backup)
+        self.manager = manager_mod.ConductorManager(self)
 
     def start(self):
         LOG.info('Starting osbackup-conductor %s on %s',
                  version.version_string(), self.conf.host)
         self.start_rpc(rpc.get_server(rpc.CONDUCTOR_TOPIC, self.conf.host,
                                       [self.manager]))
-        self.add_timer(self.conf.conductor.periodic_interval,
-                       self.tracker.check_deadlines, 'check-deadlines')
+        interval = self.conf.conductor.periodic_interval
+        self.add_timer(interval, self.tracker.check_deadlines,
+                       'check-deadlines')
+        if self.conf.conductor.run_policies:
+            self.add_timer(interval, self.policies.run_due, 'run-policies')
+            self.add_timer(self.conf.conductor.prune_interval,
+                           self.pruner.prune, 'prune')

@@ -1,4 +1,4 @@
-"""Task bookkeeping shared by backups and restores.
+"""Task bookkeeping shared by every operation.
 
 Every report and every deadline ends a task through here: the catalogue
 records the end once (late or repeated reports change nothing), then the
@@ -11,13 +11,16 @@ LOG = logging.getLogger(__name__)
 
 
 class TaskTracker:
-    """Record task ends and route them to their backup or restore."""
+    """Record task ends and route them to their operation."""
 
-    def __init__(self, conf, catalogue, backups, restores):
+    def __init__(self, conf, catalogue, backups, restores, verifier=None,
+                 pruner=None):
         self.conf = conf
         self.catalogue = catalogue
         self.backups = backups
         self.restores = restores
+        self.verifier = verifier
+        self.pruner = pruner
 
     def finished(self, task_id, status, result, error) -> None:
         task = self.catalogue.task_finished(task_id, status, result, error)
@@ -31,10 +34,15 @@ class TaskTracker:
         self._route(task)
 
     def _route(self, task):
-        if task['backup_id'] is not None:
+        kind = task['kind']
+        if kind == 'backup':
             self.backups.task_done(task)
-        if task['restore_id'] is not None:
+        elif kind == 'delete' and self.pruner is not None:
+            self.pruner.task_done(task)
+        elif task['restore_id'] is not None:
             self.restores.task_done(task)
+        elif task['verification_id'] is not None and self.verifier:
+            self.verifier.task_done(task)
 
     def check_deadlines(self) -> None:
         """Time out tasks whose agent went silent; move their operations."""

@@ -11,8 +11,10 @@ from osbackup.conf import conductor
 from osbackup.conf import database
 from osbackup.conf import default
 from osbackup.conf import mysql
+from osbackup.conf import rpc
 from osbackup.conf import service_command
 from osbackup.conf import services
+from osbackup.conf import ssh_storage
 from osbackup.conf import storage
 from osbackup.conf import upgrade_levels
 
@@ -23,7 +25,9 @@ agent.register_opts(CONF)
 conductor.register_opts(CONF)
 database.register_opts(CONF)
 mysql.register_opts(CONF)
+rpc.register_opts(CONF)
 service_command.register_opts(CONF)
 services.register_opts(CONF)
+ssh_storage.register_opts(CONF)
 storage.register_opts(CONF)
 upgrade_levels.register_opts(CONF)

@@ -34,6 +34,13 @@ agent_opts = [
                help='Seconds a unit must stay active after a restore '
                     'starts it: a daemon that dies on a bad restored '
                     'config often looks active for a moment.'),
+    cfg.IntOpt('free_space_margin',
+               default=20, min=0, max=1000,
+               help='Before a backup, every target must have as much free '
+                    'space as the previous backup of that service on this '
+                    'host took, plus this many percent; otherwise the task '
+                    'fails at once and nothing is written. The first '
+                    'backup of a service is not checked.'),
     cfg.IntOpt('nice',
                default=10, min=0, max=19,
                help='Scheduling niceness of the agent\'s work threads and '

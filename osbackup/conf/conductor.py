@@ -28,6 +28,21 @@ conductor_opts = [
                default=10, min=1,
                help='Seconds between the conductor\'s periodic checks '
                     '(deadlines, due policies).'),
+    cfg.BoolOpt('run_policies',
+                default=True,
+                help='Run due policies on this conductor: scheduled '
+                     'backups, scheduled verifications and pruning. Safe '
+                     'with several conductors: each run is claimed once '
+                     'in the catalogue.'),
+    cfg.StrOpt('timezone',
+               default='UTC',
+               help='IANA time zone in which policy schedules (cron '
+                    'expressions) and daily/weekly/monthly retention are '
+                    'evaluated, e.g. Europe/Berlin.'),
+    cfg.IntOpt('prune_interval',
+               default=3600, min=60,
+               help='Seconds between the conductor\'s automatic pruning '
+                    'of backups that their policy no longer keeps.'),
     cfg.IntOpt('rpc_timeout',
                default=60, min=1,
                help='Seconds osbackup-manage waits for a conductor to '

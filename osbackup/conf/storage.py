@@ -10,6 +10,18 @@ storage_opts = [
     cfg.StrOpt('local_path', default='$state_path/backups',
                help='Directory of the local backend; may be an NFS mount '
                     'shared by all nodes. Created 0700.'),
+    cfg.StrOpt('encryption_key_file',
+               help='File holding the key that encrypts artifacts at rest '
+                    '(AES-256-GCM in authenticated 1 MiB chunks; encrypted '
+                    'objects get a .enc suffix). Unset: artifacts are '
+                    'stored unencrypted, which is only safe on storage no '
+                    'one else can read: they hold database passwords and '
+                    'fernet keys. Every node that writes or restores '
+                    'artifacts needs the same key; create it with "openssl '
+                    'rand -hex 32 > /etc/osbackup/storage.key" (chmod 600) '
+                    'and keep a copy away from the backups, since nothing '
+                    'can be restored without it. Artifacts written before '
+                    'the key was set stay readable.'),
     cfg.IntOpt('compression_level', default=3, min=1, max=22,
                help='Compression level (zstd) of archives and dumps.'),
     cfg.IntOpt('compression_threads', default=0, min=-1,

@@ -11,47 +11,37 @@ import datetime
 import uuid
 
 from oslo_db.sqlalchemy import engines
-from oslo_utils import timeutils
 import sqlalchemy as sa
 from sqlalchemy import orm
 
 from osbackup.db import migration
 from osbackup.db import models
+from osbackup.db import policy_api
+from osbackup.db import rows
 from osbackup import exception
 from osbackup import states
 
 
-def _now():
-    return timeutils.utcnow()
+_now = rows.now
+_iso = rows.iso
+_row = rows.row
 
 
-def _iso(value):
-    return value.isoformat(timespec='seconds') + 'Z' if value else None
-
-
-def _row(obj, *fields):
-    out = {}
-    for field in fields:
-        value = getattr(obj, field)
-        out[field] = _iso(value) if isinstance(value,
-                                               datetime.datetime) else value
-    return out
-
-
-_TASK_FIELDS = ('id', 'backup_id', 'restore_id', 'kind', 'host', 'service',
+_TASK_FIELDS = ('id', 'backup_id', 'restore_id', 'verification_id', 'kind',
+                'host', 'service',
                 'params', 'status', 'created_at', 'updated_at', 'started_at',
                 'finished_at', 'expires_at', 'progress_bytes',
                 'progress_files', 'result', 'error')
 _ARTIFACT_FIELDS = ('id', 'backup_id', 'task_id', 'host', 'service', 'name',
                     'kind', 'status', 'location', 'size', 'sha256', 'meta',
                     'created_at')
-_BACKUP_FIELDS = ('id', 'status', 'hosts', 'services', 'policy',
-                  'created_at', 'finished_at', 'error')
+_BACKUP_FIELDS = ('id', 'status', 'hosts', 'services', 'policy', 'targets',
+                  'verified', 'created_at', 'finished_at', 'error')
 _RESTORE_FIELDS = ('id', 'backup_id', 'status', 'hosts', 'services', 'plan',
                    'phase', 'created_at', 'finished_at', 'error')
 
 
-class Catalogue:
+class Catalogue(policy_api.PolicyQueries):
     """Access to the catalogue database named by ``[database] connection``."""
 
     def __init__(self, connection: str, **engine_kw):
@@ -123,10 +113,12 @@ class Catalogue:
 
     # -- backups ---------------------------------------------------------
 
-    def create_backup(self, hosts, services, policy=None) -> dict:
+    def create_backup(self, hosts, services, policy=None,
+                      targets=None) -> dict:
         with self.session() as s:
             backup = models.Backup(status=states.RUNNING, hosts=list(hosts),
                                    services=list(services), policy=policy,
+                                   targets=list(targets or []),
                                    created_at=_now())
             s.add(backup)
             s.flush()
@@ -149,7 +141,22 @@ class Catalogue:
                                        models.Artifact.name)).all()
             out['tasks'] = [_row(t, *_TASK_FIELDS) for t in tasks]
             out['artifacts'] = [_row(a, *_ARTIFACT_FIELDS) for a in arts]
+            copies = self._copies(s, [a['id'] for a in out['artifacts']])
+            for art in out['artifacts']:
+                art['copies'] = copies.get(art['id'], [])
             return out
+
+    def _copies(self, s, artifact_ids):
+        found = {}
+        if not artifact_ids:
+            return found
+        rows = s.scalars(sa.select(models.ArtifactCopy).where(
+            models.ArtifactCopy.artifact_id.in_(artifact_ids))
+            .order_by(models.ArtifactCopy.id)).all()
+        for c in rows:
+            found.setdefault(c.artifact_id, []).append(_row(
+                c, 'target', 'location', 'size', 'sha256', 'status'))
+        return found
 
     def list_backups(self, limit: int | None = None) -> list[dict]:
         with self.session() as s:
@@ -178,7 +185,8 @@ class Catalogue:
         """Close a backup whose tasks all ended; return its final status."""
         with self.session() as s:
             statuses = s.scalars(sa.select(models.Task.status)
-                                 .where(models.Task.backup_id == backup_id)
+                                 .where(models.Task.backup_id == backup_id,
+                                        models.Task.kind == 'backup')
                                  ).all()
             if any(st in states.TASK_ACTIVE for st in statuses):
                 return None
@@ -206,7 +214,7 @@ class Catalogue:
     # -- tasks -----------------------------------------------------------
 
     def create_task(self, kind, host, service, params, timeout,
-                    backup_id=None, restore_id=None,
+                    backup_id=None, restore_id=None, verification_id=None,
                     deliver_within: int = 120) -> dict:
         """Create a PENDING task.
 
@@ -220,6 +228,7 @@ class Catalogue:
                 id=str(uuid.uuid4()), kind=kind, host=host, service=service,
                 params=params, status=states.PENDING, created_at=now,
                 updated_at=now, backup_id=backup_id, restore_id=restore_id,
+                verification_id=verification_id,
                 expires_at=now + datetime.timedelta(seconds=timeout),
                 progress_bytes=0, progress_files=0)
             s.add(task)
@@ -277,7 +286,7 @@ class Catalogue:
             if not done:
                 return None
             task = s.get(models.Task, task_id)
-            if task.backup_id is not None:
+            if task.backup_id is not None and task.kind == 'backup':
                 self._add_artifacts(s, task, status, result or {}, now)
             return _row(task, *_TASK_FIELDS)
 
@@ -293,12 +302,20 @@ class Catalogue:
         if status != states.SUCCEEDED:
             return
         for art in result.get('artifacts', []):
-            s.add(models.Artifact(
+            row = models.Artifact(
                 backup_id=task.backup_id, task_id=task.id, host=task.host,
                 service=task.service, name=art['name'], kind=art['kind'],
                 status=states.AVAILABLE, location=art['location'],
                 size=art['size'], sha256=art['sha256'],
-                meta=art.get('meta') or {}, created_at=now))
+                meta=art.get('meta') or {}, created_at=now)
+            s.add(row)
+            s.flush()
+            for copy in art.get('copies', []):
+                s.add(models.ArtifactCopy(
+                    artifact_id=row.id, target=copy['target'],
+                    location=copy['location'], size=copy.get('size'),
+                    sha256=copy.get('sha256'), status=states.AVAILABLE,
+                    created_at=now))
 
     def expire_tasks(self, start_timeout: int, silence_timeout: int
                      ) -> list[dict]:
@@ -335,6 +352,7 @@ class Catalogue:
                     expired.append({'id': task.id,
                                     'backup_id': task.backup_id,
                                     'restore_id': task.restore_id,
+                                    'verification_id': task.verification_id,
                                     'host': task.host, 'error': why})
         return expired
 

@@ -32,9 +32,63 @@ class Backup(Base):
     hosts = sa.Column(sa.JSON, nullable=False, default=list)
     services = sa.Column(sa.JSON, nullable=False, default=list)
     policy = sa.Column(sa.String(255))
+    targets = sa.Column(sa.JSON, nullable=False, default=list)
+    verified = sa.Column(sa.JSON)
     created_at = sa.Column(sa.DateTime, nullable=False)
     finished_at = sa.Column(sa.DateTime)
     error = sa.Column(sa.Text)
+
+
+class Policy(Base):
+    __tablename__ = 'policies'
+
+    id = sa.Column(sa.Integer, primary_key=True)
+    name = sa.Column(sa.String(255), nullable=False, unique=True)
+    schedule = sa.Column(sa.String(255), nullable=False)
+    hosts = sa.Column(sa.JSON, nullable=False, default=list)
+    services = sa.Column(sa.JSON, nullable=False, default=list)
+    targets = sa.Column(sa.JSON, nullable=False, default=list)
+    keep_days = sa.Column(sa.Integer, nullable=False, default=0)
+    keep_last = sa.Column(sa.Integer, nullable=False, default=0)
+    keep_daily = sa.Column(sa.Integer, nullable=False, default=0)
+    keep_weekly = sa.Column(sa.Integer, nullable=False, default=0)
+    keep_monthly = sa.Column(sa.Integer, nullable=False, default=0)
+    verify_schedule = sa.Column(sa.String(255))
+    verify_deep = sa.Column(sa.Boolean, nullable=False, default=False)
+    distribute_rings = sa.Column(sa.Boolean, nullable=False, default=False)
+    enabled = sa.Column(sa.Boolean, nullable=False, default=True)
+    next_run_at = sa.Column(sa.DateTime)
+    next_verify_at = sa.Column(sa.DateTime)
+    created_at = sa.Column(sa.DateTime, nullable=False)
+    updated_at = sa.Column(sa.DateTime, nullable=False)
+
+
+class ArtifactCopy(Base):
+    __tablename__ = 'artifact_copies'
+
+    id = sa.Column(sa.Integer, primary_key=True)
+    artifact_id = sa.Column(sa.Integer, sa.ForeignKey('artifacts.id'),
+                            nullable=False, index=True)
+    target = sa.Column(sa.String(64), nullable=False)
+    location = sa.Column(sa.Text, nullable=False)
+    size = sa.Column(sa.BigInteger)
+    sha256 = sa.Column(sa.String(64))
+    status = sa.Column(sa.String(16), nullable=False)
+    created_at = sa.Column(sa.DateTime, nullable=False)
+
+
+class Verification(Base):
+    __tablename__ = 'verifications'
+
+    id = sa.Column(sa.Integer, primary_key=True)
+    backup_id = sa.Column(sa.Integer, sa.ForeignKey('backups.id'),
+                          nullable=False, index=True)
+    deep = sa.Column(sa.Boolean, nullable=False, default=False)
+    status = sa.Column(sa.String(16), nullable=False)
+    problems = sa.Column(sa.JSON, nullable=False, default=list)
+    details = sa.Column(sa.JSON, nullable=False, default=list)
+    created_at = sa.Column(sa.DateTime, nullable=False)
+    finished_at = sa.Column(sa.DateTime)
 
 
 class Task(Base):
@@ -46,6 +100,9 @@ class Task(Base):
                           index=True)
     restore_id = sa.Column(sa.Integer, sa.ForeignKey('restores.id'),
                            index=True)
+    verification_id = sa.Column(sa.Integer,
+                                sa.ForeignKey('verifications.id'),
+                                index=True)
     kind = sa.Column(sa.String(32), nullable=False)
     host = sa.Column(sa.String(255), nullable=False)
     service = sa.Column(sa.String(64), nullable=False)

@@ -22,6 +22,8 @@ class Artifact:
     size: int
     sha256: str
     meta: dict = dataclasses.field(default_factory=dict)
+    #: Storage key, so copies to other targets are stored under the same.
+    key: str | None = None
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)

@@ -52,7 +52,8 @@ class FileSetDriver(base.ServiceDriver):
                           if os.path.exists(self.path(p))]}
 
     def backup(self, ctx: base.TaskContext) -> list[base.Artifact]:
-        writer = ctx.storage.open_writer(ctx.key(self.name, '.tar.zst'))
+        key = ctx.key(self.name, '.tar.zst')
+        writer = ctx.storage.open_writer(key)
         with writer:
             sink = streams.HashingWriter(writer)
             stats = archive.write_archive(
@@ -68,4 +69,4 @@ class FileSetDriver(base.ServiceDriver):
             meta={'paths': stats.manifest['paths'],
                   'excludes': stats.manifest['excludes'],
                   'files': stats.files, 'bytes': stats.bytes,
-                  'warnings': len(stats.warnings)})]
+                  'warnings': len(stats.warnings)}, key=key)]

@@ -85,6 +85,35 @@ def _reraise(exc, error, message):
     raise error('%s: %s' % (message, exc)) from exc
 
 
+class _Renamer:
+    """Point a one-database dump's CREATE DATABASE and USE at another name.
+
+    Works on a stream: the statements are short and start a line, so a
+    tail of the previous chunk is held back in case one is cut in two.
+    """
+
+    HOLD = 512
+
+    def __init__(self, old: str, new: str):
+        old_q = ('`%s`' % old.replace('`', '``')).encode()
+        new_q = ('`%s`' % new).encode()
+        self._subs = [
+            (b'\nUSE ' + old_q + b';', b'\nUSE ' + new_q + b';'),
+            (b'IF NOT EXISTS*/ ' + old_q, b'IF NOT EXISTS*/ ' + new_q),
+            (b'\nCREATE DATABASE ' + old_q, b'\nCREATE DATABASE ' + new_q)]
+        self._held = b'\n'
+
+    def __call__(self, chunk: bytes, final: bool = False) -> bytes:
+        data = self._held + chunk
+        for old, new in self._subs:
+            data = data.replace(old, new)
+        if final:
+            self._held = b''
+            return data
+        self._held = data[-self.HOLD:]
+        return data[:-self.HOLD]
+
+
 class _Stderr(threading.Thread):
     """Drain a child's stderr so it can never block; keep its beginning."""
 
@@ -404,7 +433,7 @@ class MySQLDriver(base.ServiceDriver):
                                    'gtid': splitter.gtid}
             artifacts.append(base.Artifact(
                 name=db, kind='sql', location=committed[-1], size=hw.size,
-                sha256=hw.sha256,
+                sha256=hw.sha256, key=ctx.key(db, '.sql.zst'),
                 meta={'database': db, 'binlog': binlog or None,
                       'uncompressed_size': splitter.sizes[db]}))
         return artifacts
@@ -421,6 +450,9 @@ class MySQLDriver(base.ServiceDriver):
         then to feed it to the mysql client.
         """
         self._check_artifact(ctx, location, database, expected_sha256)
+        self._load_stream(ctx, location, database, None)
+
+    def _load_stream(self, ctx, location, database, rewrite):
         try:
             proc = self._spawn(self.conf.mysql.mysql_path, [],
                                stdin=subprocess.PIPE,
@@ -433,8 +465,12 @@ class MySQLDriver(base.ServiceDriver):
             with contextlib.closing(ctx.storage.open_reader(location)) as raw:
                 source = streams.decompressor(raw)
                 for chunk in iter(lambda: source.read(CHUNK), b''):
+                    if rewrite is not None:
+                        chunk = rewrite(chunk)
                     proc.stdin.write(chunk)
                     ctx.progress(len(chunk), 0)
+                if rewrite is not None:
+                    proc.stdin.write(rewrite(b'', final=True))
             proc.stdin.close()
         except BrokenPipeError:
             pass    # the client quit early; its status and stderr say why
@@ -451,6 +487,34 @@ class MySQLDriver(base.ServiceDriver):
             raise exception.RestoreFailed(
                 'Loading database %s failed: mysql exited with status %d: %s'
                 % (database, returncode, _error_lines(stderr.text)))
+
+    def scratch_load(self, ctx: base.TaskContext, location: str,
+                     database: str, expected_sha256: str) -> dict:
+        """Load a dump into a scratch schema, count it, drop the schema.
+
+        The restore test the Operations Guide asks for: the dump really
+        loads. Its CREATE DATABASE and USE statements are pointed at
+        ``osbackup_verify_<n>`` on the fly; the live database is never
+        touched.
+        """
+        self._check_artifact(ctx, location, database, expected_sha256)
+        scratch = 'osbackup_verify_%d' % (os.getpid() * 1000 +
+                                          threading.get_ident() % 1000)
+        self._query('DROP DATABASE IF EXISTS `%s`' % scratch)
+        try:
+            self._load_stream(ctx, location, database,
+                              _Renamer(database, scratch))
+            tables = self._query(
+                "SELECT table_name FROM information_schema.tables WHERE "
+                "table_schema = '%s' AND table_type = 'BASE TABLE'"
+                % scratch)
+            rows = 0
+            for table in tables:
+                rows += int(self._query('SELECT COUNT(*) FROM `%s`.`%s`'
+                                        % (scratch, table))[0])
+            return {'tables': len(tables), 'rows': rows}
+        finally:
+            self._query('DROP DATABASE IF EXISTS `%s`' % scratch)
 
     def verify(self, ctx: base.TaskContext, location: str, database: str,
                expected_sha256: str) -> None:

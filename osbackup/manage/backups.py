@@ -1,14 +1,16 @@
 """``osbackup-manage backup``: create, list and show backups."""
 
 import sys
+import time
 
+from osbackup import exception
 from osbackup import manage
 from osbackup.manage import output
 from osbackup.manage import waiting
 from osbackup import states
 
-_SHOW_FIELDS = ['id', 'status', 'policy', 'hosts', 'services', 'created_at',
-                'finished_at', 'error']
+_SHOW_FIELDS = ['id', 'status', 'policy', 'hosts', 'services', 'targets',
+                'verified', 'created_at', 'finished_at', 'error']
 
 
 def artifact_rows(backup: dict) -> list:
@@ -17,8 +19,9 @@ def artifact_rows(backup: dict) -> list:
     A task that stored nothing still appears, so a skipped or failed
     service is visible next to the ones that succeeded.
     """
-    rows = [{k: a[k] for k in ('host', 'service', 'name', 'kind', 'status',
-                               'size', 'sha256', 'location')}
+    rows = [{k: a.get(k) for k in ('id', 'host', 'service', 'name', 'kind',
+                                   'status', 'size', 'sha256', 'location',
+                                   'copies')}
             for a in backup['artifacts']]
     for task in backup['tasks']:
         if task['status'] not in (states.SUCCEEDED, states.SKIPPED):
@@ -63,15 +66,26 @@ class BackupCommands:
                  metavar='SERVICE',
                  help='Back up this service (repeatable), e.g. mysql, nova. '
                       'Default: every driver of each agent.')
+    @manage.args('--target', dest='targets', action='append', default=[],
+                 metavar='TARGET',
+                 help='Storage target (repeatable): the first is written, '
+                      'the others receive verified copies. Default: '
+                      '[storage] backend.')
+    @manage.args('--policy', metavar='NAME',
+                 help='Run this policy now: its hosts, services and '
+                      'targets unless given here; the backup belongs to '
+                      'the policy (retention applies).')
     @manage.args('--wait', action='store_true',
                  help='Wait for the backup to end, showing progress; exit '
                       'non-zero unless every task succeeded. Always on in '
                       'all-in-one mode.')
     @manage.format_arg
-    def create(self, hosts=None, services=None, wait=False, fmt='table'):
+    def create(self, hosts=None, services=None, targets=None, policy=None,
+               wait=False, fmt='table'):
         """Back up services on hosts: one task per (host, service)."""
         backup = self.env.call('create_backup', hosts=hosts or [],
-                               services=services or [])
+                               services=services or [],
+                               targets=targets or [], policy=policy)
         if wait or self.env.all_in_one:
             print('Backup %s started' % backup['id'], file=sys.stderr)
             backup = waiting.wait(
@@ -100,7 +114,9 @@ class BackupCommands:
                 ('Services', lambda b: b['services'] or 'all'),
                 ('Artifacts', 'artifact_count'),
                 ('Size', lambda b: output.human_size(b['size'])),
-                ('Policy', 'policy')])
+                ('Policy', 'policy'),
+                ('Verified', lambda b: b['verified'] and '%s %s' % (
+                    b['verified']['status'], b['verified']['at']))])
         return manage.EXIT_OK
 
     @manage.args('backup_id', type=int, metavar='BACKUP_ID',
@@ -114,3 +130,92 @@ class BackupCommands:
         else:
             print_backup(backup)
         return manage.EXIT_OK
+
+    @manage.args('backup_id', type=int, metavar='BACKUP_ID',
+                 help='ID of the backup.')
+    @manage.args('--deep', action='store_true',
+                 help='Also unpack every archive into a scratch directory '
+                      'against its manifest and load every SQL dump into a '
+                      'scratch schema (then dropped).')
+    @manage.format_arg
+    def verify(self, backup_id, deep=False, fmt='table'):
+        """Re-read every copy of a backup and check it (a restore test)."""
+        ver = self.env.call('verify_backup', backup_id=backup_id, deep=deep)
+        ver = waiting.wait(
+            lambda: self.env.catalogue.get_verification(ver['id']),
+            done=lambda v: v['status'] != states.RUNNING)
+        out = {'backup_id': backup_id, 'verification_id': ver['id'],
+               'deep': deep, 'status': ver['status'],
+               'problems': ver['problems'], 'checked': ver['details']}
+        if fmt == 'json':
+            output.emit_json(out)
+        else:
+            print('Backup %s: %s' % (backup_id, ver['status']))
+            output.table(ver['details'] + ver['problems'], [
+                ('Host', 'host'), ('Artifact', 'artifact'), ('Copy', 'copy'),
+                ('Result', lambda r: r.get('error') and 'CORRUPT' or 'OK'),
+                ('Checked', lambda r: r.get('error') or ', '.join(
+                    '%s=%s' % (k, r[k]) for k in ('size', 'files', 'tables',
+                                                  'rows') if k in r))])
+        return manage.EXIT_OK if ver['status'] == 'OK' else \
+            manage.EXIT_FAILED
+
+    @manage.args('--dry-run', action='store_true',
+                 help='Only list what would be deleted.')
+    @manage.format_arg
+    def prune(self, dry_run=False, fmt='table'):
+        """Delete backups their policy no longer keeps, from every target.
+
+        The newest good backup of every service and database is always
+        kept, whatever the policy says.
+        """
+        doomed = self.env.call('prune_backups', dry_run=dry_run)
+        if not dry_run:
+            self._wait_deleted([d['id'] for d in doomed])
+        if fmt == 'json':
+            output.emit_json(doomed)
+        else:
+            print('%s %d backup(s)' % ('Would delete' if dry_run
+                                       else 'Deleting', len(doomed)))
+            output.table(doomed, [('ID', 'id'), ('Policy', 'policy'),
+                                  ('Created', 'created_at'),
+                                  ('Reason', 'reason')])
+        return manage.EXIT_OK
+
+    @manage.args('backup_id', type=int, metavar='BACKUP_ID',
+                 help='ID of the backup.')
+    @manage.args('--force', action='store_true',
+                 help='Delete even the newest good backup of a service.')
+    @manage.format_arg
+    def delete(self, backup_id, force=False, fmt='table'):
+        """Delete a backup's artifacts from every target and the catalogue."""
+        result = self.env.call('delete_backup', backup_id=backup_id,
+                               force=force)
+        result['status'] = self._wait_deleted([backup_id])[backup_id]
+        if fmt == 'json':
+            output.emit_json(result)
+        else:
+            print('Backup %s: %s' % (backup_id, result['status']))
+        return manage.EXIT_OK
+
+    def _wait_deleted(self, backup_ids, poll=0.5):
+        """Wait (bounded) until the agents removed the backups' objects."""
+        deadline = time.monotonic() + self.env.conf.conductor.rpc_timeout
+        left = set(backup_ids)
+        state = {}
+        while left:
+            for backup_id in sorted(left):
+                try:
+                    state[backup_id] = self.env.catalogue.get_backup(
+                        backup_id)['status']
+                except exception.NotFound:
+                    state[backup_id] = 'DELETED'
+                    left.discard(backup_id)
+            if left and time.monotonic() > deadline:
+                print('Still deleting backup(s) %s: an agent may be down; '
+                      'the next prune retries' % ', '.join(
+                          str(b) for b in sorted(left)), file=sys.stderr)
+                break
+            if left:
+                time.sleep(poll)
+        return state

@@ -3,7 +3,9 @@
 from osbackup.manage import agents
 from osbackup.manage import backups
 from osbackup.manage import db
+from osbackup.manage import policies
 from osbackup.manage import restores
+from osbackup.manage import swift
 
 
 def categories() -> dict:
@@ -11,5 +13,7 @@ def categories() -> dict:
         'agent': agents.AgentCommands,
         'backup': backups.BackupCommands,
         'db': db.DbCommands,
+        'policy': policies.PolicyCommands,
         'restore': restores.RestoreCommands,
+        'swift': swift.SwiftCommands,
     }

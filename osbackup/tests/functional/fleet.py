@@ -116,6 +116,9 @@ class Fleet:
                     '.*', '.*', '.*')
         self.transport_url = RABBIT_URL.rstrip('/') + '/' + self.vhost
         sql('CREATE DATABASE %s' % self.catalogue_db)
+        # The key every process of the fleet signs its messages with.
+        self.key_file = os.path.join(self.dir, 'rpc.key')
+        write_file(self.key_file, os.urandom(32).hex() + '\n', 0o600)
 
     # -- configuration -----------------------------------------------
 
@@ -126,12 +129,14 @@ class Fleet:
         base = {
             'DEFAULT': {'host': host, 'transport_url': self.transport_url,
                         'control_exchange': self.exchange,
+                        'rpc_signing_key_file': self.key_file,
                         'state_path': os.path.join(self.dir, 'state', host),
                         'debug': 'True',
                         'log_file': os.path.join(self.dir, '%s.log' % name)},
             'database': {'connection': DB_URL + self.catalogue_db},
             'storage': {'local_path': self.storage},
-            'conductor': {'periodic_interval': '2', 'agent_down_time': '15'},
+            'conductor': {'periodic_interval': '2', 'agent_down_time': '15',
+                          'run_policies': 'False'},
             'agent': {'report_interval': '2', 'progress_interval': '1',
                       'unit_check_timeout': '10', 'unit_check_settle': '1'},
         }

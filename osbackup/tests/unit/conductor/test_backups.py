@@ -7,6 +7,7 @@ import oslo_messaging as messaging
 from oslo_utils import timeutils
 
 from osbackup.conductor import backups
+from osbackup.conductor import dispatch
 from osbackup.conductor import restores
 from osbackup.conductor import tasks
 from osbackup.db import api
@@ -34,12 +35,15 @@ class BackupOrchestratorTest(base.TestCase):
         self.cat = api.Catalogue('sqlite://')
         self.cat.sync()
         self.agent_api = FakeAgentAPI()
+        dispatcher = dispatch.Dispatcher(self.cfg.conf, self.cat,
+                                         self.agent_api)
         self.orch = backups.BackupOrchestrator(self.cfg.conf, self.cat,
-                                               self.agent_api)
+                                               dispatcher)
         self.tracker = tasks.TaskTracker(
             self.cfg.conf, self.cat, self.orch,
             restores.RestoreOrchestrator(self.cfg.conf, self.cat,
-                                         self.agent_api))
+                                         dispatcher))
+        dispatcher.on_failed = self.tracker.finished
         self.cat.record_heartbeat('ctl', '1', {'drivers': ['mysql', 'nova',
                                                            'swift']})
         self.cat.record_heartbeat('cmp', '1', {'drivers': ['nova']})

@@ -1,0 +1,143 @@
+"""Retention: delete what no policy keeps, from every target, then forget it.
+
+Policies decide (conductor/retention.py); this module applies the
+decision. Whatever the rules say, the newest good artifact of every
+(host, service, database) is kept, and a backup being restored is never
+touched. Deletion is a task on the host that wrote each artifact (its local
+storage may be reachable only there); the catalogue rows go once every
+stored copy is gone, so an agent that is down delays a deletion instead of
+losing track of the objects.
+"""
+
+from oslo_log import log as logging
+
+from osbackup.conductor import retention
+from osbackup.db import rows
+from osbackup import exception
+from osbackup import states
+
+LOG = logging.getLogger(__name__)
+
+DELETING = 'DELETING'
+
+
+def rules_of(policy: dict) -> retention.Rules:
+    return retention.Rules(**{k: policy[k] for k in (
+        'keep_days', 'keep_last', 'keep_daily', 'keep_weekly',
+        'keep_monthly')})
+
+
+def protected(backups: list) -> set:
+    """Backups holding the newest good artifact of some (host, svc, name)."""
+    newest = {}
+    for b in backups:
+        if b['status'] != states.SUCCEEDED:
+            continue
+        for a in b['artifacts']:
+            if a['status'] == states.AVAILABLE:
+                key = (a['host'], a['service'], a['name'])
+                if key not in newest or b['id'] > newest[key]:
+                    newest[key] = b['id']
+    return set(newest.values())
+
+
+class Pruner:
+
+    def __init__(self, conf, catalogue, dispatcher):
+        self.conf = conf
+        self.catalogue = catalogue
+        self.dispatch = dispatcher
+
+    def plan(self) -> list[dict]:
+        """Backups the policies no longer keep, with the reason."""
+        backups = self.catalogue.backups_with_artifacts()
+        keep = protected(backups)
+        policies = {p['name']: p for p in self.catalogue.list_policies()}
+        now = rows.now()
+        out = []
+        by_policy = {}
+        for b in backups:
+            if b['status'] == DELETING:
+                out.append({'id': b['id'], 'policy': b['policy'],
+                            'created_at': rows.iso(b['created_at']),
+                            'reason': 'deletion not finished yet'})
+            elif b['policy'] in policies:
+                by_policy.setdefault(b['policy'], []).append(b)
+        for name, group in sorted(by_policy.items()):
+            for gone in retention.expired(group, rules_of(policies[name]),
+                                          now, self.conf.conductor.timezone):
+                if gone['id'] in keep or self.catalogue.restores_of(
+                        gone['id']):
+                    continue
+                created = next(b['created_at'] for b in group
+                               if b['id'] == gone['id'])
+                out.append({'id': gone['id'], 'policy': name,
+                            'created_at': rows.iso(created),
+                            'reason': gone['reason']})
+        return sorted(out, key=lambda x: x['id'])
+
+    def prune(self, dry_run: bool = False) -> list[dict]:
+        doomed = self.plan()
+        if not dry_run:
+            for entry in doomed:
+                self.delete(entry['id'], force=True)
+        return doomed
+
+    def delete(self, backup_id: int, force: bool = False) -> dict:
+        """Delete one backup's stored objects on their hosts."""
+        backup = self.catalogue.get_backup(backup_id)
+        if backup['status'] in (states.RUNNING, states.PENDING):
+            raise exception.Conflict('Backup %s is still running'
+                                     % backup_id)
+        if self.catalogue.restores_of(backup_id):
+            raise exception.Conflict('Backup %s is being restored'
+                                     % backup_id)
+        if not force and backup_id in protected(
+                self.catalogue.backups_with_artifacts()):
+            raise exception.Conflict(
+                'Backup %s holds the newest good copy of at least one '
+                'service or database; refusing to delete it (use --force '
+                'to delete it anyway)' % backup_id)
+        by_host = {}
+        for a in backup['artifacts']:
+            copies = a['copies'] or ([{'target': self.conf.storage.backend,
+                                       'location': a['location']}]
+                                     if a['location'] else [])
+            for c in copies:
+                by_host.setdefault(a['host'], []).append(
+                    {'target': c['target'], 'location': c['location']})
+        for task in backup['tasks']:
+            if task['kind'] == 'delete' and \
+                    task['status'] in states.TASK_ACTIVE:
+                self.catalogue.task_finished(
+                    task['id'], states.FAILED, {},
+                    'superseded by a new deletion of the backup')
+        self.catalogue.set_backup_status(backup_id, DELETING)
+        if not by_host:
+            self.catalogue.delete_backup_rows(backup_id)
+            return {'id': backup_id, 'status': 'DELETED'}
+        with self.dispatch.batch():
+            for host, objects in sorted(by_host.items()):
+                # The service name is what the agent serialises on: one
+                # deletion per backup at a time, deletions side by side.
+                self.dispatch('delete', host, 'backup-%d' % backup_id,
+                              {'objects': objects}, backup_id=backup_id)
+        LOG.info('Deleting backup %s from %d host(s)', backup_id,
+                 len(by_host))
+        return {'id': backup_id, 'status': DELETING}
+
+    def task_done(self, task: dict) -> None:
+        """Forget a backup once every delete task succeeded."""
+        backup = self.catalogue.get_backup(task['backup_id'])
+        deletes = [t for t in backup['tasks'] if t['kind'] == 'delete']
+        if any(t['status'] in states.TASK_ACTIVE for t in deletes):
+            return
+        latest = {}
+        for t in sorted(deletes, key=lambda t: t['created_at']):
+            latest[t['host']] = t     # a retry supersedes a failed try
+        if all(t['status'] == states.SUCCEEDED for t in latest.values()):
+            self.catalogue.delete_backup_rows(task['backup_id'])
+            LOG.info('Backup %s deleted', task['backup_id'])
+        else:
+            LOG.warning('Backup %s: some objects could not be deleted; '
+                        'the next prune retries', task['backup_id'])
