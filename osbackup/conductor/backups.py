@@ -76,26 +76,27 @@ class BackupOrchestrator:
                                               targets)
         LOG.info('Backup %s: hosts %s, services %s', backup['id'],
                  ', '.join(hosts), ', '.join(services) or 'all')
-        with self.dispatch.batch():
-            for host in hosts:
-                drivers = agents[host]['info'].get('drivers', [])
-                for service in services or drivers:
-                    self._dispatch(backup['id'], host, service,
-                                   service in drivers, targets)
+        wave = []
+        for host in hosts:
+            drivers = agents[host]['info'].get('drivers', [])
+            for service in services or drivers:
+                if service in drivers:
+                    wave.append(dict(kind='backup', host=host,
+                                     service=service,
+                                     params={'targets': targets},
+                                     backup_id=backup['id']))
+                else:
+                    self._skip(backup['id'], host, service)
+        self.dispatch.wave(wave)
         self.catalogue.finish_backup_if_done(backup['id'])
         return self.catalogue.get_backup(backup['id'])
 
-    def _dispatch(self, backup_id, host, service, enabled, targets):
-        if not enabled:
-            task = self.catalogue.create_task(
-                'backup', host, service, {}, 0, backup_id=backup_id)
-            self.catalogue.task_finished(
-                task['id'], states.SKIPPED,
-                {'reason': 'driver %s is not enabled on %s'
-                           % (service, host)})
-            return
-        self.dispatch('backup', host, service, {'targets': targets},
-                      backup_id=backup_id)
+    def _skip(self, backup_id, host, service):
+        task = self.catalogue.create_task('backup', host, service, {}, 0,
+                                          backup_id=backup_id)
+        self.catalogue.task_finished(
+            task['id'], states.SKIPPED,
+            {'reason': 'driver %s is not enabled on %s' % (service, host)})
 
     def task_done(self, task: dict) -> None:
         """Close the task's backup once its last task has ended."""

@@ -34,6 +34,9 @@ class Dispatcher:
         Ending a task moves its operation on; doing that in the middle of
         sending a phase would judge the phase before all its tasks exist.
         """
+        if getattr(self._local, 'deferred', None) is not None:
+            yield       # already inside a wave
+            return
         self._local.deferred = deferred = []
         try:
             yield
@@ -52,21 +55,40 @@ class Dispatcher:
     def __call__(self, kind: str, host: str, service: str, params: dict,
                  backup_id=None, restore_id=None,
                  verification_id=None) -> dict:
-        task = self.catalogue.create_task(
-            kind, host, service, params, self.conf.conductor.task_timeout,
-            backup_id=backup_id, restore_id=restore_id,
-            verification_id=verification_id,
+        """Create and send one task."""
+        return self.wave([dict(kind=kind, host=host, service=service,
+                               params=params, backup_id=backup_id,
+                               restore_id=restore_id,
+                               verification_id=verification_id)])[0]
+
+    def wave(self, specs: list) -> list[dict]:
+        """Create every task of a wave, then send them.
+
+        All rows exist before the first cast: a report arriving while the
+        wave is being sent never sees a partial set of tasks.
+        """
+        if not specs:
+            return []
+        tasks = self.catalogue.create_tasks(
+            specs, self.conf.conductor.task_timeout,
             deliver_within=self.conf.conductor.task_start_timeout)
-        message = {'id': task['id'], 'kind': kind, 'host': host,
-                   'service': service, 'backup_id': backup_id,
-                   'params': params, 'expires_at': task['deliver_by']}
+        with self.batch():
+            for task in tasks:
+                self._send(task)
+        return tasks
+
+    def _send(self, task):
+        message = {'id': task['id'], 'kind': task['kind'],
+                   'host': task['host'], 'service': task['service'],
+                   'backup_id': task['backup_id'], 'params': task['params'],
+                   'expires_at': task['deliver_by']}
         try:
-            self.agent_api.run_task(rpc.admin_context(), host, message)
+            self.agent_api.run_task(rpc.admin_context(), task['host'],
+                                    message)
         except (messaging.MessageUndeliverable,
                 messaging.MessageDeliveryFailure) as exc:
-            LOG.error('Could not send task %s to %s: %s', task['id'], host,
-                      exc)
+            LOG.error('Could not send task %s to %s: %s', task['id'],
+                      task['host'], exc)
             self._failed(task['id'], states.FAILED, {},
                          'agent %s is not listening (no queue on the '
-                         'broker): %s' % (host, type(exc).__name__))
-        return task
+                         'broker): %s' % (task['host'], type(exc).__name__))

@@ -116,12 +116,12 @@ class Pruner:
         if not by_host:
             self.catalogue.delete_backup_rows(backup_id)
             return {'id': backup_id, 'status': 'DELETED'}
-        with self.dispatch.batch():
-            for host, objects in sorted(by_host.items()):
-                # The service name is what the agent serialises on: one
-                # deletion per backup at a time, deletions side by side.
-                self.dispatch('delete', host, 'backup-%d' % backup_id,
-                              {'objects': objects}, backup_id=backup_id)
+        # The service name is what the agent serialises on: one deletion
+        # per backup at a time, deletions of different backups side by side.
+        self.dispatch.wave([
+            dict(kind='delete', host=host, service='backup-%d' % backup_id,
+                 params={'objects': objects}, backup_id=backup_id)
+            for host, objects in sorted(by_host.items())])
         LOG.info('Deleting backup %s from %d host(s)', backup_id,
                  len(by_host))
         return {'id': backup_id, 'status': DELETING}

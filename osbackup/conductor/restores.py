@@ -71,17 +71,14 @@ class RestoreOrchestrator:
 
     def _start_phase(self, restore: dict, index: int) -> None:
         name = phase_name(index)
-        sent = 0
-        with self.dispatch.batch():
-            for host, host_plan in sorted(restore['plan']['hosts'].items()):
-                if not restore_plan.has_work(host_plan, name):
-                    continue
-                sent += 1
-                self.dispatch('restore_' + name, host, 'restore',
-                              {'restore_id': restore['id'],
-                               'backup_id': restore['backup_id'],
-                               'plan': host_plan},
-                              restore_id=restore['id'])
+        sent = len(self.dispatch.wave([
+            dict(kind='restore_' + name, host=host, service='restore',
+                 params={'restore_id': restore['id'],
+                         'backup_id': restore['backup_id'],
+                         'plan': host_plan},
+                 restore_id=restore['id'])
+            for host, host_plan in sorted(restore['plan']['hosts'].items())
+            if restore_plan.has_work(host_plan, name)]))
         LOG.info('Restore %s: phase %s on %d host(s)', restore['id'], name,
                  sent)
         if not sent:

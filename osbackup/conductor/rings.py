@@ -46,13 +46,12 @@ class RingDistributor:
                         'target': self.conf.storage.backend,
                         'location': source['location'],
                         'sha256': source['sha256']}]}
-        tasks = []
-        with self.dispatch.batch():
-            for host in hosts:
-                tasks.append(self.dispatch(
-                    'distribute_rings', host, 'swift',
-                    {'artifact': artifact, 'rings': source['meta']['rings'],
-                     'backup_id': backup['id']}))
+        tasks = self.dispatch.wave([
+            dict(kind='distribute_rings', host=host, service='swift',
+                 params={'artifact': artifact,
+                         'rings': source['meta']['rings'],
+                         'backup_id': backup['id']})
+            for host in hosts])
         LOG.info('Distributing swift rings of backup %s to %s',
                  backup['id'], ', '.join(hosts))
         return {'backup_id': backup['id'], 'source_host': source['host'],

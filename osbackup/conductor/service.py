@@ -52,7 +52,8 @@ class ConductorService(service.RPCService):
         LOG.info('Starting osbackup-conductor %s on %s',
                  version.version_string(), self.conf.host)
         self.start_rpc(rpc.get_server(rpc.CONDUCTOR_TOPIC, self.conf.host,
-                                      [self.manager]))
+                                      [self.manager]),
+                       pool_size=self.conf.conductor.rpc_threads)
         interval = self.conf.conductor.periodic_interval
         self.add_timer(interval, self.tracker.check_deadlines,
                        'check-deadlines')

@@ -38,12 +38,12 @@ class VerifyOrchestrator:
                 'id': a['id'], 'name': a['name'], 'kind': a['kind'],
                 'service': a['service'], 'sha256': a['sha256'],
                 'meta': a['meta'], 'copies': copies})
-        with self.dispatch.batch():
-            for host, items in sorted(by_host.items()):
-                self.dispatch('verify', host, 'verify-%d' % ver['id'],
-                              {'artifacts': items, 'deep': deep,
-                               'backup_id': backup_id},
-                              verification_id=ver['id'])
+        self.dispatch.wave([
+            dict(kind='verify', host=host, service='verify-%d' % ver['id'],
+                 params={'artifacts': items, 'deep': deep,
+                         'backup_id': backup_id},
+                 verification_id=ver['id'])
+            for host, items in sorted(by_host.items())])
         LOG.info('Verification %s of backup %s on %d host(s)%s', ver['id'],
                  backup_id, len(by_host), ' (deep)' if deep else '')
         return self.catalogue.get_verification(ver['id'])

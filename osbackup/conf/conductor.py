@@ -43,6 +43,14 @@ conductor_opts = [
                default=3600, min=60,
                help='Seconds between the conductor\'s automatic pruning '
                     'of backups that their policy no longer keeps.'),
+    cfg.IntOpt('rpc_threads',
+               default=8, min=1,
+               help='Threads handling RPC messages (agent reports, '
+                    'requests) in one conductor process. Each report costs '
+                    'a few milliseconds of database work; more threads '
+                    'than database connections ([database] max_pool_size) '
+                    'only add contention. Scale out with more conductor '
+                    'processes instead.'),
     cfg.IntOpt('rpc_timeout',
                default=60, min=1,
                help='Seconds osbackup-manage waits for a conductor to '

@@ -10,6 +10,8 @@ import contextlib
 import datetime
 import uuid
 
+from oslo_db import api as oslo_db_api
+from oslo_db import exception as db_exc
 from oslo_db.sqlalchemy import engines
 import sqlalchemy as sa
 from sqlalchemy import orm
@@ -51,9 +53,12 @@ class Catalogue(policy_api.PolicyQueries):
 
     @classmethod
     def from_conf(cls, conf) -> 'Catalogue':
-        return cls(conf.database.connection,
-                   max_retries=conf.database.max_retries,
-                   retry_interval=conf.database.retry_interval)
+        db = conf.database
+        return cls(db.connection, max_retries=db.max_retries,
+                   retry_interval=db.retry_interval,
+                   max_pool_size=db.max_pool_size,
+                   max_overflow=db.max_overflow,
+                   pool_timeout=db.pool_timeout)
 
     @contextlib.contextmanager
     def session(self):
@@ -76,7 +81,11 @@ class Catalogue(policy_api.PolicyQueries):
 
     # -- agents ----------------------------------------------------------
 
+    @oslo_db_api.wrap_db_retry(max_retries=5, retry_on_deadlock=True,
+                               exception_checker=lambda exc: isinstance(
+                                   exc, db_exc.DBDuplicateEntry))
     def record_heartbeat(self, host: str, version: str, info: dict) -> None:
+        """Upsert the agent's row (retried: first heartbeats race)."""
         now = _now()
         with self.session() as s:
             updated = s.execute(
@@ -184,17 +193,20 @@ class Catalogue(policy_api.PolicyQueries):
     def finish_backup_if_done(self, backup_id: int) -> str | None:
         """Close a backup whose tasks all ended; return its final status."""
         with self.session() as s:
-            statuses = s.scalars(sa.select(models.Task.status)
-                                 .where(models.Task.backup_id == backup_id,
-                                        models.Task.kind == 'backup')
-                                 ).all()
-            if any(st in states.TASK_ACTIVE for st in statuses):
+            # Counted by the database (index on backup_id, kind, status):
+            # this runs once per report, so it must not load every task.
+            counts = dict(s.execute(
+                sa.select(models.Task.status, sa.func.count())
+                .where(models.Task.backup_id == backup_id,
+                       models.Task.kind == 'backup')
+                .group_by(models.Task.status)).all())
+            if any(counts.get(st) for st in states.TASK_ACTIVE):
                 return None
-            good = all(st in states.TASK_GOOD for st in statuses)
-            status = states.SUCCEEDED if good else states.FAILED
-            error = None if good else '%d of %d tasks did not succeed' % (
-                sum(st not in states.TASK_GOOD for st in statuses),
-                len(statuses))
+            total = sum(counts.values())
+            bad = total - sum(counts.get(st, 0) for st in states.TASK_GOOD)
+            status = states.SUCCEEDED if not bad else states.FAILED
+            error = '%d of %d tasks did not succeed' % (bad, total) \
+                if bad else None
             done = s.execute(
                 sa.update(models.Backup)
                 .where(models.Backup.id == backup_id,
@@ -216,27 +228,44 @@ class Catalogue(policy_api.PolicyQueries):
     def create_task(self, kind, host, service, params, timeout,
                     backup_id=None, restore_id=None, verification_id=None,
                     deliver_within: int = 120) -> dict:
-        """Create a PENDING task.
+        """Create one PENDING task; see create_tasks."""
+        return self.create_tasks([dict(
+            kind=kind, host=host, service=service, params=params,
+            backup_id=backup_id, restore_id=restore_id,
+            verification_id=verification_id)], timeout, deliver_within)[0]
 
-        The returned dict carries ``deliver_by``: the agent must receive
+    def create_tasks(self, specs: list, timeout: int,
+                     deliver_within: int = 120) -> list[dict]:
+        """Create PENDING tasks in one transaction.
+
+        Every task of a wave exists before the first is cast, so a fast
+        report can never close an operation that still has tasks to come.
+        Each returned dict carries ``deliver_by``: the agent must receive
         the task before then or refuse it, because casts never expire and
         a task that waited in a dead agent's queue must not run late.
         """
         now = _now()
+        deliver_by = _iso(now + datetime.timedelta(seconds=deliver_within))
+        out = []
         with self.session() as s:
-            task = models.Task(
-                id=str(uuid.uuid4()), kind=kind, host=host, service=service,
-                params=params, status=states.PENDING, created_at=now,
-                updated_at=now, backup_id=backup_id, restore_id=restore_id,
-                verification_id=verification_id,
-                expires_at=now + datetime.timedelta(seconds=timeout),
-                progress_bytes=0, progress_files=0)
-            s.add(task)
+            for spec in specs:
+                task = models.Task(
+                    id=str(uuid.uuid4()), kind=spec['kind'],
+                    host=spec['host'], service=spec['service'],
+                    params=spec.get('params') or {}, status=states.PENDING,
+                    created_at=now, updated_at=now,
+                    backup_id=spec.get('backup_id'),
+                    restore_id=spec.get('restore_id'),
+                    verification_id=spec.get('verification_id'),
+                    expires_at=now + datetime.timedelta(seconds=timeout),
+                    progress_bytes=0, progress_files=0)
+                s.add(task)
+                out.append(task)
             s.flush()
-            out = _row(task, *_TASK_FIELDS)
-            out['deliver_by'] = _iso(
-                now + datetime.timedelta(seconds=deliver_within))
-            return out
+            rows_out = [_row(t, *_TASK_FIELDS) for t in out]
+        for row in rows_out:
+            row['deliver_by'] = deliver_by
+        return rows_out
 
     def get_task(self, task_id: str) -> dict:
         with self.session() as s:

@@ -93,7 +93,9 @@ class Verification(Base):
 
 class Task(Base):
     __tablename__ = 'tasks'
-    __table_args__ = (sa.Index('ix_tasks_status', 'status'),)
+    __table_args__ = (sa.Index('ix_tasks_status', 'status'),
+                      sa.Index('ix_tasks_backup_kind_status', 'backup_id',
+                               'kind', 'status'))
 
     id = sa.Column(sa.String(36), primary_key=True)
     backup_id = sa.Column(sa.Integer, sa.ForeignKey('backups.id'),

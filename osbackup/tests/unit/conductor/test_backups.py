@@ -111,3 +111,23 @@ class BackupOrchestratorTest(base.TestCase):
         shown = self.cat.get_backup(backup['id'])
         self.assertEqual(states.FAILED, shown['status'])
         self.assertEqual(states.TIMED_OUT, shown['tasks'][0]['status'])
+
+    def test_fast_report_does_not_close_a_backup_early(self):
+        seen = []
+
+        def instant(ctxt, host, task):
+            self.agent_api.sent.append(task)
+            backup = self.cat.get_backup(task['backup_id'])
+            # Every task of the wave exists before the first cast.
+            seen.append(len(backup['tasks']))
+            self.tracker.finished(task['id'], states.SUCCEEDED,
+                                  {'artifacts': []}, None)
+            if len(self.agent_api.sent) == 1:
+                self.assertEqual(states.RUNNING, self.cat.get_backup(
+                    task['backup_id'])['status'])
+
+        self.agent_api.run_task = instant
+        backup = self.orch.create([], [])
+        self.assertEqual([4, 4, 4, 4], seen)
+        self.assertEqual(states.SUCCEEDED,
+                         self.cat.get_backup(backup['id'])['status'])
