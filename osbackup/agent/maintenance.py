@@ -20,6 +20,7 @@ from osbackup.drivers import base as driver_base
 from osbackup import durable
 from osbackup import exception
 from osbackup import storage as storage_mod
+from osbackup.storage import throttle
 from osbackup import streams
 
 LOG = logging.getLogger(__name__)
@@ -30,11 +31,12 @@ class Storages:
 
     def __init__(self, conf, primary):
         self.conf = conf
-        self._loaded = {primary.name: primary}
+        self._loaded = {primary.name: throttle.wrap(conf, primary)}
 
     def get(self, name: str):
         if name not in self._loaded:
-            self._loaded[name] = storage_mod.get_storage(self.conf, name)
+            self._loaded[name] = throttle.wrap(
+                self.conf, storage_mod.get_storage(self.conf, name))
         return self._loaded[name]
 
 

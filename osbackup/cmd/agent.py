@@ -2,13 +2,24 @@
 
 import os
 
+import psutil
+
 from osbackup.agent import service
 from osbackup.cmd import common
 
 
+_IONICE = {'idle': psutil.IOPRIO_CLASS_IDLE,
+           'best-effort': psutil.IOPRIO_CLASS_BE}
+
+
 def _make(conf):
-    # Children (mysqldump, zstd threads) inherit the niceness.
+    # Children (mysqldump, zstd threads) inherit niceness and I/O class.
     os.nice(conf.agent.nice)
+    if conf.agent.ionice_class in _IONICE:
+        klass = _IONICE[conf.agent.ionice_class]
+        value = conf.agent.ionice_level if \
+            klass == psutil.IOPRIO_CLASS_BE else None
+        psutil.Process().ionice(klass, value)
     os.umask(0o077)
     return service.AgentService(conf)
 

@@ -41,6 +41,24 @@ agent_opts = [
                     'host took, plus this many percent; otherwise the task '
                     'fails at once and nothing is written. The first '
                     'backup of a service is not checked.'),
+    cfg.FloatOpt('bandwidth_limit',
+                 default=0, min=0,
+                 help='Cap in MiB/s on the rate artifacts are written to '
+                      'any storage target (0: no cap). Keeps a backup from '
+                      'saturating a controller\'s disks or uplink.'),
+    cfg.StrOpt('ionice_class',
+               default='best-effort',
+               choices=[('idle', 'Only use the disk when nothing else '
+                                 'does (may starve on busy nodes).'),
+                        ('best-effort', 'Normal scheduling at '
+                                        '[agent] ionice_level.'),
+                        ('none', 'Leave the I/O priority alone.')],
+               help='I/O scheduling class of the agent and its children '
+                    '(mysqldump), so a backup never starves the services.'),
+    cfg.IntOpt('ionice_level',
+               default=7, min=0, max=7,
+               help='Priority within the best-effort class, 0 (high) to 7 '
+                    '(low).'),
     cfg.IntOpt('nice',
                default=10, min=0, max=19,
                help='Scheduling niceness of the agent\'s work threads and '
