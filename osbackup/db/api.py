@@ -29,6 +29,12 @@ _iso = rows.iso
 _row = rows.row
 
 
+# Reports from many agents update neighbouring index entries at once;
+# InnoDB then picks deadlock victims, whose whole transaction is safe to
+# run again (every update is compare-and-set).
+_retry_deadlock = oslo_db_api.wrap_db_retry(max_retries=5,
+                                            retry_on_deadlock=True)
+
 _TASK_FIELDS = ('id', 'backup_id', 'restore_id', 'verification_id', 'kind',
                 'host', 'service',
                 'params', 'status', 'created_at', 'updated_at', 'started_at',
@@ -274,6 +280,7 @@ class Catalogue(policy_api.PolicyQueries):
                 raise exception.NotFound('Task %s not found' % task_id)
             return _row(task, *_TASK_FIELDS)
 
+    @_retry_deadlock
     def task_started(self, task_id: str) -> bool:
         now = _now()
         with self.session() as s:
@@ -284,6 +291,7 @@ class Catalogue(policy_api.PolicyQueries):
                 .values(status=states.RUNNING, started_at=now,
                         updated_at=now)).rowcount)
 
+    @_retry_deadlock
     def task_progress(self, task_id: str, nbytes: int, nfiles: int) -> bool:
         with self.session() as s:
             return bool(s.execute(
@@ -293,6 +301,7 @@ class Catalogue(policy_api.PolicyQueries):
                 .values(status=states.RUNNING, progress_bytes=nbytes,
                         progress_files=nfiles, updated_at=_now())).rowcount)
 
+    @_retry_deadlock
     def task_finished(self, task_id: str, status: str, result: dict,
                       error: str | None = None) -> dict | None:
         """Record a task's end and its artifacts, once.
