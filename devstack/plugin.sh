@@ -55,6 +55,16 @@ function configure_osbackup {
     fi
     iniset_rpc_backend osbackup $OSBACKUP_CONF DEFAULT $OSBACKUP_RPC_VHOST
 
+    # Every RPC message is signed; all nodes of a deployment need the same
+    # key, so multinode jobs set OSBACKUP_RPC_KEY on every node.
+    if [[ -n "$OSBACKUP_RPC_KEY" ]]; then
+        echo "$OSBACKUP_RPC_KEY" | sudo tee $OSBACKUP_RPC_KEY_FILE >/dev/null
+    elif [[ ! -s $OSBACKUP_RPC_KEY_FILE ]]; then
+        openssl rand -hex 32 | sudo tee $OSBACKUP_RPC_KEY_FILE >/dev/null
+    fi
+    sudo chmod 600 $OSBACKUP_RPC_KEY_FILE
+    iniset $OSBACKUP_CONF DEFAULT rpc_signing_key_file $OSBACKUP_RPC_KEY_FILE
+
     iniset $OSBACKUP_CONF DEFAULT debug $ENABLE_DEBUG_LOG_LEVEL
     # Logs on stderr: the journal gets them from the devstack@ units as
     # before, and osbackup-manage keeps stdout for its tables and JSON.
@@ -150,6 +160,7 @@ function stop_osbackup {
 # cleanup_osbackup - remove state and archives left by earlier runs
 function cleanup_osbackup {
     sudo rm -rf $OSBACKUP_STATE_DIR $OSBACKUP_BACKUP_DIR
+    sudo rm -f $OSBACKUP_RPC_KEY_FILE
 }
 
 if is_service_enabled osbackup-conductor osbackup-agent; then

@@ -13,18 +13,9 @@ import contextlib
 import json
 import threading
 
-from oslo_utils import units
-
 from osbackup import durable
 from osbackup import exception
-
-
-def human(nbytes: int) -> str:
-    for unit, size in (('GiB', units.Gi), ('MiB', units.Mi),
-                       ('KiB', units.Ki)):
-        if nbytes >= size:
-            return '%.1f %s' % (nbytes / size, unit)
-    return '%d bytes' % nbytes
+from osbackup.manage import output
 
 
 class SpaceGuard:
@@ -65,8 +56,8 @@ class SpaceGuard:
                     'last backup of %s on %s took %s, %s with the %d%% '
                     'margin, and only %s are free; nothing was written'
                     % (target.name, service, service, self.host,
-                       human(expected), human(needed), self.margin,
-                       human(free)))
+                       output.human_size(expected), output.human_size(needed),
+                       self.margin, output.human_size(free)))
 
     def record(self, service: str, nbytes: int) -> None:
         with self._lock:

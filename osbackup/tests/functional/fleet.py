@@ -193,6 +193,14 @@ class Fleet:
             sections[service] = {'units': ','.join(names)}
         return sections
 
+    def python_exe(self, name, script):
+        """An executable ``name`` running ``script`` with this Python."""
+        path = os.path.join(self.dir, name)
+        with open(path, 'w') as f:
+            f.write('#!/bin/sh\nexec %s %s "$@"\n' % (sys.executable, script))
+        os.chmod(path, 0o755)
+        return path
+
     def units_dir(self, role):
         return os.path.join(self.dir, 'units', role)
 

@@ -164,8 +164,8 @@ class SpaceGuardTest(base.TestCase):
         self.assertEqual(states.FAILED, report['status'])
         self.assertEqual(
             'Not enough free space on backup target local for fake: the '
-            'last backup of fake on node1 took 4 bytes, 4 bytes with the '
-            '20% margin, and only 3 bytes are free; nothing was written',
+            'last backup of fake on node1 took 4 B, 4 B with the 20% '
+            'margin, and only 3 B are free; nothing was written',
             report['error'])
         self.assertEqual(1, self.driver.runs)
         with mock.patch.object(self.storage, 'free_bytes', return_value=5):
