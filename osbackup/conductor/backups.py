@@ -76,14 +76,17 @@ class BackupOrchestrator:
                                               targets)
         LOG.info('Backup %s: hosts %s, services %s', backup['id'],
                  ', '.join(hosts), ', '.join(services) or 'all')
+        sizes = self.catalogue.last_sizes(hosts)
         wave = []
         for host in hosts:
             drivers = agents[host]['info'].get('drivers', [])
             for service in services or drivers:
                 if service in drivers:
+                    params = {'targets': targets}
+                    if (host, service) in sizes:
+                        params['expected_bytes'] = sizes[(host, service)]
                     wave.append(dict(kind='backup', host=host,
-                                     service=service,
-                                     params={'targets': targets},
+                                     service=service, params=params,
                                      backup_id=backup['id']))
                 else:
                     self._skip(backup['id'], host, service)

@@ -171,6 +171,30 @@ class PolicyQueries:
             found = s.scalar(query)
         return self.get_backup(found) if found else None
 
+    def last_sizes(self, hosts: list) -> dict:
+        """{(host, service): bytes} of each one's newest good backup.
+
+        Agents compare it with the free space on their targets before
+        writing (a backup is about as large as the previous one).
+        """
+        out = {}
+        with self.session() as s:
+            rows_ = s.execute(
+                sa.select(models.Artifact.host, models.Artifact.service,
+                          models.Artifact.backup_id,
+                          sa.func.sum(models.Artifact.size))
+                .where(models.Artifact.host.in_(hosts),
+                       models.Artifact.status == states.AVAILABLE)
+                .group_by(models.Artifact.host, models.Artifact.service,
+                          models.Artifact.backup_id)).all()
+        newest = {}
+        for host, service, backup_id, size in rows_:
+            key = (host, service)
+            if key not in newest or backup_id > newest[key]:
+                newest[key] = backup_id
+                out[key] = int(size or 0)
+        return out
+
     def newest_policy_backup(self, policy: str) -> int | None:
         with self.session() as s:
             return s.scalar(sa.select(models.Backup.id).where(

@@ -131,3 +131,16 @@ class BackupOrchestratorTest(base.TestCase):
         self.assertEqual([4, 4, 4, 4], seen)
         self.assertEqual(states.SUCCEEDED,
                          self.cat.get_backup(backup['id'])['status'])
+
+    def test_previous_size_is_sent_for_the_space_check(self):
+        first = self.orch.create(['cmp'], ['nova'])
+        (task,) = self.agent_api.sent
+        self.assertNotIn('expected_bytes', task['params'])
+        self.tracker.finished(task['id'], states.SUCCEEDED, {
+            'artifacts': [{'name': 'nova', 'kind': 'files', 'location': '/x',
+                           'size': 4096, 'sha256': 'f' * 64}]}, None)
+        self.assertEqual(states.SUCCEEDED,
+                         self.cat.get_backup(first['id'])['status'])
+        self.orch.create(['cmp'], ['nova'])
+        self.assertEqual(4096, self.agent_api.sent[-1]['params'][
+            'expected_bytes'])
