@@ -23,6 +23,7 @@ The shared key authenticates "an osbackup service of this cloud", not one
 node: per-node keys are future work (see README "Faults and trust").
 """
 
+import hashlib
 import hmac
 import json
 import os
@@ -30,6 +31,7 @@ import threading
 import time
 
 from oslo_log import log as logging
+import oslo_messaging as messaging
 from oslo_serialization import jsonutils
 
 from osbackup import exception
@@ -90,6 +92,21 @@ class NonceCache:
         return len(self._seen)
 
 
+def derived_key(conf) -> bytes:
+    """A key every node sharing the broker credentials computes alike.
+
+    The fallback when no key file is configured: it keeps a fleet set up
+    with only a transport_url working and still refuses messages from
+    anyone without the broker credentials. A dedicated key file is the
+    real protection, and the warning says so.
+    """
+    url = messaging.TransportURL.parse(conf)
+    secret = '|'.join([url.virtual_host or ''] + sorted(
+        '%s:%s' % (h.username or '', h.password or '') for h in url.hosts))
+    return hashlib.sha256(b'osbackup rpc key from transport_url\0' +
+                          secret.encode()).digest()
+
+
 class Signer:
     """Seal and check messages with one shared key."""
 
@@ -117,11 +134,14 @@ class Signer:
         if ephemeral_allowed:
             return cls(os.urandom(32), conf.host, conf.rpc_message_ttl,
                        ephemeral=True)
-        raise keyfile.KeyFileError(
-            '[DEFAULT] rpc_signing_key_file is not set. Every osbackup RPC '
-            'message is signed; give the conductor, every agent and '
-            'osbackup-manage the same key file (%s) and set the option to '
-            'its path' % keyfile.HOW_TO_CREATE)
+        LOG.warning(
+            '[DEFAULT] rpc_signing_key_file is not set: RPC messages are '
+            'signed with a key derived from the transport_url '
+            'credentials, so anyone holding those broker credentials can '
+            'forge them. Give the conductor, every agent and '
+            'osbackup-manage a dedicated key file (%s).',
+            keyfile.HOW_TO_CREATE)
+        return cls(derived_key(conf), conf.host, conf.rpc_message_ttl)
 
     # -- requests --------------------------------------------------------
 

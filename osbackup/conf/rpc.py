@@ -11,8 +11,9 @@ rpc_opts = [
                     'osbackup-manage need the same key; create it with '
                     '"openssl rand -hex 32 > /etc/osbackup/rpc.key" and make '
                     'it readable only by the service user (chmod 600). '
-                    'Required when [DEFAULT] transport_url is set: services '
-                    'refuse to start without it. All-in-one runs (no '
+                    'Unset with a transport_url, a key is derived from the '
+                    'broker credentials (with a warning: anyone holding '
+                    'them could then forge messages). All-in-one runs (no '
                     'transport_url) use a random key of their own. Unsigned, '
                     'forged, replayed and expired messages are logged as '
                     'security events and never run.'),

@@ -203,3 +203,26 @@ class FailingDumpTest(testtools.TestCase):
         # The agent stops cleanly on SIGTERM.
         self.assertEqual(0, fleet.stop('ctl', signal.SIGTERM))
         self.assertNotIn('wrong-Pw-123', fleet.log('ctl'))
+
+
+class KeylessFleetTest(testtools.TestCase):
+    """A fleet configured with only a transport_url still works.
+
+    Without ``rpc_signing_key_file`` every process derives the same key
+    from the broker credentials (and warns): a setup following only the
+    basic options must not fail.
+    """
+
+    def test_backup_without_a_key_file(self):
+        fleet = fleet_mod.Fleet()
+        self.addCleanup(fleet.cleanup)
+        fleet_mod.make_compute_tree(fleet.node_root('cmp'))
+        keyless = {'DEFAULT': {'rpc_signing_key_file': ''}}
+        fleet.start_conductor(sections=keyless)
+        fleet.start_agent('cmp', dict(keyless, agent={'drivers': 'nova'}))
+        fleet.wait_for_agents([fleet.host('cmp')])
+        backup, proc = fleet.manage_json('backup', 'create', '--wait')
+        self.assertEqual('SUCCEEDED', backup['status'], proc.stderr)
+        self.assertIn('key derived from the transport_url', proc.stderr)
+        self.assertEqual(['available'],
+                         [a['status'] for a in backup['artifacts']])

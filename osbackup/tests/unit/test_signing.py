@@ -140,13 +140,23 @@ class SignerTest(base.TestCase):
             cache.add('c', time.time() + 100)
         self.assertEqual(2, len(cache))
 
-    def test_no_key_refuses_to_start_unless_in_process(self):
+    def test_no_key_derives_one_from_the_broker_credentials(self):
         self.flags(rpc_signing_key_file=None)
-        err = self.assertRaises(keyfile.KeyFileError,
-                                signing.Signer.from_conf, self.cfg.conf,
-                                False)
-        self.assertIn('rpc_signing_key_file is not set', err.message)
-        self.assertIn('openssl rand -hex 32', err.message)
+        self.flags(transport_url='rabbit://u:secret@h1:5672/osb')
+        with mock.patch.object(signing.LOG, 'warning') as warn:
+            one = signing.Signer.from_conf(self.cfg.conf, False)
+        self.assertIn('openssl rand -hex 32', warn.call_args[0][1])
+        self.assertFalse(one.ephemeral)
+        # Every node with the same credentials derives the same key...
+        self.assertEqual(one.key_id, signing.Signer.from_conf(
+            self.cfg.conf, False).key_id)
+        # ...and other credentials give another key.
+        self.flags(transport_url='rabbit://u:other@h1:5672/osb')
+        self.assertNotEqual(one.key_id, signing.Signer.from_conf(
+            self.cfg.conf, False).key_id)
+
+    def test_in_process_key_is_random(self):
+        self.flags(rpc_signing_key_file=None)
         signer = signing.Signer.from_conf(self.cfg.conf, True)
         self.assertTrue(signer.ephemeral)
         self.assertNotEqual(signer.key_id, signing.Signer.from_conf(
