@@ -52,15 +52,6 @@ class Dispatcher:
         else:
             self.on_failed(*args)
 
-    def __call__(self, kind: str, host: str, service: str, params: dict,
-                 backup_id=None, restore_id=None,
-                 verification_id=None) -> dict:
-        """Create and send one task."""
-        return self.wave([dict(kind=kind, host=host, service=service,
-                               params=params, backup_id=backup_id,
-                               restore_id=restore_id,
-                               verification_id=verification_id)])[0]
-
     def wave(self, specs: list) -> list[dict]:
         """Create every task of a wave, then send them.
 

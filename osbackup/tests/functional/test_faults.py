@@ -138,6 +138,27 @@ class FaultTestMixin:
         self.assertEqual(0 if expect == 'SUCCEEDED' else 1, proc.returncode)
         return restore
 
+    def held_dump_fleet(self):
+        """A fleet whose one agent's mysqldump waits until released.
+
+        The dump holds while ``mode_file`` exists; returns (fleet, host,
+        database, mode_file).
+        """
+        self.fleet = fleet = fleet_mod.Fleet()
+        self.addCleanup(fleet.cleanup)
+        db = fleet.create_database('data', {'items': 100})
+        mode_file = os.path.join(fleet.dir, 'dump-mode')
+        with open(mode_file, 'w') as f:
+            f.write('hold')
+        host = fleet.host('ctl')
+        fleet.start_conductor()
+        fleet.start_agent('ctl', {
+            'agent': {'drivers': 'mysql'},
+            'mysql': {'databases': db, 'mysqldump_path': dump_wrapper(fleet)}},
+            env={'OSBACKUP_DUMP_MODE_FILE': mode_file})
+        fleet.wait_for_agents([host])
+        return fleet, host, db, mode_file
+
     def assert_intact(self, artifact):
         """A good artifact of an earlier backup is still there, unchanged."""
         self.assertTrue(os.path.isfile(artifact['location']))
@@ -701,19 +722,7 @@ class AgentCrashTest(FaultTestMixin, testtools.TestCase):
 class ConductorRestartTest(FaultTestMixin, testtools.TestCase):
 
     def test_conductor_restarted_mid_backup_records_the_result(self):
-        self.fleet = fleet = fleet_mod.Fleet()
-        self.addCleanup(fleet.cleanup)
-        db = fleet.create_database('data', {'items': 100})
-        mode_file = os.path.join(fleet.dir, 'dump-mode')
-        with open(mode_file, 'w') as f:
-            f.write('hold')
-        host = fleet.host('ctl')
-        fleet.start_conductor()
-        fleet.start_agent('ctl', {
-            'agent': {'drivers': 'mysql'},
-            'mysql': {'databases': db, 'mysqldump_path': dump_wrapper(fleet)}},
-            env={'OSBACKUP_DUMP_MODE_FILE': mode_file})
-        fleet.wait_for_agents([host])
+        fleet, host, db, mode_file = self.held_dump_fleet()
         tap = broker.Tap(fleet, 'osbackup-conductor')
         self.addCleanup(tap.close)
         started, _ = fleet.manage_json('backup', 'create', '--host', host,
@@ -814,19 +823,7 @@ class AgentDownTest(FaultTestMixin, testtools.TestCase):
 class BrokerConnectionTest(FaultTestMixin, testtools.TestCase):
 
     def test_broker_connections_dropped_mid_backup(self):
-        self.fleet = fleet = fleet_mod.Fleet()
-        self.addCleanup(fleet.cleanup)
-        db = fleet.create_database('data', {'items': 100})
-        mode_file = os.path.join(fleet.dir, 'dump-mode')
-        with open(mode_file, 'w') as f:
-            f.write('hold')
-        host = fleet.host('ctl')
-        fleet.start_conductor()
-        fleet.start_agent('ctl', {
-            'agent': {'drivers': 'mysql'},
-            'mysql': {'databases': db, 'mysqldump_path': dump_wrapper(fleet)}},
-            env={'OSBACKUP_DUMP_MODE_FILE': mode_file})
-        fleet.wait_for_agents([host])
+        fleet, host, db, mode_file = self.held_dump_fleet()
         started, _ = fleet.manage_json('backup', 'create', '--host', host,
                                        '--service', 'mysql')
         wait_for('the dump to start',
