@@ -2,7 +2,14 @@
 
 An archive is a zstd-compressed POSIX pax tar stream of directories,
 regular files and symlinks relative to a node root, ending with a JSON
-manifest member that lists every entry and each file's sha256.  The writer
+manifest member that lists every entry and each file's sha256.
+
+An incremental archive is written against the manifest of an earlier one
+(its base): a regular file whose inode, size, mtime and ctime are all
+unchanged is not stored again; its manifest entry says in which earlier
+backup (``in``) the bytes are. Directories, symlinks and every changed file
+are stored as usual, so the manifest alone describes the whole tree of that
+moment, and a file deleted since the base is simply absent from it.  The writer
 builds the tar stream itself, as tarfile's writer is too slow for trees of
 many small files; readers use tarfile in stream mode.  Extraction runs as
 root, so it applies its own strict member filter rather than tarfile's.
@@ -21,6 +28,7 @@ import struct
 import tarfile
 import time
 import typing
+import zlib
 
 import zstandard
 
@@ -54,12 +62,16 @@ _LOOKUPS = {'uid': lambda k: pwd.getpwuid(k).pw_name,
 
 @dataclasses.dataclass
 class ArchiveStats:
-    """Outcome of write_archive."""
+    """Outcome of write_archive: the tree's totals and what was stored."""
 
     files: int
     bytes: int
     warnings: list[str]
     manifest: dict
+    stored_files: int = 0
+    stored_bytes: int = 0
+    #: The manifest as stored (JSON), for keeping it without a re-encode.
+    manifest_json: bytes = b''
 
 
 class _Accounts(dict):
@@ -145,12 +157,31 @@ def _header(name: str, kind: str, mode: int, uid: int, gid: int,
             records + bytes(-len(records) % _BLOCK) + _ustar(fields))
 
 
+def _entry(name: str, kind: str, st: os.stat_result,
+           target: str = '') -> dict:
+    """A manifest entry; files also keep what incremental backups compare."""
+    entry = {'path': name, 'type': kind, 'mode': stat.S_IMODE(st.st_mode),
+             'uid': st.st_uid, 'gid': st.st_gid,
+             'mtime': st.st_mtime_ns / 1e9}
+    if kind == 'symlink':
+        entry['target'] = target
+    elif kind == 'file':
+        entry.update(ino=st.st_ino, mtime_ns=st.st_mtime_ns,
+                     ctime_ns=st.st_ctime_ns)
+    return entry
+
+
 class _Writer:
     """Emit tar members into a compressor and collect the manifest."""
 
-    def __init__(self, out, progress):
+    def __init__(self, out, progress, previous=None, base_ref=None):
         self._out = out
         self._progress = progress
+        #: path -> entry of the base manifest, for incremental archives.
+        self._previous = previous
+        self._base_ref = base_ref
+        self.carried = 0
+        self.carried_bytes = 0
         self._pending = [0, 0]
         self._buf = memoryview(bytearray(CHUNK))
         self._accounts = _Accounts()
@@ -183,11 +214,49 @@ class _Writer:
                            st.st_mtime_ns, target,
                            self._accounts['uid', st.st_uid] or '',
                            self._accounts['gid', st.st_gid] or ''))
-        entry = {'path': name, 'type': kind, 'mode': mode, 'uid': st.st_uid,
-                 'gid': st.st_gid, 'mtime': st.st_mtime_ns / 1e9}
-        if kind == 'symlink':
-            entry['target'] = target
+        self.entries.append(_entry(name, kind, st, target))
+
+    def carry(self, name: str, st: os.stat_result) -> bool:
+        """Record an unchanged file of the base without storing it again.
+
+        Unchanged means the same inode, size, mtime and ctime: a write
+        changes mtime and ctime, and ctime cannot be set back by anyone.
+        """
+        prev = self._previous.get(name)
+        if (prev is None or prev.get('type') != 'file' or
+                prev.get('ino') != st.st_ino or
+                prev.get('size') != st.st_size or
+                prev.get('mtime_ns') != st.st_mtime_ns or
+                prev.get('ctime_ns') != st.st_ctime_ns or
+                not stat.S_ISREG(st.st_mode)):
+            return False
+        # Mode, owner and mtime cannot change without moving ctime: the
+        # base's entry still describes the file.
+        entry = dict(prev)
+        entry.setdefault('in', self._base_ref)
         self.entries.append(entry)
+        self.carried += 1
+        self.carried_bytes += st.st_size
+        self._report(0, 1)
+        return True
+
+    def add_regular(self, name: str, path: str, entry=None) -> bool:
+        """Store a regular file, or carry it when unchanged since the base.
+
+        ``entry`` is the file's DirEntry, whose lstat scandir may already
+        have cached.
+        """
+        if self._previous is not None:
+            try:
+                st = (entry.stat(follow_symlinks=False) if entry is not None
+                      else os.lstat(path))
+            except FileNotFoundError:
+                self.warnings.append('%s: vanished before it was read'
+                                     % name)
+                return False
+            if self.carry(name, st):
+                return True
+        return self.add_file(name, path)
 
     def add_file(self, name: str, path: str) -> bool:
         try:
@@ -259,7 +328,7 @@ class _Writer:
                 continue
             try:
                 if entry.is_file(follow_symlinks=False):
-                    self.add_file(name, entry.path)
+                    self.add_regular(name, entry.path, entry)
                     continue
                 st = entry.stat(follow_symlinks=False)
                 if stat.S_ISDIR(st.st_mode) and st.st_dev != dev:
@@ -293,7 +362,8 @@ class _Writer:
             return iter(())
 
     def finish(self, manifest: dict) -> None:
-        data = json.dumps(manifest, separators=(',', ':')).encode()
+        data = self.manifest_json = json.dumps(
+            manifest, separators=(',', ':')).encode()
         self._emit(_header(MANIFEST_NAME, 'file', 0o600, 0, 0, len(data),
                            time.time_ns()))
         self._emit(data + bytes(-len(data) % _BLOCK))
@@ -319,13 +389,16 @@ def _relative(paths: typing.Iterable[str], what: str) -> list[str]:
 def write_archive(sink: typing.BinaryIO, root: str, paths: list[str],
                   excludes: typing.Sequence[str] = (), level: int = 3,
                   threads: int = 0,
-                  progress: typing.Callable[[int, int], None] | None = None
+                  progress: typing.Callable[[int, int], None] | None = None,
+                  base: dict | None = None, base_ref: str | None = None
                   ) -> ArchiveStats:
     """Stream the trees at ``paths`` under ``root`` into ``sink``.
 
     Missing paths are skipped; what cannot be stored faithfully (special
     files, other filesystems, files changing) becomes a warning.  Errors
-    writing ``sink`` propagate and leave the stream unfinished.
+    writing ``sink`` propagate and leave the stream unfinished.  With
+    ``base`` (the manifest of an earlier archive, stored as backup
+    ``base_ref``) the archive is incremental: see the module docstring.
     """
     tops = _relative(paths, 'archive')
     skip = set(_relative(excludes, 'exclude'))
@@ -333,7 +406,10 @@ def write_archive(sink: typing.BinaryIO, root: str, paths: list[str],
     tops = [t for t in tops if not any(_under(t, o) for o in tops if o != t)
             and not any(_under(t, x) for x in skip)]
     out = streams.compressor(sink, level, threads)
-    writer = _Writer(out, progress)
+    previous = None
+    if base is not None:
+        previous = {e['path']: e for e in base['entries']}
+    writer = _Writer(out, progress, previous, base_ref)
     stored = []
     for top in tops:
         path = os.path.join(root, top)
@@ -350,80 +426,112 @@ def write_archive(sink: typing.BinaryIO, root: str, paths: list[str],
             writer.warnings.append('%s: %s skipped' % (top, 'symlink' if (
                 stat.S_ISLNK(st.st_mode)) else _special(st.st_mode)))
             continue
-        elif not writer.add_file(top, path):
+        elif not writer.add_regular(top, path):
             continue
         stored.append(top)
     manifest = {'format': FORMAT, 'paths': stored, 'excludes': sorted(skip),
                 'entries': writer.entries}
+    if base is not None:
+        manifest['base'] = base_ref
     writer.finish(manifest)
     out.close()
-    return ArchiveStats(files=writer.files, bytes=writer.bytes,
-                        warnings=writer.warnings, manifest=manifest)
+    return ArchiveStats(files=writer.files + writer.carried,
+                        bytes=writer.bytes + writer.carried_bytes,
+                        warnings=writer.warnings, manifest=manifest,
+                        stored_files=writer.files, stored_bytes=writer.bytes,
+                        manifest_json=writer.manifest_json)
+
+
+def _base_ok(entry: dict) -> bool:
+    """An entry kept in an earlier backup must be a file with its sha256."""
+    return 'in' not in entry or (
+        isinstance(entry['in'], str) and entry['type'] == 'file' and
+        isinstance(entry.get('sha256'), str) and
+        isinstance(entry.get('size'), int))
 
 
 class _Reader:
-    """Walk an archive stream, hashing members and finding the manifest."""
+    """Walk an archive stream, hashing members and finding the manifest.
+
+    A helper thread (_TarStream in streams.Ahead) reads, decompresses and
+    parses the tar stream and hashes every file's data; this side sees
+    each member followed, if it has data, by views of that data and its
+    sha256, so writing files here overlaps all of that work.
+    """
 
     def __init__(self, source):
-        self._stream = streams.decompressor(source)
-        self._size = 0
-        self._buf = memoryview(bytearray(CHUNK))
-        self.tar = None
+        self._ahead = streams.Ahead(_TarStream(source).batches())
+        self._batch: list = []
+        self._next = 0
+        # The current member's data events are not consumed yet.
+        self._pending = False
         self.current = None
         self.manifest = None
         self.seen: dict[str, dict] = {}
 
-    def read(self, n: int = -1) -> bytes:
-        """Feed tarfile, counting the decompressed bytes."""
-        data = self._stream.read(n)
-        self._size += len(data)
-        return data
+    def close(self) -> None:
+        """Stop the helper thread; idempotent."""
+        self._ahead.close()
 
-    def members(self) -> typing.Iterator[tuple[str, tarfile.TarInfo]]:
-        self.tar = tarfile.open(fileobj=self, mode='r|',
-                                bufsize=CHUNK, encoding='utf-8',
-                                errors='surrogateescape')
-        while (member := self.tar.next()) is not None:
-            # Stream mode would otherwise keep every TarInfo.
-            self.tar.members.clear()
-            name = self.current = member.name
-            if name in self.seen or (name == MANIFEST_NAME and
-                                     self.manifest is not None):
-                raise exception.ArtifactCorrupt(
-                    'archive has duplicate member %r' % name)
-            if name == MANIFEST_NAME:
-                self._read_manifest(member)
-            else:
-                yield name, member
-        self.current = None
-        end = self.tar.offset + 2 * _BLOCK
-        # tarfile takes a truncated stream or a bad header for the end of
-        # the archive; draining also makes zstd check its frame checksum.
-        while self.read(CHUNK):
-            pass
-        if self._size < end:
-            raise exception.ArtifactCorrupt('archive is truncated')
-        if self.manifest is None:
-            raise exception.ArtifactCorrupt('archive has no manifest')
+    def _event(self):
+        if self._next == len(self._batch):
+            self._batch, self._next = next(self._ahead), 0
+        event = self._batch[self._next]
+        self._next += 1
+        return event
+
+    def _data(self) -> typing.Iterator[memoryview]:
+        """The current member's data; its sha256 ends up in self._digest."""
+        self._pending = False
+        while not isinstance(event := self._event(), str):
+            yield event
+        self._digest = event
+
+    def members(self) -> typing.Iterator[tuple[str, '_Member']]:
+        try:
+            while True:
+                if self._pending:
+                    for _piece in self._data():
+                        pass
+                member = self._event()
+                if member is None:
+                    break
+                self._pending = member.isreg() or member.type not in _SUPPORTED
+                name = self.current = member.name
+                if name in self.seen or (name == MANIFEST_NAME and
+                                         self.manifest is not None):
+                    raise exception.ArtifactCorrupt(
+                        'archive has duplicate member %r' % name)
+                if name == MANIFEST_NAME:
+                    self._read_manifest(member)
+                else:
+                    yield name, member
+            self.current = None
+            if self.manifest is None:
+                raise exception.ArtifactCorrupt('archive has no manifest')
+        finally:
+            self.close()
 
     def _read_manifest(self, member: tarfile.TarInfo) -> None:
         try:
             if not member.isreg() or member.size > _MAX_MANIFEST:
                 raise ValueError(member.size)
-            manifest = json.loads(self.tar.extractfile(member).read())
+            manifest = json.loads(b''.join(self._data()))
             if (manifest['format'] != FORMAT or
                     not isinstance(manifest['paths'], list) or
                     not all(map(_canonical, manifest['paths'])) or
                     not all(isinstance(e['path'], str) and e['type'] in
-                            _TYPEFLAGS for e in manifest['entries'])):
+                            _TYPEFLAGS and _base_ok(e)
+                            for e in manifest['entries'])):
                 raise ValueError(manifest['format'])
         except (ValueError, TypeError, KeyError):
             raise exception.ArtifactCorrupt(
                 'archive manifest is malformed') from None
         self.manifest = manifest
 
-    def record(self, name: str, member: tarfile.TarInfo) -> None:
-        kind = _TYPES.get(member.type, repr(member.type))
+    def record(self, name: str, member: '_Member') -> None:
+        kind = ('sparse file' if member.sparse is not None else
+                _TYPES.get(member.type, repr(member.type)))
         if kind == 'file':
             self.copy(name, member)
         elif kind == 'symlink':
@@ -431,25 +539,22 @@ class _Reader:
         else:
             self.seen[name] = {'type': kind}
 
-    def copy(self, name: str, member: tarfile.TarInfo,
+    def copy(self, name: str, member: '_Member',
              fd: int | None = None) -> None:
         """Hash a file member's data, writing it to ``fd`` if given."""
-        src = self.tar.extractfile(member)
-        digest, size, buf = hashlib.sha256(), 0, self._buf
-        while n := src.readinto(buf):
-            data = buf[:n]
-            digest.update(data)
-            size += n
-            while fd is not None and data:
-                data = data[os.write(fd, data):]
-        self.seen[name] = {'type': 'file', 'size': size,
-                           'sha256': digest.hexdigest()}
+        for piece in self._data():
+            while fd is not None and piece:
+                piece = piece[os.write(fd, piece):]
+        self.seen[name] = {'type': 'file', 'size': member.size,
+                           'sha256': self._digest}
 
     def check(self) -> None:
         """Compare what was read against the manifest."""
         expected = {e['path']: e for e in self.manifest['entries']}
         if len(expected) != len(self.manifest['entries']):
             raise exception.ArtifactCorrupt('manifest lists a path twice')
+        # Files kept in an earlier backup of the chain are not members.
+        expected = {k: e for k, e in expected.items() if 'in' not in e}
         for name, got in self.seen.items():
             want = expected.get(name)
             if want is None:
@@ -472,6 +577,266 @@ class _Reader:
                                          % (where, str(error) or repr(error)))
 
 
+_ZEROS = bytes(_BLOCK)
+_MAX_EXTENDED = 1 << 20
+# What one hand-over between the threads carries at most.
+_BATCH_BYTES = 1 << 20
+_BATCH_EVENTS = 256
+_PAX_TYPES = (tarfile.XHDTYPE, tarfile.XGLTYPE, tarfile.SOLARIS_XHDTYPE)
+_SUPPORTED = frozenset(tarfile.SUPPORTED_TYPES)
+# name mode uid gid size mtime chksum type linkname magic version uname
+# gname devmajor devminor prefix
+_HEADER = struct.Struct('100s8s8s8s12s12s8sc100s6s2s32s32s8s8s155s12x')
+_SIGNED = struct.Struct('148b8x356b')
+
+
+class _Member:
+    """One tar member: the TarInfo attributes archives use, and no more."""
+
+    __slots__ = ('name', 'type', 'mode', 'uid', 'gid', 'size', 'mtime',
+                 'linkname', 'uname', 'gname', 'pax_headers', 'sparse')
+
+    def isreg(self) -> bool:
+        return self.type in tarfile.REGULAR_TYPES
+
+    def isdir(self) -> bool:
+        return self.type == tarfile.DIRTYPE
+
+    def issym(self) -> bool:
+        return self.type == tarfile.SYMTYPE
+
+
+def _text(raw: bytes) -> str:
+    return raw.split(b'\0', 1)[0].decode('utf-8', 'surrogateescape')
+
+
+def _num(raw: bytes) -> int:
+    """A numeric header field: octal, or GNU base-256."""
+    if raw[0] in (0o200, 0o377):
+        n = int.from_bytes(raw[1:], 'big')
+        return n - 256 ** (len(raw) - 1) if raw[0] == 0o377 else n
+    digits = raw.split(b'\0', 1)[0].strip() or b'0'
+    try:
+        if not digits.isdigit():
+            raise ValueError(digits)
+        return int(digits, 8)
+    except ValueError:
+        raise tarfile.HeaderError('invalid number in header') from None
+
+
+def _byte_sum(buf: bytes) -> int:
+    """sum(buf) of a 512-byte block, ten times faster.
+
+    Adler-32's low half is 1 + the sum of the bytes modulo 65521, exact
+    for 256 bytes (at most 65280).
+    """
+    return ((zlib.adler32(buf[:256]) & 0xFFFF) +
+            (zlib.adler32(buf[256:]) & 0xFFFF) - 2)
+
+
+def _parse_header(buf: bytes) -> tuple[_Member, str]:
+    """A 512-byte header as tarfile.TarInfo.frombuf reads it; and its prefix.
+
+    Stricter than frombuf: numbers must be plain octal digits.
+    """
+    (name, mode, uid, gid, size, mtime, chksum, kind, linkname, _magic,
+     _version, uname, gname, _major, _minor, prefix) = _HEADER.unpack(buf)
+    want = _num(chksum)
+    if (_byte_sum(buf) - sum(chksum) + 256 != want and
+            sum(_SIGNED.unpack(buf)) + 256 != want):
+        raise tarfile.HeaderError('bad header checksum')
+    member = _Member()
+    member.name = _text(name)
+    member.type = kind
+    member.mode = _num(mode)
+    member.uid = _num(uid)
+    member.gid = _num(gid)
+    member.size = _num(size)
+    member.mtime = _num(mtime)
+    member.linkname = _text(linkname)
+    member.uname = _text(uname)
+    member.gname = _text(gname)
+    member.pax_headers = {}
+    member.sparse = None
+    if kind == tarfile.GNUTYPE_SPARSE:
+        member.sparse = []
+    if kind == tarfile.AREGTYPE and member.name.endswith('/'):
+        member.type = tarfile.DIRTYPE
+    if member.type == tarfile.DIRTYPE:
+        member.name = member.name.rstrip('/')
+    return member, _text(prefix)
+
+
+def _pax_records(data: bytes) -> dict[str, str]:
+    """The ``length key=value\\n`` records of a pax header, strictly."""
+    records, pos = {}, 0
+    while pos < len(data) and data[pos]:
+        space = data.find(b' ', pos, pos + 21)
+        length = data[pos:space]
+        if space < 0 or not length.isdigit():
+            raise tarfile.HeaderError('malformed pax header')
+        # Past the space and a key: every record moves pos on.
+        end = pos + int(length)
+        if not space + 2 < end <= len(data) or data[end - 1] != 0x0a:
+            raise tarfile.HeaderError('malformed pax header')
+        key, eq, value = data[space + 1:end - 1].partition(b'=')
+        if not eq or not key:
+            raise tarfile.HeaderError('malformed pax header')
+        records[key.decode('utf-8', 'surrogateescape')] = value.decode(
+            'utf-8', 'surrogateescape')
+        pos = end
+    return records
+
+
+def _apply_pax(member: _Member, pax: dict[str, str]) -> None:
+    """Apply pax records to ``member`` as tarfile does."""
+    try:
+        for key, value in pax.items():
+            if key == 'path':
+                member.name = value.rstrip('/')
+            elif key == 'linkpath':
+                member.linkname = value
+            elif key in ('uname', 'gname'):
+                setattr(member, key, value)
+            elif key in ('size', 'uid', 'gid'):
+                if not value.isdigit():
+                    raise ValueError(value)
+                setattr(member, key, int(value))
+            elif key == 'mtime':
+                if not _PAX_MTIME.fullmatch(value):
+                    raise ValueError(value)
+                member.mtime = float(value)
+            elif key.startswith('GNU.sparse.'):
+                member.sparse = []
+    except ValueError:
+        raise tarfile.HeaderError('invalid pax %s' % key) from None
+    member.pax_headers = pax
+
+
+class _TarStream:
+    """The tar parser of _Reader, run in its helper thread.
+
+    Faster than tarfile in stream mode and stricter: pax and ustar headers
+    (and GNU long names) only, and a bad header or a stream ending early
+    is damage, never the end of the archive.  batches() yields lists of
+    events: a _Member; for a member with data, views of it (never copied)
+    and then its sha256 as a hex str; None at the proper end of the
+    archive, after draining the stream (so zstd checks its checksum).
+    """
+
+    def __init__(self, source):
+        self._pieces_in = streams.inflate(source)
+        self._chunk = b''
+        self._view = memoryview(self._chunk)
+        self._pos = 0
+        self._global: dict[str, str] = {}
+
+    def _fill(self) -> bool:
+        """Move on to the next decompressed piece; False at the end."""
+        self._chunk = next(self._pieces_in, b'')
+        self._view = memoryview(self._chunk)
+        self._pos = 0
+        return bool(self._chunk)
+
+    def _take(self, n: int) -> bytes:
+        """The next ``n`` bytes of the tar stream."""
+        pos = self._pos
+        if pos + n <= len(self._chunk):
+            self._pos = pos + n
+            return self._chunk[pos:pos + n]
+        return b''.join(bytes(p) for p in self._pieces(n))
+
+    def _pieces(self, n: int) -> typing.Iterator[memoryview]:
+        """The next ``n`` bytes as views, without copying them."""
+        while n:
+            avail = len(self._chunk) - self._pos
+            if not avail:
+                if not self._fill():
+                    raise exception.ArtifactCorrupt('archive is truncated')
+                continue
+            if avail > n:
+                avail = n
+            yield self._view[self._pos:self._pos + avail]
+            self._pos += avail
+            n -= avail
+
+    def _skip(self, n: int) -> None:
+        for _piece in self._pieces(n):
+            pass
+
+    def _extended(self, size: int) -> bytes:
+        """The data of a pax or GNU long-name header."""
+        if size > _MAX_EXTENDED:
+            raise tarfile.HeaderError('extended header of %d bytes' % size)
+        data = self._take(size)
+        self._skip(-size % _BLOCK)
+        return data
+
+    def _member(self) -> '_Member | None':
+        """The next member, its extended headers applied; None at the end."""
+        pax: dict[str, str] = {}
+        longname = longlink = None
+        while True:
+            buf = self._take(_BLOCK)
+            if buf == _ZEROS:
+                if pax or longname is not None or longlink is not None:
+                    raise tarfile.HeaderError('extended header without a '
+                                              'member')
+                return None
+            member, prefix = _parse_header(buf)
+            if member.type in _PAX_TYPES:
+                records = _pax_records(self._extended(member.size))
+                (self._global if member.type == tarfile.XGLTYPE
+                 else pax).update(records)
+                continue
+            if member.type == tarfile.GNUTYPE_LONGNAME:
+                longname = _text(self._extended(member.size))
+                continue
+            if member.type == tarfile.GNUTYPE_LONGLINK:
+                longlink = _text(self._extended(member.size))
+                continue
+            # As tarfile: ustar prefix, then GNU long names, then pax.
+            if prefix and member.type not in tarfile.GNU_TYPES:
+                member.name = prefix + '/' + member.name
+            if longname is not None:
+                member.name = longname
+                if member.type == tarfile.DIRTYPE:
+                    member.name = member.name.removesuffix('/')
+            if longlink is not None:
+                member.linkname = longlink
+            if self._global or pax:
+                _apply_pax(member, {**self._global, **pax})
+            if member.size < 0:
+                raise tarfile.HeaderError('negative size')
+            return member
+
+    def batches(self) -> typing.Iterator[list]:
+        batch: list = []
+        size = 0
+        while (member := self._member()) is not None:
+            batch.append(member)
+            if member.isreg() or member.type not in _SUPPORTED:
+                digest = hashlib.sha256()
+                for piece in self._pieces(member.size):
+                    digest.update(piece)
+                    batch.append(piece)
+                    size += len(piece)
+                    if size >= _BATCH_BYTES:
+                        yield batch
+                        batch, size = [], 0
+                batch.append(digest.hexdigest())
+                self._skip(-member.size % _BLOCK)
+            if len(batch) >= _BATCH_EVENTS:
+                yield batch
+                batch, size = [], 0
+        # The second end-of-archive block, then the rest.
+        self._take(_BLOCK)
+        while self._fill():
+            pass
+        batch.append(None)
+        yield batch
+
+
 def verify_archive(source: typing.BinaryIO) -> dict:
     """Read a whole archive and check it against its manifest.
 
@@ -483,6 +848,8 @@ def verify_archive(source: typing.BinaryIO) -> dict:
             reader.record(name, member)
     except _READ_ERRORS as e:
         raise reader.corrupt(e) from e
+    finally:
+        reader.close()
     reader.check()
     return reader.manifest
 
@@ -571,28 +938,41 @@ class _Extractor:
         self._as_root = os.geteuid() == 0
         self._accounts = _Accounts()
         self._dirs: list[tuple[str, tarfile.TarInfo]] = []
+        # Paths known to be real directories.  Nothing this extraction
+        # does removes or renames anything, and every create fails on an
+        # existing name, so a directory stays one: checking it once is
+        # enough, which saves lstat calls per member and level.
+        self._real_dirs: set[str] = set()
 
     def prefix(self, name: str) -> str | None:
-        return next((p for p in self.targets if _under(name, p)), None)
+        # Targets do not overlap: the first ancestor found is the one.
+        while name not in self.targets:
+            name = name.rpartition('/')[0]
+            if not name:
+                return None
+        return name
 
     def _path(self, name: str, prefix: str) -> str:
         staging = self.targets[prefix]
         if name == prefix:
             return staging
-        parents = [staging]
-        parts = name[len(prefix) + 1:].split('/')
-        for part in parts[:-1]:
-            parents.append(os.path.join(parents[-1], part))
-        # A symlink planted by an earlier member must never be written
-        # through (x -> ../.. then x/passwd).
-        for parent in parents:
-            try:
-                if not stat.S_ISDIR(os.lstat(parent).st_mode):
-                    raise _unsafe(name, 'parent %r is not a directory'
-                                  % parent)
-            except FileNotFoundError:
-                raise _unsafe(name, 'parent directory missing') from None
-        return os.path.join(parents[-1], parts[-1])
+        head, _, tail = name[len(prefix) + 1:].rpartition('/')
+        parent = os.path.join(staging, head) if head else staging
+        if parent not in self._real_dirs:
+            parents = [staging]
+            for part in head.split('/') if head else ():
+                parents.append(os.path.join(parents[-1], part))
+            # A symlink planted by an earlier member must never be written
+            # through (x -> ../.. then x/passwd).
+            for path in parents:
+                try:
+                    if not stat.S_ISDIR(os.lstat(path).st_mode):
+                        raise _unsafe(name, 'parent %r is not a directory'
+                                      % path)
+                except FileNotFoundError:
+                    raise _unsafe(name, 'parent directory missing') from None
+                self._real_dirs.add(path)
+        return os.path.join(parent, tail)
 
     def _apply(self, target, member: tarfile.TarInfo, link=False) -> None:
         if self._as_root:
@@ -617,6 +997,7 @@ class _Extractor:
             if member.isdir():
                 if name != prefix or not os.path.lexists(path):
                     os.mkdir(path, 0o700)
+                    self._real_dirs.add(path)
                 elif not stat.S_ISDIR(os.lstat(path).st_mode):
                     raise exception.InvalidInput(
                         'staging path %r is not a directory' % path)
@@ -666,6 +1047,28 @@ class _Extractor:
                 os.close(fd)
 
 
+def _unpack(reader: _Reader, extractor: _Extractor,
+            take: typing.Container[str] | None = None) -> None:
+    """Read one archive whole, extracting what lies under the targets.
+
+    With ``take``, only the regular files it names are extracted; every
+    other member is still read, hashed and checked.
+    """
+    try:
+        for name, member in reader.members():
+            _check_member(name, member)
+            prefix = extractor.prefix(name)
+            if prefix is None or take is not None and not (
+                    name in take and member.isreg()):
+                reader.record(name, member)
+            else:
+                extractor.extract(reader, name, member, prefix)
+    except _READ_ERRORS as e:
+        raise reader.corrupt(e) from e
+    finally:
+        reader.close()
+
+
 def extract_archive(source: typing.BinaryIO,
                     targets: dict[str, str]) -> dict:
     """Restore the members under each prefix in ``targets`` to its path.
@@ -677,17 +1080,56 @@ def extract_archive(source: typing.BinaryIO,
     """
     extractor = _Extractor(targets)
     reader = _Reader(source)
-    try:
-        for name, member in reader.members():
-            _check_member(name, member)
-            prefix = extractor.prefix(name)
-            if prefix is None:
-                reader.record(name, member)
-            else:
-                extractor.extract(reader, name, member, prefix)
-    except _READ_ERRORS as e:
-        raise reader.corrupt(e) from e
+    _unpack(reader, extractor)
     extractor.check_links(reader.seen, reader.manifest['paths'])
     reader.check()
     extractor.seal()
     return reader.manifest
+
+
+def _chain_needs(manifest: dict, extractor: '_Extractor') -> dict:
+    """{backup ref: {name: entry}} of the files to take from each base."""
+    needs: dict[str, dict] = {}
+    for entry in manifest['entries']:
+        if 'in' in entry and extractor.prefix(entry['path']) is not None:
+            needs.setdefault(entry['in'], {})[entry['path']] = entry
+    return needs
+
+
+def extract_chain(source: typing.BinaryIO, targets: dict[str, str],
+                  open_base: typing.Callable[
+                      [str], typing.ContextManager[typing.BinaryIO]]
+                  ) -> dict:
+    """Restore an incremental archive, taking unchanged files from its bases.
+
+    Like extract_archive for the archive ``source``; then, for every earlier
+    backup its manifest names, ``open_base(ref)`` must give that backup's
+    archive (and may check its checksum when the context ends).  Only the
+    files this manifest says are kept there are taken from it, each checked
+    against this manifest's sha256 and size, so the staged tree is exactly
+    the tree of this backup: files deleted since a base are not restored.
+    Every base archive is also verified whole against its own manifest.
+    """
+    extractor = _Extractor(targets)
+    reader = _Reader(source)
+    _unpack(reader, extractor)
+    reader.check()
+    manifest = reader.manifest
+    seen = dict(reader.seen)
+    for ref, wanted in sorted(_chain_needs(manifest, extractor).items()):
+        with open_base(ref) as base_source:
+            base = _Reader(base_source)
+            _unpack(base, extractor, wanted)
+            base.check()
+        for name, want in wanted.items():
+            got = base.seen.get(name, {})
+            if (got.get('type') != 'file' or
+                    got.get('sha256') != want['sha256'] or
+                    got.get('size') != want['size']):
+                raise exception.ArtifactCorrupt(
+                    'backup %s does not hold %r as the manifest of the '
+                    'incremental backup records it' % (ref, name))
+            seen[name] = got
+    extractor.check_links(seen, manifest['paths'])
+    extractor.seal()
+    return manifest

@@ -17,13 +17,20 @@ def fsync_dir(path: str) -> None:
         os.close(fd)
 
 
-def write_json(path: str, data) -> None:
-    """Replace ``path`` with ``data`` as JSON, atomically, mode 0600."""
+def write_bytes(path: str, data: bytes) -> None:
+    """Replace ``path`` with ``data``, atomically and durably, mode 0600."""
     tmp = path + '.tmp'
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, 'w') as f:
-        json.dump(data, f)
+    with os.fdopen(fd, 'wb') as f:
+        f.write(data)
         f.flush()
         os.fsync(f.fileno())
     os.rename(tmp, path)
     fsync_dir(os.path.dirname(path))
+
+
+def write_json(path: str, data) -> None:
+    """Replace ``path`` with ``data`` as JSON, atomically, mode 0600."""
+    # dumps, not dump: dump streams through the pure-Python encoder, ten
+    # times slower on a large manifest.
+    write_bytes(path, json.dumps(data, separators=(',', ':')).encode())

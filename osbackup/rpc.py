@@ -39,6 +39,7 @@ AGENT_TOPIC = 'osbackup-agent'
 SHORT_LIVED = {'heartbeat': 120, 'task_progress': 120}
 
 SECURITY_LOG = logging.getLogger('osbackup.security')
+LOG = logging.getLogger(__name__)
 
 
 def set_defaults(conf=None) -> None:
@@ -66,6 +67,13 @@ def init(conf, url: str | None = None) -> None:
     global TRANSPORT, SIGNER
     if TRANSPORT is not None:
         return
+    if conf is not cfg.CONF:
+        # oslo.messaging 18 registers its [oslo_messaging_tracing] options
+        # on the global CONF only: with another ConfigOpts every cast would
+        # fail with NoSuchOptError, far from the cause.
+        raise TypeError('osbackup.rpc.init() needs the global '
+                        'oslo_config.cfg.CONF (osbackup.conf.CONF), not a '
+                        'private ConfigOpts')
     if url is None and is_all_in_one(conf):
         url = ALL_IN_ONE_URL
     in_process = (url or conf.transport_url or '').startswith('fake:')
@@ -221,6 +229,31 @@ def get_server(topic: str, server: str, endpoints: list):
         TRANSPORT, target, VerifyingDispatcher(
             endpoints, ReplySealingSerializer(SIGNER), SIGNER, topic,
             server))
+
+
+def fit_sender_pool(conf, wanted: int, reserved: int) -> int:
+    """How many threads may cast at once without overflowing the pool.
+
+    oslo.messaging's rabbit driver keeps at most ``[oslo_messaging_rabbit]
+    rpc_conn_pool_size`` sender connections per process; a cast beyond
+    them opens and closes an AMQP connection of its own, which at fleet
+    scale turns into a reconnect storm ("Connection pool limit
+    exceeded"). ``reserved`` threads of the process cast too.
+    """
+    try:
+        size = conf.oslo_messaging_rabbit.rpc_conn_pool_size
+    except (cfg.NoSuchOptError, cfg.NoSuchGroupError):
+        # Not the rabbit driver (all-in-one): no pool and no publisher
+        # confirms to wait for, so one thread sends as fast.
+        return 1
+    fit = max(1, size - reserved)
+    if wanted > fit:
+        LOG.warning('%d sender threads do not fit [oslo_messaging_rabbit] '
+                    'rpc_conn_pool_size = %d beside %d other casting '
+                    'threads; using %d. Raise rpc_conn_pool_size to use '
+                    'more.', wanted, size, reserved, fit)
+        return fit
+    return wanted
 
 
 def admin_context():

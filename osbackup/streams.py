@@ -5,11 +5,16 @@ chunks, so no backup is ever held in memory or copied to a temp file.
 """
 
 import hashlib
+import queue
+import threading
 import typing
 
 import zstandard
 
 CHUNK = 1 << 20
+# Largest piece inflate() yields: memory stays bounded however well the
+# data compresses (a run of zeros shrinks a thousandfold and more).
+_PIECE = 1 << 18
 
 
 class HashingWriter:
@@ -132,6 +137,149 @@ class TruncatedStream(zstandard.ZstdError):
 def decompressor(source: typing.BinaryIO) -> Decompressor:
     """Return a readable zstd stream over ``source``."""
     return Decompressor(source)
+
+
+class _FrameWalker:
+    """Follow zstd frame boundaries through the compressed bytes (RFC 8878).
+
+    Only to tell whether the input ends between frames: python-zstandard's
+    stream reader takes a frame cut short for the end of the data.  Bytes
+    that are not zstd are left to the decoder, which rejects them.
+    """
+
+    def __init__(self):
+        self._skip = 0          # bytes to pass over before the next field
+        self._want = 4          # size of the next field
+        self._field = b''
+        self._state = 'magic'
+        self._checksum = False
+
+    @property
+    def between_frames(self) -> bool:
+        return self._state == 'magic' and not self._skip and not self._field
+
+    def feed(self, data) -> None:
+        pos, end = 0, len(data)
+        while pos < end and self._state != 'unknown':
+            if self._skip:
+                step = min(self._skip, end - pos)
+                self._skip -= step
+                pos += step
+                continue
+            take = min(self._want - len(self._field), end - pos)
+            self._field += bytes(data[pos:pos + take])
+            pos += take
+            if len(self._field) == self._want:
+                field, self._field = self._field, b''
+                self._parse(int.from_bytes(field, 'little'))
+
+    def _parse(self, value: int) -> None:
+        state = self._state
+        if state == 'magic':
+            if value == 0xFD2FB528:
+                self._state, self._want = 'descriptor', 1
+            elif value & 0xFFFFFFF0 == 0x184D2A50:
+                self._state, self._want = 'skippable', 4
+            else:
+                self._state = 'unknown'
+        elif state == 'skippable':
+            self._skip = value
+            self._state, self._want = 'magic', 4
+        elif state == 'descriptor':
+            single = bool(value & 0x20)
+            self._checksum = bool(value & 0x04)
+            self._skip = ((0 if single else 1) + (0, 1, 2, 4)[value & 3] +
+                          ((1 if single else 0), 2, 4, 8)[value >> 6])
+            self._state, self._want = 'block', 3
+        elif state == 'block':
+            kind, size = (value >> 1) & 3, value >> 3
+            self._skip = 1 if kind == 1 else size
+            if value & 1:
+                self._skip += 4 if self._checksum else 0
+                self._state, self._want = 'magic', 4
+
+
+def inflate(source: typing.BinaryIO) -> typing.Iterator[bytes]:
+    """Yield the decompressed data of ``source`` in bounded pieces.
+
+    Like Decompressor, it decodes every frame and raises TruncatedStream
+    when the input ends inside one; unlike it, no piece is larger than
+    _PIECE, whatever the compression ratio.
+    """
+    walker = _FrameWalker()
+
+    class Tap:
+        @staticmethod
+        def read(n: int) -> bytes:
+            data = source.read(n)
+            walker.feed(data)
+            return data
+
+    reader = zstandard.ZstdDecompressor().stream_reader(
+        Tap(), read_size=CHUNK, read_across_frames=True)
+    while piece := reader.read(_PIECE):
+        yield piece
+    if not walker.between_frames:
+        raise TruncatedStream('compressed stream ends inside a zstd frame '
+                              '(truncated)')
+
+
+class Ahead:
+    """Run an iterator in a helper thread, up to ``depth`` items ahead.
+
+    For pipelines whose stages release the GIL (reading, zstd, hashing):
+    the helper's work on the next items overlaps the caller's on this one,
+    and at most ``depth`` items wait, so memory stays flat.  What the
+    iterator raises (a source's errors, a cancelled task's progress
+    callback) is raised in the caller.  Call close() when done early.
+    """
+
+    def __init__(self, iterator: typing.Iterator, depth: int = 4):
+        self._queue: queue.Queue = queue.Queue(depth)
+        self._stop = threading.Event()
+        self._done = False
+        self._thread = threading.Thread(target=self._run, args=(iterator,),
+                                        name='osbackup-ahead', daemon=True)
+        self._thread.start()
+
+    def _run(self, iterator) -> None:
+        try:
+            for item in iterator:
+                if not self._put((True, item)):
+                    return
+            self._put((False, None))
+        except BaseException as exc:
+            self._put((False, exc))
+
+    def _put(self, item) -> bool:
+        # The caller may stop reading at any time: never block for good.
+        while not self._stop.is_set():
+            try:
+                self._queue.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                pass
+        return False
+
+    def __iter__(self):
+        return self
+
+    def __next__(self):
+        if self._done:
+            raise StopIteration
+        more, item = self._queue.get()
+        if more:
+            return item
+        self.close()
+        if item is not None:
+            raise item
+        raise StopIteration
+
+    def close(self) -> None:
+        """Stop the helper thread and wait for it; idempotent."""
+        self._done = True
+        self._stop.set()
+        self._thread.join()
 
 
 def file_sha256(fileobj: typing.BinaryIO) -> tuple[str, int]:

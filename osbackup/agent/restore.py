@@ -142,6 +142,8 @@ class RestoreWorker:
         steps = []
         for item in plan['files']:
             self._stage(item, params['restore_id'], journal, steps, progress)
+        for item in plan.get('physical', []):
+            self._stage_physical(item, params, journal, steps, progress)
         mysql = self._mysql() if plan['databases'] else None
         for item in plan['databases']:
             art = item['artifact']
@@ -150,6 +152,11 @@ class RestoreWorker:
                                 self._context(params, progress),
                                 art['location'], item['database'],
                                 art['sha256']))
+            # load_db need not check it again (it still hashes it).
+            journal.data.setdefault('verified', {})[art['location']] = \
+                art['sha256']
+        if plan['databases']:
+            journal.save()
         return steps
 
     def _stage(self, item, restore_id, journal, steps, progress):
@@ -180,22 +187,39 @@ class RestoreWorker:
             targets[path.lstrip('/')] = staging
         journal.save()
 
-        def unpack():
-            with contextlib.closing(
-                    self.storage.open_reader(art['location'])) as raw:
-                reader = streams.HashingReader(raw)
-                try:
-                    archive.extract_archive(_Progress(reader, progress),
-                                            targets)
-                finally:
-                    reader.drain()
-            if reader.sha256 != art['sha256']:
+        chain = item.get('chain')
+
+        def open_base(ref):
+            if ref not in chain:
                 raise exception.ArtifactCorrupt(
-                    'Artifact %s has sha256 %s, the catalogue says %s: '
-                    'checksum mismatch, refusing to restore it'
-                    % (art['location'], reader.sha256, art['sha256']))
+                    'Artifact %s is incremental on backup %s, which the '
+                    'restore plan does not name' % (art['location'], ref))
+            return self._checked(chain[ref], progress)
+
+        def unpack():
+            with self._checked(art, progress) as source:
+                if chain is None:
+                    archive.extract_archive(source, targets)
+                else:
+                    archive.extract_chain(source, targets, open_base)
         self._run_steps(steps, 'verify', art['name'], unpack)
         steps.extend(_step(self.host, 'stage', p) for p in item['paths'])
+
+    @contextlib.contextmanager
+    def _checked(self, art, progress):
+        """Read a stored artifact; its sha256 must match the catalogue's."""
+        with contextlib.closing(
+                self.storage.open_reader(art['location'])) as raw:
+            reader = streams.HashingReader(raw)
+            try:
+                yield _Progress(reader, progress)
+            finally:
+                reader.drain()
+        if reader.sha256 != art['sha256']:
+            raise exception.ArtifactCorrupt(
+                'Artifact %s has sha256 %s, the catalogue says %s: '
+                'checksum mismatch, refusing to restore it'
+                % (art['location'], reader.sha256, art['sha256']))
 
     def _check_keep(self, steps, target, keep):
         """Excluded subtrees move into the new tree; mounts cannot."""
@@ -211,6 +235,49 @@ class RestoreWorker:
                     'over into the restored tree; restore other paths or '
                     'unmount it first' % (self._shown(live),
                                           self._shown(target)), steps)
+
+    def _stage_physical(self, item, params, journal, steps, progress):
+        """Build a physical copy's data directory beside the live one.
+
+        The driver unpacks, checks and prepares it while the server still
+        runs; replace swaps it in like a file set's staged tree, so
+        rollback puts the old directory back the same way.
+        """
+        art, service = item['artifact'], item['service']
+        driver = self.drivers.get(service)
+        if driver is None or not hasattr(driver, 'stage'):
+            steps.append(_step(self.host, 'verify', art['name'],
+                               states.FAILED, 'no physical driver'))
+            raise PhaseFailed('No physical database driver %s on %s'
+                              % (service, self.host), steps)
+        if not set(driver.units()) & set(params['plan']['units']):
+            steps.append(_step(self.host, 'verify', art['name'],
+                               states.FAILED, 'no database server unit'))
+            raise PhaseFailed(
+                'None of the database server units [%s] units = %s exists '
+                'on %s: a physical restore must stop the server first'
+                % (service, ', '.join(driver.units()) or '(none)',
+                   self.host), steps)
+        target = driver.datadir()
+        staging = self._staging(target, params['restore_id'])
+        shutil.rmtree(staging, ignore_errors=True)
+        journal.data['staged'][target] = staging
+        journal.data.setdefault('physical', {})[target] = service
+        journal.save()
+        self._run_steps(steps, 'verify', art['name'], lambda: driver.stage(
+            self._context(params, progress), art['location'], art['sha256'],
+            target, staging))
+        steps.append(_step(self.host, 'stage', self._shown(target)))
+
+    def _check_physical_stopped(self, journal, steps):
+        """No data directory is swapped under a running server."""
+        for target, service in sorted(journal.data.get('physical',
+                                                       {}).items()):
+            if target in journal.data['replaced']:
+                continue
+            driver = self.drivers[service]
+            self._run_steps(steps, 'check_stopped', self._shown(target),
+                            lambda: driver.check_stopped(target))
 
     def stop(self, params, progress):
         journal = self._journal(params)
@@ -242,14 +309,17 @@ class RestoreWorker:
                 self._run_steps(steps, 'save', db, save_current)
             journal.data['loaded'].append(entry)
             journal.save()
+            verified = journal.data.get('verified', {}).get(
+                art['location']) == art['sha256']
             self._run_steps(steps, 'load', db, lambda: mysql.load(
-                ctx, art['location'], db, art['sha256']))
+                ctx, art['location'], db, art['sha256'], verified=verified))
         return steps
 
     def replace(self, params, progress):
         journal = self._journal(params)
         stamp = time.strftime('%Y%m%dT%H%M%S')
         steps = []
+        self._check_physical_stopped(journal, steps)
         for target, staging in sorted(journal.data['staged'].items()):
             if target in journal.data['replaced']:
                 continue

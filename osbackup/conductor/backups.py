@@ -51,7 +51,8 @@ class BackupOrchestrator:
 
     def create(self, hosts: list, services: list,
                policy: str | None = None,
-               targets: list | None = None) -> dict:
+               targets: list | None = None, full: bool = False) -> dict:
+        """Record a backup and cast its tasks; ``full`` skips incrementals."""
         agents = self._agents()
         hosts = validate_names('host', hosts, list(agents))
         known_services = sorted({d for a in agents.values()
@@ -77,6 +78,7 @@ class BackupOrchestrator:
         LOG.info('Backup %s: hosts %s, services %s', backup['id'],
                  ', '.join(hosts), ', '.join(services) or 'all')
         sizes = self.catalogue.last_sizes(hosts)
+        bases = {} if full else self._bases(hosts)
         wave = []
         for host in hosts:
             drivers = agents[host]['info'].get('drivers', [])
@@ -85,6 +87,8 @@ class BackupOrchestrator:
                     params = {'targets': targets}
                     if (host, service) in sizes:
                         params['expected_bytes'] = sizes[(host, service)]
+                    if (host, service) in bases:
+                        params['base'] = bases[(host, service)]
                     wave.append(dict(kind='backup', host=host,
                                      service=service, params=params,
                                      backup_id=backup['id']))
@@ -93,6 +97,19 @@ class BackupOrchestrator:
         self.dispatch.wave(wave)
         self.catalogue.finish_backup_if_done(backup['id'])
         return self.catalogue.get_backup(backup['id'])
+
+    def _bases(self, hosts) -> dict:
+        """The artifact each (host, service) may be incremental against.
+
+        None once a chain is ``full_backup_every`` long: the next backup
+        reads every file again.
+        """
+        opts = self.conf.conductor
+        if not opts.incremental_backups or opts.full_backup_every < 2:
+            return {}
+        return {key: base for key, base in
+                self.catalogue.chain_bases(hosts).items()
+                if base['depth'] + 1 < opts.full_backup_every}
 
     def _skip(self, backup_id, host, service):
         task = self.catalogue.create_task('backup', host, service, {}, 0,
@@ -106,8 +123,10 @@ class BackupOrchestrator:
         final = self.catalogue.finish_backup_if_done(task['backup_id'])
         if final:
             LOG.info('Backup %s ended %s', task['backup_id'], final)
-        if final == states.SUCCEEDED:
-            backup = self.catalogue.get_backup(task['backup_id'])
+        if final == states.SUCCEEDED and self.on_success:
+            # The summary: hooks that need the artifacts read them, so a
+            # 1000-host backup is not loaded whole for nothing.
+            backup = self.catalogue.get_backup_summary(task['backup_id'])
             for hook in self.on_success:
                 try:
                     hook(backup)

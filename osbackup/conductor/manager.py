@@ -11,34 +11,35 @@ LOG = logging.getLogger(__name__)
 class ConductorManager:
     """Endpoint for ``osbackup-conductor``; see conductor/rpcapi.py."""
 
-    target = messaging.Target(version='1.1')
+    target = messaging.Target(version='1.2')
 
     def __init__(self, svc):
         self.svc = svc
 
-    # Agent reports
+    # Agent reports: queued, then written in batches (recorder.py).
 
     def heartbeat(self, context, host, version, info):
-        self.svc.catalogue.record_heartbeat(host, version, info)
+        self.svc.recorder.heartbeat(host, version, info)
 
     def task_started(self, context, task_id, host):
-        self.svc.catalogue.task_started(task_id)
+        self.svc.recorder.started(task_id)
 
     def task_progress(self, context, task_id, host, nbytes, nfiles):
-        self.svc.catalogue.task_progress(task_id, nbytes, nfiles)
+        self.svc.recorder.progress(task_id, nbytes, nfiles)
 
     def task_finished(self, context, task_id, host, status, result, error):
-        self.svc.tracker.finished(task_id, status, result, error)
+        self.svc.recorder.finished(task_id, status, result, error)
 
     # Requests from osbackup-manage
 
     @messaging.expected_exceptions(exception.OsbackupError)
     def create_backup(self, context, hosts, services, targets=None,
-                      policy=None):
+                      policy=None, full=False):
         if policy:
             return self.svc.policies.run_now(policy, hosts, services,
-                                             targets)
-        return self.svc.backups.create(hosts, services, targets=targets)
+                                             targets, full=full)
+        return self.svc.backups.create(hosts, services, targets=targets,
+                                       full=full)
 
     @messaging.expected_exceptions(exception.OsbackupError)
     def create_restore(self, context, backup_id, hosts, services, dry_run):

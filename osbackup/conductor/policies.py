@@ -57,13 +57,14 @@ class PolicyRunner:
         return following
 
     def run_now(self, name: str, hosts=None, services=None,
-                targets=None) -> dict:
+                targets=None, full: bool = False) -> dict:
         """Run a policy's backup now (what the schedule would start)."""
         policy = self.catalogue.get_policy(name)
         return self.backups.create(hosts or policy['hosts'],
                                    services or policy['services'],
                                    policy=name,
-                                   targets=targets or policy['targets'])
+                                   targets=targets or policy['targets'],
+                                   full=full)
 
     def run_due(self) -> None:
         now = rows.now()

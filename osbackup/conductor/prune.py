@@ -18,13 +18,41 @@ from osbackup import states
 
 LOG = logging.getLogger(__name__)
 
-DELETING = 'DELETING'
+DELETING = states.DELETING
 
 
 def rules_of(policy: dict) -> retention.Rules:
     return retention.Rules(**{k: policy[k] for k in (
         'keep_days', 'keep_last', 'keep_daily', 'keep_weekly',
         'keep_monthly')})
+
+
+def dependents(backups: list) -> dict:
+    """{backup id: ids of the backups with an artifact based on it}."""
+    out = {}
+    for b in backups:
+        for a in b['artifacts']:
+            base = a.get('parent_backup')
+            if base is not None and base != b['id']:
+                out.setdefault(base, set()).add(b['id'])
+    return out
+
+
+def chain_safe(doomed: set, backups: list, pending: set) -> set:
+    """The doomed backups that can go without breaking a chain.
+
+    A base goes only together with, or after, every backup based on it:
+    one that a kept backup (or a running incremental) still needs stays.
+    """
+    above = dependents(backups)
+    deleting = {b['id'] for b in backups if b['status'] == DELETING}
+    safe = set(doomed) - pending
+    while True:
+        stuck = {b for b in safe
+                 if above.get(b, set()) - safe - deleting}
+        if not stuck:
+            return safe
+        safe -= stuck
 
 
 def protected(backups: list) -> set:
@@ -74,12 +102,20 @@ class Pruner:
                 out.append({'id': gone['id'], 'policy': name,
                             'created_at': rows.iso(created),
                             'reason': gone['reason']})
-        return sorted(out, key=lambda x: x['id'])
+        safe = chain_safe({e['id'] for e in out}, backups,
+                          self.catalogue.pending_bases())
+        for entry in out:
+            if entry['id'] not in safe:
+                LOG.info('Backup %s is expired but kept: backups that are '
+                         'kept are incremental on it', entry['id'])
+        return sorted((e for e in out if e['id'] in safe),
+                      key=lambda x: x['id'])
 
     def prune(self, dry_run: bool = False) -> list[dict]:
         doomed = self.plan()
         if not dry_run:
-            for entry in doomed:
+            # Newest first: each base goes after the backups based on it.
+            for entry in sorted(doomed, key=lambda e: -e['id']):
                 self.delete(entry['id'], force=True)
         return doomed
 
@@ -92,6 +128,14 @@ class Pruner:
         if self.catalogue.restores_of(backup_id):
             raise exception.Conflict('Backup %s is being restored'
                                      % backup_id)
+        above, _below = self.catalogue.chain_links(backup_id)
+        live = sorted(b for b in above if self.catalogue.get_backup(b)
+                      ['status'] != DELETING)
+        if live or backup_id in self.catalogue.pending_bases():
+            raise exception.Conflict(
+                'Backup %s is the base of incremental backup(s) %s: they '
+                'cannot be restored without it; delete them first'
+                % (backup_id, ', '.join(map(str, live)) or 'being written'))
         if not force and backup_id in protected(
                 self.catalogue.backups_with_artifacts()):
             raise exception.Conflict(
@@ -114,7 +158,7 @@ class Pruner:
                     'superseded by a new deletion of the backup')
         self.catalogue.set_backup_status(backup_id, DELETING)
         if not by_host:
-            self.catalogue.delete_backup_rows(backup_id)
+            self._forget(backup_id)
             return {'id': backup_id, 'status': 'DELETED'}
         # The service name is what the agent serialises on: one deletion
         # per backup at a time, deletions of different backups side by side.
@@ -126,18 +170,45 @@ class Pruner:
                  len(by_host))
         return {'id': backup_id, 'status': DELETING}
 
-    def task_done(self, task: dict) -> None:
-        """Forget a backup once every delete task succeeded."""
-        backup = self.catalogue.get_backup(task['backup_id'])
+    @staticmethod
+    def _deletion(backup: dict) -> str | None:
+        """SUCCEEDED once every host deleted its objects, None if pending."""
         deletes = [t for t in backup['tasks'] if t['kind'] == 'delete']
         if any(t['status'] in states.TASK_ACTIVE for t in deletes):
-            return
+            return None
         latest = {}
         for t in sorted(deletes, key=lambda t: t['created_at']):
             latest[t['host']] = t     # a retry supersedes a failed try
         if all(t['status'] == states.SUCCEEDED for t in latest.values()):
-            self.catalogue.delete_backup_rows(task['backup_id'])
-            LOG.info('Backup %s deleted', task['backup_id'])
-        else:
+            return states.SUCCEEDED
+        return states.FAILED
+
+    def task_done(self, task: dict) -> None:
+        """Forget a backup once every delete task succeeded."""
+        outcome = self._deletion(self.catalogue.get_backup(task['backup_id']))
+        if outcome == states.SUCCEEDED:
+            self._forget(task['backup_id'])
+        elif outcome == states.FAILED:
             LOG.warning('Backup %s: some objects could not be deleted; '
                         'the next prune retries', task['backup_id'])
+
+    def _forget(self, backup_id: int) -> None:
+        """Drop a deleted backup's rows, then any base waiting for it.
+
+        A base deleted together with the backups on it keeps its rows
+        until theirs are gone, so the catalogue never holds a chain with
+        a missing link.
+        """
+        above, below = self.catalogue.chain_links(backup_id)
+        if above:
+            LOG.info('Backup %s deleted; forgotten once backup(s) %s, '
+                     'based on it, are', backup_id,
+                     ', '.join(map(str, sorted(above))))
+            return
+        self.catalogue.delete_backup_rows(backup_id)
+        LOG.info('Backup %s deleted', backup_id)
+        for base in sorted(below):
+            backup = self.catalogue.get_backup(base)
+            if backup['status'] == DELETING and \
+                    self._deletion(backup) == states.SUCCEEDED:
+                self._forget(base)

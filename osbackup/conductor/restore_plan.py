@@ -16,6 +16,8 @@ PHASES = ('prepare', 'stop', 'load_db', 'replace', 'start', 'check',
           'finish')
 ROLLBACK = 'rollback'
 MYSQL = 'mysql'
+#: Artifact kind of a physical copy of a whole database server.
+PHYSICAL = 'physical'
 
 
 def catalogue_database(conf) -> str | None:
@@ -39,9 +41,28 @@ def _artifact(a):
                               'size', 'meta')}
 
 
+def _chain(backup: dict, art: dict, chains: dict) -> dict:
+    """{backup id: artifact} of the bases an incremental file set needs."""
+    out = {}
+    for base in chains.get(art['id'], []):
+        if base['status'] != states.AVAILABLE:
+            raise exception.InvalidInput(
+                'Backup %s: the %s file set of %s is incremental on backup '
+                '%s, whose artifact is %s; it cannot be restored'
+                % (backup['id'], art['service'], art['host'],
+                   base['backup_id'], base['status']))
+        out[str(base['backup_id'])] = _artifact(base)
+    return out
+
+
 def build(conf, backup: dict, agents: dict, hosts: list,
-          services: list) -> dict:
-    """Compute the plan; raise InvalidInput when nothing matches."""
+          services: list, chains: dict | None = None) -> dict:
+    """Compute the plan; raise InvalidInput when nothing matches.
+
+    ``chains`` maps the id of each incremental file-set artifact to its
+    bases (Catalogue.artifact_chains); the plan carries them so the agent
+    can take unchanged files from the backups that hold them.
+    """
     available = [a for a in backup['artifacts']
                  if a['status'] == states.AVAILABLE]
     known_hosts = sorted({a['host'] for a in available})
@@ -83,9 +104,18 @@ def build(conf, backup: dict, agents: dict, hosts: list,
                                               x['name'])):
         if hosts and a['host'] not in hosts:
             continue
+        if a['kind'] == PHYSICAL:
+            _plan_physical(plan, a, services, host_plan, add_units)
+            continue
         if a['service'] == MYSQL:
             owner = database_owner(conf, a['name'])
             if services and MYSQL not in services and owner not in services:
+                continue
+            if _physical_asked(available, services):
+                plan['skipped'].append({
+                    'host': a['host'], 'target': a['name'],
+                    'reason': 'the physical copy of the server restores '
+                              'every database'})
                 continue
             if a['name'] == own_db:
                 plan['skipped'].append({
@@ -102,14 +132,42 @@ def build(conf, backup: dict, agents: dict, hosts: list,
             continue
         if services and a['service'] not in services:
             continue
-        host_plan(a['host'])['files'].append(
-            {'service': a['service'], 'artifact': _artifact(a),
-             'paths': ['/' + p for p in a['meta'].get('paths', [])]})
+        item = {'service': a['service'], 'artifact': _artifact(a),
+                'paths': ['/' + p for p in a['meta'].get('paths', [])]}
+        if a.get('parent_id'):
+            item['chain'] = _chain(backup, a, chains or {})
+        host_plan(a['host'])['files'].append(item)
         add_units(a['host'], a['service'])
-    if not any(h['files'] or h['databases'] for h in plan['hosts'].values()):
+    if not any(h['files'] or h['databases'] or h.get('physical')
+               for h in plan['hosts'].values()):
         raise exception.InvalidInput('Nothing to restore from backup %s '
                                      'with this selection' % backup['id'])
     return plan
+
+
+def _physical_asked(available, services):
+    return any(a['kind'] == PHYSICAL and a['service'] in services
+               for a in available)
+
+
+def _plan_physical(plan, art, services, host_plan, add_units):
+    """A physical copy replaces the whole server: only when asked."""
+    if art['service'] not in services:
+        plan['skipped'].append({
+            'host': art['host'], 'target': art['name'],
+            'reason': 'a physical copy of the whole database server is '
+                      'restored only when asked for (--service %s)'
+                      % art['service']})
+        return
+    host_plan(art['host']).setdefault(PHYSICAL, []).append(
+        {'service': art['service'], 'artifact': _artifact(art)})
+    add_units(art['host'], art['service'])
+
+
+def _physical_target(item):
+    """The data directory as the backup saw it (the agent decides)."""
+    return (item['artifact']['meta'].get('datadir') or
+            '%s datadir' % item['service']).rstrip('/')
 
 
 def _step(host, phase, action, target):
@@ -127,6 +185,9 @@ def steps(plan: dict) -> list[dict]:
             out.extend(_step(host, 'prepare', 'stage', d) for d in f['paths'])
         for d in p['databases']:
             out.append(_step(host, 'prepare', 'verify', d['database']))
+        for x in p.get(PHYSICAL, []):
+            out.append(_step(host, 'prepare', 'verify', x['artifact']['name']))
+            out.append(_step(host, 'prepare', 'stage', _physical_target(x)))
     for host, p in hosts:
         out.extend(_step(host, 'stop', 'stop', u) for u in p['units'])
     for host, p in hosts:
@@ -136,6 +197,8 @@ def steps(plan: dict) -> list[dict]:
         for f in p['files']:
             out.extend(_step(host, 'replace', 'replace', d)
                        for d in f['paths'])
+        out.extend(_step(host, 'replace', 'replace', _physical_target(x))
+                   for x in p.get(PHYSICAL, []))
     for host, p in hosts:
         out.extend(_step(host, 'start', 'start', u) for u in p['units'])
     for host, p in hosts:
@@ -156,5 +219,5 @@ def has_work(plan_host: dict, phase: str) -> bool:
     if phase == 'load_db':
         return bool(plan_host['databases'])
     if phase == 'replace':
-        return bool(plan_host['files'])
+        return bool(plan_host['files']) or bool(plan_host.get(PHYSICAL))
     return False

@@ -41,8 +41,10 @@ class RestoreOrchestrator:
         backup = self.catalogue.get_backup(backup_id)
         agents = {a['host']: a for a in self.catalogue.list_agents(
             self.conf.conductor.agent_down_time)}
+        chains = self.catalogue.artifact_chains(
+            [a['id'] for a in backup['artifacts'] if a.get('parent_id')])
         plan = restore_plan.build(self.conf, backup, agents, hosts or [],
-                                  services or [])
+                                  services or [], chains)
         if dry_run:
             return {'id': None, 'backup_id': backup_id, 'status': 'DRY_RUN',
                     'dry_run': True, 'plan': plan,

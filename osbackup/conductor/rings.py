@@ -59,7 +59,11 @@ class RingDistributor:
                 'tasks': [t['id'] for t in tasks]}
 
     def after_backup(self, backup: dict) -> None:
-        """Policy hook: distribute after a good backup with swift rings."""
+        """Policy hook: distribute after a good backup with swift rings.
+
+        ``backup`` is the summary (no tasks, no artifacts): the backup's
+        artifacts are read only when its policy distributes rings.
+        """
         policy = backup.get('policy')
         if not policy:
             return
@@ -67,6 +71,9 @@ class RingDistributor:
             wanted = self.catalogue.get_policy(policy)['distribute_rings']
         except exception.NotFound:
             return
-        if wanted and any(a['service'] == 'swift' and a['meta'].get('rings')
-                          for a in backup['artifacts']):
+        if not wanted:
+            return
+        backup = self.catalogue.get_backup(backup['id'])
+        if any(a['service'] == 'swift' and a['meta'].get('rings')
+               for a in backup['artifacts']):
             self.distribute(backup['id'])

@@ -12,9 +12,10 @@ class ConductorAPI:
               task_finished, create_backup, create_restore
         1.1 - Added verify_backup, prune_backups, delete_backup,
               distribute_rings; targets and policy in create_backup
+        1.2 - full in create_backup (no incremental file sets)
     """
 
-    RPC_API_VERSION = '1.1'
+    RPC_API_VERSION = '1.2'
 
     def __init__(self, conf):
         self.client = rpc.get_client(
@@ -48,7 +49,12 @@ class ConductorAPI:
 
     def create_backup(self, ctxt, hosts: list, services: list,
                       targets: list | None = None,
-                      policy: str | None = None) -> dict:
+                      policy: str | None = None,
+                      full: bool = False) -> dict:
+        if full:
+            return self._call_at('1.2', ctxt, 'create_backup', hosts=hosts,
+                                 services=services, targets=targets,
+                                 policy=policy, full=True)
         if targets or policy:
             return self._call_1_1(ctxt, 'create_backup', hosts=hosts,
                                   services=services, targets=targets,
@@ -77,9 +83,12 @@ class ConductorAPI:
         return self._call_1_1(ctxt, 'distribute_rings', backup_id=backup_id)
 
     def _call_1_1(self, ctxt, method, **kwargs):
-        if not self.client.can_send_version('1.1'):
+        return self._call_at('1.1', ctxt, method, **kwargs)
+
+    def _call_at(self, version, ctxt, method, **kwargs):
+        if not self.client.can_send_version(version):
             raise exception.ConductorUnavailable(
-                '%s needs conductors at RPC API 1.1; [upgrade_levels] '
-                'conductor caps it lower' % method)
-        return self.client.prepare(version='1.1').call(ctxt, method,
-                                                       **kwargs)
+                '%s needs conductors at RPC API %s; [upgrade_levels] '
+                'conductor caps it lower' % (method, version))
+        return self.client.prepare(version=version).call(ctxt, method,
+                                                         **kwargs)

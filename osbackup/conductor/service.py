@@ -8,6 +8,7 @@ from osbackup.conductor import dispatch as dispatch_mod
 from osbackup.conductor import manager as manager_mod
 from osbackup.conductor import policies as policies_mod
 from osbackup.conductor import prune as prune_mod
+from osbackup.conductor import recorder as recorder_mod
 from osbackup.conductor import restores as restores_mod
 from osbackup.conductor import rings as rings_mod
 from osbackup.conductor import tasks as tasks_mod
@@ -28,8 +29,13 @@ class ConductorService(service.RPCService):
         self.conf = conf
         self.catalogue = catalogue or db_api.Catalogue.from_conf(conf)
         self.catalogue.check_schema()
-        dispatcher = dispatch_mod.Dispatcher(conf, self.catalogue,
-                                             agent_rpcapi.AgentAPI(conf))
+        # Replies to calls take pool connections from the RPC threads.
+        dispatcher = dispatch_mod.Dispatcher(
+            conf, self.catalogue, agent_rpcapi.AgentAPI(conf),
+            threads=rpc.fit_sender_pool(
+                conf, conf.conductor.dispatch_threads,
+                reserved=conf.conductor.rpc_threads))
+        self.dispatcher = dispatcher
         self.backups = backups_mod.BackupOrchestrator(conf, self.catalogue,
                                                       dispatcher)
         self.restores = restores_mod.RestoreOrchestrator(
@@ -45,12 +51,18 @@ class ConductorService(service.RPCService):
             conf, self.catalogue, self.backups, self.restores,
             self.verifier, self.pruner)
         dispatcher.on_failed = self.tracker.finished
+        self.recorder = recorder_mod.ReportRecorder(
+            self.catalogue, self.tracker.ended,
+            batch_size=conf.conductor.report_batch_size,
+            retry_interval=conf.database.retry_interval,
+            on_retried=self.tracker.recheck)
         self.backups.on_success.append(self.rings.after_backup)
         self.manager = manager_mod.ConductorManager(self)
 
     def start(self):
         LOG.info('Starting osbackup-conductor %s on %s',
                  version.version_string(), self.conf.host)
+        self.recorder.start()
         self.start_rpc(rpc.get_server(rpc.CONDUCTOR_TOPIC, self.conf.host,
                                       [self.manager]),
                        pool_size=self.conf.conductor.rpc_threads)
@@ -61,3 +73,10 @@ class ConductorService(service.RPCService):
             self.add_timer(interval, self.policies.run_due, 'run-policies')
             self.add_timer(self.conf.conductor.prune_interval,
                            self.pruner.prune, 'prune')
+
+    def stop(self):
+        # The RPC server first: no report arrives after it, and every
+        # report it handed over is written before the recorder ends.
+        super().stop()
+        self.recorder.stop()
+        self.dispatcher.stop()

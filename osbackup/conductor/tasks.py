@@ -7,6 +7,9 @@ operation the task belongs to is moved on.
 
 from oslo_log import log as logging
 
+from osbackup import exception
+from osbackup import states
+
 LOG = logging.getLogger(__name__)
 
 
@@ -23,15 +26,63 @@ class TaskTracker:
         self.pruner = pruner
 
     def finished(self, task_id, status, result, error) -> None:
+        """Record one task's end now and move its operation on."""
         task = self.catalogue.task_finished(task_id, status, result, error)
         if task is None:
             LOG.debug('Ignoring the late or repeated report of task %s',
                       task_id)
             return
-        LOG.info('Task %s (%s %s on %s) ended %s%s', task_id, task['kind'],
-                 task['service'], task['host'], status,
-                 ': %s' % error if error else '')
+        self._log_end(task)
         self._route(task)
+
+    def ended(self, tasks: list) -> None:
+        """Move on the operations of tasks a batch of reports ended.
+
+        Each backup is checked once per batch, not once per task: with a
+        thousand agents reporting at once that is a few count queries
+        instead of a thousand.
+        """
+        backup_ids = []
+        for task in tasks:
+            self._log_end(task)
+            if task['kind'] == 'backup':
+                if task['backup_id'] not in backup_ids:
+                    backup_ids.append(task['backup_id'])
+            else:
+                self._route(task)
+        for backup_id in backup_ids:
+            self.backups.task_done({'kind': 'backup',
+                                    'backup_id': backup_id})
+
+    def recheck(self, task_ids: list) -> None:
+        """Close the backups of tasks that may have ended unseen.
+
+        A batch whose commit failed may have been written all the same;
+        its retry then ends nothing. Closing a backup is compare-and-set,
+        so checking again is harmless.
+        """
+        backup_ids = set()
+        for task_id in task_ids:
+            try:
+                task = self.catalogue.get_task(task_id)
+            except exception.NotFound:
+                continue
+            if task['kind'] == 'backup' and task['backup_id'] is not None:
+                backup_ids.add(task['backup_id'])
+        for backup_id in sorted(backup_ids):
+            self.backups.task_done({'kind': 'backup',
+                                    'backup_id': backup_id})
+
+    @staticmethod
+    def _log_end(task):
+        # A thousand-host backup would log a thousand lines at INFO: the
+        # good ends are DEBUG, the operation's own end is INFO.
+        good = task['status'] in states.TASK_GOOD and not task['error']
+        LOG.log(logging.DEBUG if good else logging.INFO,
+                'Task %s (%s %s on %s) ended %s%s', task['id'],
+                task['kind'], task['service'], task['host'],
+                task['status'],
+                ': %s' % task['error'] if task['error'] else '')
 
     def _route(self, task):
         kind = task['kind']

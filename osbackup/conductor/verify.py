@@ -28,6 +28,15 @@ class VerifyOrchestrator:
         if not arts:
             raise exception.InvalidInput('Backup %s has no stored artifact '
                                          'to verify' % backup_id)
+        # An incremental file set restores only with its bases: prove them
+        # too, or a backup would pass whose restore must fail.
+        ids = {a['id'] for a in arts}
+        for chain in self.catalogue.artifact_chains(
+                [a['id'] for a in arts if a.get('parent_id')]).values():
+            for base in chain:
+                if base['id'] not in ids:
+                    ids.add(base['id'])
+                    arts.append(base)
         ver = self.catalogue.create_verification(backup_id, deep)
         by_host = {}
         for a in arts:

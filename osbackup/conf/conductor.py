@@ -51,10 +51,46 @@ conductor_opts = [
                     'than database connections ([database] max_pool_size) '
                     'only add contention. Scale out with more conductor '
                     'processes instead.'),
+    cfg.BoolOpt('incremental_backups',
+                default=True,
+                help='Back up file sets incrementally: a file whose inode, '
+                     'size, mtime and ctime are unchanged since the '
+                     'previous backup of the same host and service is not '
+                     'read or stored again, only recorded. Databases are '
+                     'always dumped whole. Restores of an incremental '
+                     'backup read the earlier backups it is based on, and '
+                     'pruning keeps those as long as it is kept.'),
+    cfg.IntOpt('full_backup_every',
+               default=7, min=1,
+               help='Length of a chain of file-set backups: every this '
+                    'many backups of a host and service, a full backup '
+                    'reads every file again (the periodic full read that '
+                    'catches what metadata cannot show). 1 makes every '
+                    'backup full.'),
     cfg.IntOpt('rpc_timeout',
                default=60, min=1,
                help='Seconds osbackup-manage waits for a conductor to '
                     'answer a request.'),
+    cfg.IntOpt('dispatch_threads',
+               default=8, min=1,
+               help='Threads casting the tasks of one wave (a backup of '
+                    'many hosts) at once. Each cast waits for the broker '
+                    'to confirm it; a few threads overlap those waits. '
+                    'Each holds one connection of oslo.messaging\'s sender '
+                    'pool ([oslo_messaging_rabbit] rpc_conn_pool_size, '
+                    'default 30), which must also serve rpc_threads: the '
+                    'conductor lowers this value to fit the pool (with a '
+                    'warning) rather than let casts open a connection '
+                    'each.'),
+    cfg.IntOpt('report_batch_size',
+               default=500, min=1,
+               help='Most agents\' task reports (started, progress, '
+                    'finished) the conductor writes to the catalogue in '
+                    'one transaction. Reports that arrive while a batch is '
+                    'written make up the next one, so a quiet fleet still '
+                    'sees each report written at once; a fan-out to '
+                    'thousands of agents costs a few transactions instead '
+                    'of one per report.'),
 ]
 
 

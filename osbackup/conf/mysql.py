@@ -29,6 +29,17 @@ mysql_opts = [
     cfg.StrOpt('mysql_path', default='mysql',
                help='Path or name of the mysql (or mariadb) client '
                     'executable.'),
+    cfg.IntOpt('restore_parallelism', default=0, min=0,
+               help='Number of mysql clients that load the tables of one '
+                    'database at once during a restore (and a scratch-load '
+                    'restore test). Tables load side by side; views, '
+                    'routines and events after them, in dump order. 0: the '
+                    'number of CPUs, at most 4: the server does the work, '
+                    'and more clients than cores, or than about 4 on bigger '
+                    'servers, mostly wait on each other (InnoDB log, '
+                    'locks). 1: the dump is loaded serially as it is, by '
+                    'one client (the way "mysql < dump" does). Each client '
+                    'reads and decompresses the artifact on its own.'),
 ]
 
 

@@ -42,11 +42,22 @@ _TASK_FIELDS = ('id', 'backup_id', 'restore_id', 'verification_id', 'kind',
                 'progress_files', 'result', 'error')
 _ARTIFACT_FIELDS = ('id', 'backup_id', 'task_id', 'host', 'service', 'name',
                     'kind', 'status', 'location', 'size', 'sha256', 'meta',
-                    'created_at')
+                    'created_at', 'parent_id')
+#: What Catalogue.record_reports reads and returns of each task.
+_LOCKED_FIELDS = ('id', 'backup_id', 'restore_id', 'verification_id',
+                  'kind', 'host', 'service', 'params', 'status',
+                  'progress_bytes', 'progress_files')
+_ENDED_FIELDS = _LOCKED_FIELDS + ('result', 'error', 'finished_at')
 _BACKUP_FIELDS = ('id', 'status', 'hosts', 'services', 'policy', 'targets',
                   'verified', 'created_at', 'finished_at', 'error')
 _RESTORE_FIELDS = ('id', 'backup_id', 'status', 'hosts', 'services', 'plan',
                    'phase', 'created_at', 'finished_at', 'error')
+
+
+def _held(info) -> list:
+    """The task ids a heartbeat says its agent holds."""
+    tasks = info.get('tasks', []) if isinstance(info, dict) else []
+    return [t for t in tasks if isinstance(t, str)]
 
 
 class Catalogue(policy_api.PolicyQueries):
@@ -145,21 +156,30 @@ class Catalogue(policy_api.PolicyQueries):
             if backup is None:
                 raise exception.NotFound('Backup %s not found' % backup_id)
             out = _row(backup, *_BACKUP_FIELDS)
-            tasks = s.scalars(sa.select(models.Task)
-                              .where(models.Task.backup_id == backup_id)
-                              .order_by(models.Task.host,
-                                        models.Task.service)).all()
-            arts = s.scalars(sa.select(models.Artifact)
-                             .where(models.Artifact.backup_id == backup_id)
-                             .order_by(models.Artifact.host,
-                                       models.Artifact.service,
-                                       models.Artifact.name)).all()
+            # Plain rows, not ORM objects: a backup can hold thousands.
+            task_t, art_t = models.Task.__table__, models.Artifact.__table__
+            tasks = s.execute(sa.select(task_t)
+                              .where(task_t.c.backup_id == backup_id)
+                              .order_by(task_t.c.host,
+                                        task_t.c.service)).all()
+            arts = s.execute(sa.select(art_t)
+                             .where(art_t.c.backup_id == backup_id)
+                             .order_by(art_t.c.host, art_t.c.service,
+                                       art_t.c.name)).all()
             out['tasks'] = [_row(t, *_TASK_FIELDS) for t in tasks]
             out['artifacts'] = [_row(a, *_ARTIFACT_FIELDS) for a in arts]
             copies = self._copies(s, [a['id'] for a in out['artifacts']])
             for art in out['artifacts']:
                 art['copies'] = copies.get(art['id'], [])
             return out
+
+    def get_backup_summary(self, backup_id: int) -> dict:
+        """The backup's own fields, without its tasks and artifacts."""
+        with self.session() as s:
+            backup = s.get(models.Backup, backup_id)
+            if backup is None:
+                raise exception.NotFound('Backup %s not found' % backup_id)
+            return _row(backup, *_BACKUP_FIELDS)
 
     def _copies(self, s, artifact_ids):
         found = {}
@@ -199,8 +219,15 @@ class Catalogue(policy_api.PolicyQueries):
     def finish_backup_if_done(self, backup_id: int) -> str | None:
         """Close a backup whose tasks all ended; return its final status."""
         with self.session() as s:
-            # Counted by the database (index on backup_id, kind, status):
-            # this runs once per report, so it must not load every task.
+            # One active task is enough to answer; the index on (backup_id,
+            # kind, status) finds it without reading the ended ones.
+            active = s.scalar(
+                sa.select(models.Task.id)
+                .where(models.Task.backup_id == backup_id,
+                       models.Task.kind == 'backup',
+                       models.Task.status.in_(states.TASK_ACTIVE)).limit(1))
+            if active is not None:
+                return None
             counts = dict(s.execute(
                 sa.select(models.Task.status, sa.func.count())
                 .where(models.Task.backup_id == backup_id,
@@ -252,25 +279,30 @@ class Catalogue(policy_api.PolicyQueries):
         """
         now = _now()
         deliver_by = _iso(now + datetime.timedelta(seconds=deliver_within))
-        out = []
+        expires_at = now + datetime.timedelta(seconds=timeout)
+        values = [dict(
+            id=str(uuid.uuid4()), kind=spec['kind'], host=spec['host'],
+            service=spec['service'], params=spec.get('params') or {},
+            status=states.PENDING, created_at=now, updated_at=now,
+            started_at=None, finished_at=None,
+            backup_id=spec.get('backup_id'),
+            restore_id=spec.get('restore_id'),
+            verification_id=spec.get('verification_id'),
+            expires_at=expires_at, progress_bytes=0, progress_files=0,
+            result=None, error=None) for spec in specs]
+        if not values:
+            return []
         with self.session() as s:
-            for spec in specs:
-                task = models.Task(
-                    id=str(uuid.uuid4()), kind=spec['kind'],
-                    host=spec['host'], service=spec['service'],
-                    params=spec.get('params') or {}, status=states.PENDING,
-                    created_at=now, updated_at=now,
-                    backup_id=spec.get('backup_id'),
-                    restore_id=spec.get('restore_id'),
-                    verification_id=spec.get('verification_id'),
-                    expires_at=now + datetime.timedelta(seconds=timeout),
-                    progress_bytes=0, progress_files=0)
-                s.add(task)
-                out.append(task)
-            s.flush()
-            rows_out = [_row(t, *_TASK_FIELDS) for t in out]
-        for row in rows_out:
+            # One multi-row INSERT (executemany), not one ORM object and
+            # statement per task: a wave can hold thousands.
+            s.execute(sa.insert(models.Task.__table__), values)
+        rows_out = []
+        for value in values:
+            row = {f: _iso(value.get(f)) if isinstance(
+                value.get(f), datetime.datetime) else value.get(f)
+                for f in _TASK_FIELDS}
             row['deliver_by'] = deliver_by
+            rows_out.append(row)
         return rows_out
 
     def get_task(self, task_id: str) -> dict:
@@ -328,7 +360,151 @@ class Catalogue(policy_api.PolicyQueries):
                 self._add_artifacts(s, task, status, result or {}, now)
             return _row(task, *_TASK_FIELDS)
 
-    def _add_artifacts(self, s, task, status, result, now):
+    @_retry_deadlock
+    def record_reports(self, reports: list) -> list[dict]:
+        """Apply a batch of agents' task reports in one transaction.
+
+        ``reports`` are ``(kind, task_id, args)`` in arrival order:
+        ``started`` (args ignored), ``progress`` (``(nbytes, nfiles)``) or
+        ``finished`` (``(status, result, error)``), each with the rules of
+        task_started, task_progress and task_finished; and ``(heartbeat,
+        host, (version, info))`` with those of record_heartbeat. The tasks'
+        rows are locked first, so a task ends once whoever else reports or
+        expires it. All or nothing: a batch that fails changes nothing and
+        can be applied again. Returns the tasks this batch ended, with the
+        fields that route them (``_ENDED_FIELDS``).
+        """
+        now = _now()
+        ids, beats = set(), {}
+        for kind, key, args in reports:
+            if kind == 'heartbeat':
+                beats[key] = args       # the newest of a host wins
+                ids.update(_held(args[1]))
+            elif isinstance(key, str):
+                ids.add(key)
+        table = models.Task.__table__
+        with self.session() as s:
+            if beats:
+                self._record_beats(s, beats, now)
+            # Plain rows of the columns needed, not ORM objects: a batch
+            # can hold thousands.
+            found = {row.id: row for row in s.execute(
+                sa.select(*[table.c[f] for f in _LOCKED_FIELDS])
+                .where(table.c.id.in_(sorted(ids))).with_for_update())
+            } if ids else {}
+            changes, ended = {}, []
+            for kind, task_id, args in reports:
+                if kind == 'heartbeat':
+                    # Tasks the agent holds (queued or running) are alive
+                    # even when they have no progress to report yet.
+                    for held in _held(args[1]):
+                        row = found.get(held)
+                        if row is None or row.host != task_id:
+                            continue
+                        values = changes.setdefault(held, {})
+                        if values.get('status', row.status) in \
+                                states.TASK_ACTIVE:
+                            values.update(status=states.RUNNING,
+                                          updated_at=now)
+                    continue
+                row = found.get(task_id)
+                if row is None:
+                    continue
+                values = changes.setdefault(task_id, {})
+                status = values.get('status', row.status)
+                if status not in states.TASK_ACTIVE:
+                    continue    # a late or repeated report
+                if kind == 'started':
+                    if status == states.PENDING:
+                        values.update(status=states.RUNNING, started_at=now,
+                                      updated_at=now)
+                elif kind == 'progress':
+                    values.update(status=states.RUNNING,
+                                  progress_bytes=args[0],
+                                  progress_files=args[1], updated_at=now)
+                elif kind == 'finished':
+                    status, result, error = args
+                    values.update(status=status, result=result, error=error,
+                                  finished_at=now, updated_at=now)
+                    if result and 'bytes' in result:
+                        values.update(progress_bytes=result['bytes'],
+                                      progress_files=result.get('files', 0))
+                    ended.append(task_id)
+            self._update_rows(s, table.c.id, changes)
+            out, artifacts = [], []
+            for task_id in ended:
+                row = found[task_id]
+                task = dict(row._mapping, **changes[task_id])
+                if task['backup_id'] is not None and task['kind'] == 'backup':
+                    self._add_artifacts(s, row, task['status'],
+                                        task['result'] or {}, now,
+                                        pending=artifacts)
+                out.append({f: _iso(task.get(f)) if isinstance(
+                    task.get(f), datetime.datetime) else task.get(f)
+                    for f in _ENDED_FIELDS})
+            if artifacts:
+                s.execute(sa.insert(models.Artifact.__table__), artifacts)
+            s.flush()
+            return out
+
+    def _record_beats(self, s, beats, now):
+        """Upsert the agents of {host: (version, info)}."""
+        agents = models.Agent.__table__
+        known = set(s.scalars(sa.select(agents.c.host).where(
+            agents.c.host.in_(sorted(beats)))))
+        new = [dict(host=host, version=version, info=info, created_at=now,
+                    last_heartbeat=now)
+               for host, (version, info) in beats.items()
+               if host not in known]
+        if new:
+            # Another conductor inserting the same host first makes this
+            # a DBDuplicateEntry: the batch is retried, then updates it.
+            s.execute(sa.insert(agents), new)
+        self._update_rows(s, agents.c.host, {
+            host: dict(version=version, info=info, last_heartbeat=now)
+            for host, (version, info) in beats.items() if host in known})
+
+    @staticmethod
+    def _update_rows(s, key, changes, chunk=100):
+        """Write {key: {column: value}}: one UPDATE per chunk of rows.
+
+        A column whose value differs between rows is set through a CASE
+        on the key; one statement per chunk instead of one per row, the
+        round trips to the database are what the recorder waits for.
+        """
+        table = key.table
+        groups = {}
+        for task_id, values in changes.items():
+            if values:
+                groups.setdefault(tuple(sorted(values)), []).append(
+                    (task_id, values))
+        for columns, rows_ in groups.items():
+            for i in range(0, len(rows_), chunk):
+                part = rows_[i:i + chunk]
+                sets = {}
+                for column in columns:
+                    first = part[0][1][column]
+                    if all(v[column] == first for _, v in part):
+                        sets[column] = sa.literal(
+                            first, type_=table.c[column].type)
+                        continue
+                    sets[column] = sa.case(
+                        *[(key == row_key, sa.literal(
+                            v[column], type_=table.c[column].type))
+                          for row_key, v in part],
+                        else_=table.c[column])
+                # Never the same statement twice: not worth caching.
+                s.execute(sa.update(table)
+                          .where(key.in_([k for k, _ in part]))
+                          .values(sets),
+                          execution_options={'compiled_cache': None})
+
+    def _add_artifacts(self, s, task, status, result, now, pending=None):
+        """Record a task's artifacts.
+
+        With ``pending`` (a list), artifacts without copies are appended
+        to it as rows for the caller's one multi-row INSERT.
+        """
         if status == states.SKIPPED:
             s.add(models.Artifact(
                 backup_id=task.backup_id, task_id=task.id, host=task.host,
@@ -339,15 +515,26 @@ class Catalogue(policy_api.PolicyQueries):
             return
         if status != states.SUCCEEDED:
             return
+        base = (task.params or {}).get('base') or {}
         for art in result.get('artifacts', []):
-            row = models.Artifact(
+            meta = art.get('meta') or {}
+            # The base is the one this conductor named, never the agent's.
+            parent = (base.get('artifact_id')
+                      if meta.get('level') == 'incremental' else None)
+            values = dict(
                 backup_id=task.backup_id, task_id=task.id, host=task.host,
                 service=task.service, name=art['name'], kind=art['kind'],
                 status=states.AVAILABLE, location=art['location'],
                 size=art['size'], sha256=art['sha256'],
-                meta=art.get('meta') or {}, created_at=now)
+                meta=meta, created_at=now, parent_id=parent)
+            if pending is not None and not art.get('copies'):
+                pending.append(values)
+                continue
+            row = models.Artifact(**values)
             s.add(row)
-            s.flush()
+            if art.get('copies'):
+                # The copies need the artifact's id.
+                s.flush()
             for copy in art.get('copies', []):
                 s.add(models.ArtifactCopy(
                     artifact_id=row.id, target=copy['target'],

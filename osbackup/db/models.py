@@ -139,6 +139,10 @@ class Artifact(Base):
     sha256 = sa.Column(sa.String(64))
     meta = sa.Column(sa.JSON, nullable=False, default=dict)
     created_at = sa.Column(sa.DateTime, nullable=False)
+    #: The artifact an incremental one is based on; a base cannot be
+    #: forgotten while an artifact still needs it.
+    parent_id = sa.Column(sa.Integer, sa.ForeignKey(
+        'artifacts.id', name='fk_artifacts_parent'), index=True)
 
 
 class Restore(Base):

@@ -110,11 +110,13 @@ class PolicyQueries:
                                 .order_by(models.Backup.id)).all()
             arts = s.scalars(sa.select(models.Artifact)).all()
             copies = self._copies(s, [a.id for a in arts])
+            backup_of = {a.id: a.backup_id for a in arts}
             by_backup = {}
             for a in arts:
                 art = rows.row(a, 'id', 'host', 'service', 'name', 'status',
-                               'location', 'size', 'sha256')
+                               'location', 'size', 'sha256', 'parent_id')
                 art['copies'] = copies.get(a.id, [])
+                art['parent_backup'] = backup_of.get(a.parent_id)
                 by_backup.setdefault(a.backup_id, []).append(art)
             return [{'id': b.id, 'status': b.status, 'policy': b.policy,
                      'created_at': b.created_at,
@@ -193,6 +195,78 @@ class PolicyQueries:
             if key not in newest or backup_id > newest[key]:
                 newest[key] = backup_id
                 out[key] = int(size or 0)
+        return out
+
+    def chain_bases(self, hosts: list) -> dict:
+        """{(host, service): newest available file-set artifact}.
+
+        What an incremental backup of each would be based on: its id,
+        backup, sha256 and how many incrementals it already sits on.
+        """
+        with self.session() as s:
+            newest = (sa.select(sa.func.max(models.Artifact.id))
+                      .join(models.Backup,
+                            models.Backup.id == models.Artifact.backup_id)
+                      .where(models.Artifact.host.in_(hosts),
+                             models.Artifact.kind == 'files',
+                             models.Artifact.status == states.AVAILABLE,
+                             models.Backup.status != states.DELETING)
+                      .group_by(models.Artifact.host,
+                                models.Artifact.service))
+            art = models.Artifact
+            found = s.execute(sa.select(
+                art.id, art.host, art.service, art.backup_id, art.sha256,
+                art.location, art.meta).where(art.id.in_(newest))).all()
+            return {(a.host, a.service): {
+                'artifact_id': a.id, 'backup_id': a.backup_id,
+                'sha256': a.sha256, 'location': a.location,
+                'depth': int((a.meta or {}).get('depth', 0))}
+                for a in found}
+
+    def pending_bases(self) -> set:
+        """Backups that running backup tasks write incrementals onto."""
+        with self.session() as s:
+            params = s.scalars(sa.select(models.Task.params).where(
+                models.Task.kind == 'backup',
+                models.Task.status.in_(states.TASK_ACTIVE))).all()
+        return {int(p['base']['backup_id']) for p in params
+                if p and p.get('base')}
+
+    def chain_links(self, backup_id: int) -> tuple[set, set]:
+        """(backups based on this one, backups this one is based on)."""
+        with self.session() as s:
+            own = sa.select(models.Artifact.id).where(
+                models.Artifact.backup_id == backup_id)
+            parents = sa.select(models.Artifact.parent_id).where(
+                models.Artifact.backup_id == backup_id)
+            above = set(s.scalars(sa.select(models.Artifact.backup_id).where(
+                models.Artifact.parent_id.in_(own))))
+            below = set(s.scalars(sa.select(models.Artifact.backup_id).where(
+                models.Artifact.id.in_(parents))))
+        return above - {backup_id}, below - {backup_id}
+
+    def artifact_chains(self, artifact_ids: list) -> dict:
+        """{artifact id: [its bases, nearest first]} for incrementals."""
+        out = {}
+        with self.session() as s:
+            for art_id in artifact_ids:
+                chain = []
+                parent = s.scalar(sa.select(models.Artifact.parent_id).where(
+                    models.Artifact.id == art_id))
+                while parent is not None:
+                    row = s.get(models.Artifact, parent)
+                    chain.append(rows.row(
+                        row, 'id', 'backup_id', 'host', 'service', 'name',
+                        'kind', 'status', 'location', 'sha256', 'size',
+                        'meta', 'parent_id'))
+                    parent = row.parent_id
+                if chain:
+                    out[art_id] = chain
+            copies = self._copies(s, [a['id'] for chain in out.values()
+                                      for a in chain])
+        for chain in out.values():
+            for art in chain:
+                art['copies'] = copies.get(art['id'], [])
         return out
 
     def newest_policy_backup(self, policy: str) -> int | None:

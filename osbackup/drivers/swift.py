@@ -16,6 +16,8 @@ class SwiftDriver(fileset.FileSetDriver):
     PATHS = ('/etc/swift', '/var/lib/swift')
     LOG_PATHS = ('/var/log/swift',)
     MARKERS = ('/etc/swift',)
+    # Ring distribution reads the rings from this one archive.
+    INCREMENTAL = False
 
     def rings(self) -> list[str]:
         """Ring and builder files found under /etc/swift."""

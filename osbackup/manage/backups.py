@@ -19,9 +19,11 @@ def artifact_rows(backup: dict) -> list:
     A task that stored nothing still appears, so a skipped or failed
     service is visible next to the ones that succeeded.
     """
-    rows = [{k: a.get(k) for k in ('id', 'host', 'service', 'name', 'kind',
-                                   'status', 'size', 'sha256', 'location',
-                                   'copies')}
+    rows = [dict({k: a.get(k) for k in ('id', 'host', 'service', 'name',
+                                        'kind', 'status', 'size', 'sha256',
+                                        'location', 'copies', 'parent_id',
+                                        'meta')},
+                 level=(a.get('meta') or {}).get('level'))
             for a in backup['artifacts']]
     for task in backup['tasks']:
         if task['status'] not in (states.SUCCEEDED, states.SKIPPED):
@@ -31,6 +33,14 @@ def artifact_rows(backup: dict) -> list:
                          'sha256': None, 'location': None,
                          'error': task['error']})
     return sorted(rows, key=lambda r: (r['host'], r['service'], r['name']))
+
+
+def _level(row: dict) -> str | None:
+    """'full', or 'incr. on 12' naming the backup it is based on."""
+    meta = row.get('meta') or {}
+    if meta.get('level') == 'incremental':
+        return 'incr. on %s' % meta.get('base')
+    return meta.get('level')
 
 
 def public(backup: dict) -> dict:
@@ -48,6 +58,7 @@ def print_backup(backup: dict) -> None:
     output.table(artifact_rows(backup), [
         ('Host', 'host'), ('Service', 'service'), ('Name', 'name'),
         ('Status', 'status'), ('Size', lambda r: output.human_size(r['size'])),
+        ('Level', _level),
         ('SHA-256', lambda r: (r['sha256'] or '')[:16] or None),
         ('Location / error', lambda r: r.get('location') or r.get('error'))])
 
@@ -75,17 +86,23 @@ class BackupCommands:
                  help='Run this policy now: its hosts, services and '
                       'targets unless given here; the backup belongs to '
                       'the policy (retention applies).')
+    @manage.args('--full', action='store_true',
+                 help='Read and store every file again: no incremental file '
+                      'set, a new chain starts here (e.g. before an '
+                      'upgrade).')
     @manage.args('--wait', action='store_true',
                  help='Wait for the backup to end, showing progress; exit '
                       'non-zero unless every task succeeded. Always on in '
                       'all-in-one mode.')
     @manage.format_arg
     def create(self, hosts=None, services=None, targets=None, policy=None,
-               wait=False, fmt='table'):
+               full=False, wait=False, fmt='table'):
         """Back up services on hosts: one task per (host, service)."""
+        extra = {'full': True} if full else {}
         backup = self.env.call('create_backup', hosts=hosts or [],
                                services=services or [],
-                               targets=targets or [], policy=policy)
+                               targets=targets or [], policy=policy,
+                               **extra)
         if wait or self.env.all_in_one:
             print('Backup %s started' % backup['id'], file=sys.stderr)
             backup = waiting.wait(

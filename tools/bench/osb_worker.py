@@ -8,13 +8,17 @@ resident size after the imports, before the work.
 
 Operations (one JSON argument each, see run.py):
 
-files-backup   archive.write_archive into streams.HashingWriter over a
-               LocalStorage writer, committed: FileSetDriver.backup's path
+files-backup   FileSetDriver.backup over the tree's paths into a
+               LocalStorage, full or (with ``base``) incremental against
+               the manifest it kept after the previous run
 files-restore  HashingReader over the stored artifact, extract_archive into
                staging directories, sha256 compared: what a restore's
                prepare phase does
 db-backup      MySQLDriver(conf).backup(ctx) of [mysql] databases
-db-restore     MySQLDriver(conf).load(ctx, ...) of each artifact in turn
+db-restore     MySQLDriver(conf).verify of each artifact, then .load of each
+               in turn (verified: read once more), as a restore does
+physical-backup   MariaBackupDriver(conf).backup(ctx) of the [mysql] server
+physical-restore  MariaBackupDriver(conf).restore(ctx, ...) into a datadir
 """
 
 import contextlib
@@ -28,6 +32,8 @@ import time
 from osbackup import archive
 import osbackup.conf
 from osbackup.drivers import base
+from osbackup.drivers import fileset
+from osbackup.drivers import mariabackup as mariabackup_driver
 from osbackup.drivers import mysql as mysql_driver
 from osbackup.storage import local
 from osbackup import streams
@@ -64,21 +70,35 @@ def _ctx(storage, service, backup_id='1'):
                             host='bench', service=service, storage=storage)
 
 
+class _TreeDriver(fileset.FileSetDriver):
+    """The nova driver's code over the bench tree's paths."""
+
+    name = 'nova'
+
+    def __init__(self, conf, paths):
+        super().__init__(conf)
+        self._paths = paths
+
+    def paths(self):
+        return list(self._paths)
+
+    def excludes(self):
+        return []
+
+
 def files_backup(conf, params, storage):
     """Exactly FileSetDriver.backup, over every path of the tree."""
-    ctx = _ctx(storage, 'tree', params.get('backup_id', '1'))
-    writer = storage.open_writer(ctx.key('tree', '.tar.zst'))
-    with writer:
-        sink = streams.HashingWriter(writer)
-        stats = archive.write_archive(
-            sink, params['root'], params['paths'], [],
-            level=conf.storage.compression_level,
-            threads=conf.storage.compression_threads,
-            progress=ctx.progress)
-        location = writer.commit()
-    return {'location': location, 'size': sink.size, 'sha256': sink.sha256,
-            'files': stats.files, 'bytes': stats.bytes,
-            'warnings': len(stats.warnings)}
+    conf.set_override('root_path', params['root'], group='agent')
+    ctx = _ctx(storage, 'nova', params.get('backup_id', '1'))
+    if params.get('base'):
+        ctx.params['base'] = params['base']
+    (art,) = _TreeDriver(conf, params['paths']).backup(ctx)
+    return {'location': art.location, 'size': art.size,
+            'sha256': art.sha256, 'files': art.meta['files'],
+            'bytes': art.meta['bytes'], 'level': art.meta['level'],
+            'stored_files': art.meta['stored_files'],
+            'stored_bytes': art.meta['stored_bytes'],
+            'warnings': art.meta['warnings']}
 
 
 def files_restore(conf, params, storage):
@@ -109,14 +129,41 @@ def db_backup(conf, params, storage):
 
 
 def db_restore(conf, params, storage):
+    """What a restore does: verify (prepare phase), then load (load_db)."""
+    if params.get('parallelism') is not None:
+        conf.set_override('restore_parallelism', params['parallelism'],
+                          group='mysql')
     driver = mysql_driver.MySQLDriver(conf)
     ctx = _ctx(storage, 'mysql')
     for art in params['artifacts']:
-        driver.load(ctx, art['location'], art['name'], art['sha256'])
-    return {'loaded': len(params['artifacts'])}
+        driver.verify(ctx, art['location'], art['name'], art['sha256'])
+    for art in params['artifacts']:
+        driver.load(ctx, art['location'], art['name'], art['sha256'],
+                    verified=True)
+    return {'loaded': len(params['artifacts']),
+            'parallelism': driver.restore_parallelism()}
+
+
+def physical_backup(conf, params, storage):
+    conf.set_override('enabled', True, group='mariabackup')
+    driver = mariabackup_driver.MariaBackupDriver(conf)
+    ctx = _ctx(storage, 'mariabackup', params.get('backup_id', '1'))
+    (art,) = driver.backup(ctx)
+    return {'artifact': art.to_dict(), 'size': art.size,
+            'warnings': ctx.warnings}
+
+
+def physical_restore(conf, params, storage):
+    driver = mariabackup_driver.MariaBackupDriver(conf)
+    ctx = _ctx(storage, 'mariabackup')
+    art = params['artifact']
+    return driver.restore(ctx, art['location'], art['sha256'],
+                          datadir=params['datadir'])
 
 
 OPERATIONS = {'files-backup': files_backup, 'files-restore': files_restore,
+              'physical-backup': physical_backup,
+              'physical-restore': physical_restore,
               'db-backup': db_backup, 'db-restore': db_restore}
 
 

@@ -10,6 +10,7 @@ Sub-benchmarks (none selected: all of them, at the quick sizes)::
 
     --files    file-set backup and restore vs tar | zstd / gzip
     --db       mysql driver backup and load vs mysqldump | zstd / gzip
+    --physical mariabackup driver backup and restore vs mariadb-backup
     --fanout   conductor + N simulated agents vs a raw oslo.messaging round
     --idle     an idle osbackup-agent vs an idle bare RPC server process
 
@@ -39,6 +40,8 @@ import pymysql
 
 import gen_db
 import gen_tree
+
+from osbackup.tests.functional import mariadb_server
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 PYTHON = sys.executable
@@ -293,6 +296,18 @@ def write_conf(path, sections):
 
 # -- files -------------------------------------------------------------------
 
+def _cpu_shell(command):
+    """timed_shell plus the CPU seconds of the pipeline's processes."""
+    started = time.monotonic()
+    proc = subprocess.Popen(['bash', '-o', 'pipefail', '-c', command])
+    _pid, status, usage = os.wait4(proc.pid, 0)
+    seconds = time.monotonic() - started
+    if os.waitstatus_to_exitcode(status) != 0:
+        raise RuntimeError('%r exited %d'
+                           % (command, os.waitstatus_to_exitcode(status)))
+    return seconds, usage.ru_maxrss, usage.ru_utime + usage.ru_stime
+
+
 def bench_files(args, work, report):
     tree = args.tree_dir or os.path.join(work, 'tree')
     print('files: generating the tree in %s' % tree, flush=True)
@@ -338,7 +353,8 @@ def bench_files(args, work, report):
             fig[name]['base'] = res['rss_base_kb']
             last[name] = res
     # Restores: each tool reads back its own level-1 archive.
-    restore = {'ref': {'s': [], 'rss': []}, 'osb': {'s': [], 'rss': []}}
+    restore = {'ref': {'s': [], 'rss': [], 'cpu': []},
+               'osb': {'s': [], 'rss': [], 'cpu': []}}
     dest = os.path.join(out, 'ref-restore')
     staging = os.path.join(out, 'osb-restore')
     for run in range(args.runs):
@@ -346,10 +362,11 @@ def bench_files(args, work, report):
         shutil.rmtree(dest, ignore_errors=True)
         os.makedirs(dest)
         drop_caches(report)
-        seconds, rss = timed_shell('zstd -dc %s | tar -xf - -C %s' % (
+        seconds, rss, cpu = _cpu_shell('zstd -dc %s | tar -xf - -C %s' % (
             shlex.quote(refs['zstd'][1]), shlex.quote(dest)))
         restore['ref']['s'].append(seconds)
         restore['ref']['rss'].append(rss)
+        restore['ref']['cpu'].append(cpu)
         shutil.rmtree(staging, ignore_errors=True)
         drop_caches(report)
         res = run_worker('files-restore', {
@@ -359,6 +376,7 @@ def bench_files(args, work, report):
             'paths': paths})
         restore['osb']['s'].append(res['seconds'])
         restore['osb']['rss'].append(res['maxrss_kb'])
+        restore['osb']['cpu'].append(res['cpu_seconds'])
         restore['osb']['base'] = res['rss_base_kb']
     ref_files, osb_files = count_files(dest), count_files(staging)
     expected = info['files']
@@ -368,7 +386,7 @@ def bench_files(args, work, report):
 
     med = {k: {m: median(v[m]) for m in ('s', 'size', 'rss')}
            for k, v in fig.items()}
-    rmed = {k: {m: median(v[m]) for m in ('s', 'rss')}
+    rmed = {k: {m: median(v[m]) for m in ('s', 'rss', 'cpu')}
             for k, v in restore.items()}
     what = '%d files + %d x %d%s MB = %.0f MB' % (
         args.tree_files, args.tree_big, args.tree_big_mb,
@@ -410,10 +428,84 @@ def bench_files(args, work, report):
                '%.2f s' % rmed['ref']['s'], '%.2f s' % rmed['osb']['s'],
                ratio(rmed['osb']['s'], rmed['ref']['s']),
                'extract_archive to staging + sha256 of artifact and every '
-               'file; peak RSS %.1f MB vs %.1f MB; files restored %d/%d/%d '
-               '(osbackup/ref/tree)' % (
+               'file; CPU %.2f s vs %.2f s (%.2fx); peak RSS %.1f MB vs '
+               '%.1f MB (osbackup after imports %.1f MB); files restored '
+               '%d/%d/%d (osbackup/ref/tree)' % (
+                   rmed['osb']['cpu'], rmed['ref']['cpu'],
+                   ratio(rmed['osb']['cpu'], rmed['ref']['cpu']) or 0,
                    rmed['osb']['rss'] / 1024, rmed['ref']['rss'] / 1024,
+                   restore['osb']['base'] / 1024,
                    osb_files, ref_files, expected))
+    bench_incremental(args, tree, paths, out, report, z['s'])
+
+
+def _touch_share(tree, paths, share, offset):
+    """Rewrite every ``share``-th file in place: same bytes, new mtime.
+
+    The content stays that of the generator (so a kept --tree-dir stays
+    valid); a backup cannot know that without reading the file again.
+    """
+    files = sorted(os.path.join(d, f) for p in paths
+                   for d, _, names in os.walk(os.path.join(
+                       tree, p.lstrip('/'))) for f in names)
+    picked = files[offset % share::share]
+    changed = 0
+    for path in picked:
+        with open(path, 'r+b') as f:
+            head = f.read(1)
+            f.seek(0)
+            f.write(head)
+        changed += os.path.getsize(path)
+    return len(picked), changed
+
+
+def bench_incremental(args, tree, paths, out, report, ref_s):
+    """Incremental backups of the same tree: unchanged, then 1% changed."""
+    storage = os.path.join(out, 'osb-incr')
+    shutil.rmtree(storage, ignore_errors=True)
+    params = {'storage': storage, 'root': tree, 'paths': paths,
+              'level': 1, 'threads': -1}
+    print('files: incremental chain', flush=True)
+    prev = run_worker('files-backup', dict(params, backup_id='1'))
+    fig = {'cold': [], 'warm': [], 'changed': []}
+    stored = {}
+    seq = 1
+    for run in range(args.runs):
+        for kind in ('cold', 'warm', 'changed'):
+            seq += 1
+            if kind == 'changed':
+                stored['touched'] = _touch_share(tree, paths, 100, run)
+            if kind != 'warm':
+                drop_caches(report)
+            res = run_worker('files-backup', dict(
+                params, backup_id=str(seq), base={
+                    'backup_id': str(seq - 1), 'sha256': prev['sha256'],
+                    'depth': 0}))
+            if res['level'] != 'incremental':
+                raise RuntimeError('expected an incremental backup, got %s'
+                                   % res['level'])
+            fig[kind].append(res['seconds'])
+            stored[kind] = res
+            prev = res
+    shutil.rmtree(storage, ignore_errors=True)
+    report.raw['incremental'] = {k: v for k, v in fig.items()}
+    med = {k: median(v) for k, v in fig.items()}
+    cold, changed = stored['cold'], stored['changed']
+    report.add('incremental backup, unchanged tree',
+               'tar -cf - | zstd -1 -T0 (full)', '%.2f s' % ref_s,
+               '%.2f s' % med['cold'], ratio(med['cold'], ref_s),
+               'cache dropped; warm cache %.2f s (%.2fx); stored %d files, '
+               'artifact %.2f MB' % (med['warm'], ratio(med['warm'], ref_s),
+                                     cold['stored_files'],
+                                     mb(cold['size'])))
+    report.add('incremental backup, 1% of files changed',
+               'tar -cf - | zstd -1 -T0 (full)', '%.2f s' % ref_s,
+               '%.2f s' % med['changed'], ratio(med['changed'], ref_s),
+               'cache dropped; %d of %d files rewritten (%.1f MB), stored '
+               '%d files, artifact %.2f MB' % (
+                   stored['touched'][0], changed['files'],
+                   mb(stored['touched'][1]), changed['stored_files'],
+                   mb(changed['size'])))
 
 
 # -- db ----------------------------------------------------------------------
@@ -466,6 +558,35 @@ class StallProbe:
         return False
 
 
+def settle_innodb(timeout=90, still=3):
+    """Wait while InnoDB writes back the last load's dirty pages.
+
+    Else a timed load pays for the flushing of the one before it. Stops
+    when they are written, or when their count has not dropped for
+    ``still`` seconds (InnoDB does not flush more when idle). Returns the
+    seconds waited.
+    """
+    started = time.monotonic()
+    conn = gen_db.connect(autocommit=True)
+    try:
+        with conn.cursor() as cur:
+            lowest, since = None, started
+            while time.monotonic() - started < timeout:
+                cur.execute("SHOW GLOBAL STATUS LIKE "
+                            "'Innodb_buffer_pool_pages_dirty'")
+                dirty = int(cur.fetchone()[1])
+                if dirty < 64:
+                    break
+                if lowest is None or dirty < lowest:
+                    lowest, since = dirty, time.monotonic()
+                elif time.monotonic() - since > still:
+                    break
+                time.sleep(0.5)
+    finally:
+        conn.close()
+    return time.monotonic() - started
+
+
 def _mysql_args():
     out = '-u %s -S %s' % (shlex.quote(gen_db.USER),
                            shlex.quote(gen_db.SOCKET))
@@ -478,13 +599,15 @@ def _mysql_args():
 def bench_db(args, work, report):
     out = os.path.join(work, 'db-out')
     os.makedirs(out, exist_ok=True)
+    # Two benches at once on one server must not drop each other's rows.
+    prefix = os.environ.get('OSBACKUP_BENCH_DB_PREFIX', gen_db.PREFIX)
     try:
         print('db: generating %d MB of rows' % args.db_mb, flush=True)
-        info = gen_db.generate(args.db_mb)
+        info = gen_db.generate(args.db_mb, prefix=prefix)
         _bench_db(args, out, report, info)
     finally:
         if not args.keep:
-            gen_db.drop()
+            gen_db.drop(prefix)
 
 
 def _bench_db(args, out, report, info):
@@ -531,18 +654,25 @@ def _bench_db(args, out, report, info):
             fig[name]['stall'].append(probe.max_ms)
             fig[name]['rss'].append(res['maxrss_kb'])
             last[name] = res
-    restore = {'ref': [], 'osb': []}
+    restore = {'ref': [], 'osb': [], 'serial': []}
+    workers = None
     for run in range(args.runs):
         print('db: restore run %d/%d' % (run + 1, args.runs), flush=True)
+        settle_innodb()
         drop_caches(report)
         seconds, _rss = timed_shell('zstd -dc %s | mysql %s' % (
             shlex.quote(refs['single'][1]), client), env=env)
         restore['ref'].append(seconds)
-        drop_caches(report)
-        res = run_worker('db-restore', dict(
-            base, storage=os.path.join(out, 'osb-comparable'),
-            artifacts=last['comparable']['artifacts']))
-        restore['osb'].append(res['seconds'])
+        # The default (parallel) load, and one client per database.
+        for name, parallelism in (('osb', None), ('serial', 1)):
+            settle_innodb()
+            drop_caches(report)
+            res = run_worker('db-restore', dict(
+                base, storage=os.path.join(out, 'osb-comparable'),
+                artifacts=last['comparable']['artifacts'],
+                parallelism=parallelism))
+            restore[name].append(res['seconds'])
+            workers = res['parallelism'] if name == 'osb' else workers
 
     med = {k: {m: median(v[m]) for m in ('s', 'size', 'stall', 'rss')}
            for k, v in fig.items()}
@@ -577,12 +707,151 @@ def _bench_db(args, out, report, info):
                '%.0f ms (it locks tables)' % (probe_db,
                                               StallProbe.INTERVAL * 1000,
                                               o['stall']))
+    rst = {k: median(v) for k, v in restore.items()}
     report.add('logical DB restore', 'zstd -dc | mysql',
-               '%.2f s' % median(restore['ref']),
-               '%.2f s' % median(restore['osb']),
-               ratio(median(restore['osb']), median(restore['ref'])),
-               'MySQLDriver.load of each of the %d artifacts in turn (each '
-               'read twice: check, then load)' % len(dbs))
+               '%.2f s' % rst['ref'],
+               '%.2f s (%d clients per database)' % (rst['osb'], workers),
+               ratio(rst['osb'], rst['ref']),
+               'MySQLDriver.verify of the %d artifacts, then .load of each '
+               'in turn, tables in parallel; restore_parallelism=1: %.2f s '
+               '(%.2fx)' % (len(dbs), rst['serial'],
+                            ratio(rst['serial'], rst['ref'])))
+
+
+# -- physical DB -------------------------------------------------------------
+
+
+def bench_physical(args, work, report):
+    """mariabackup driver vs the raw mariadb-backup pipeline.
+
+    A physical backup copies a whole server, so this runs its own: a
+    private mariadbd in the work directory, filled by gen_db.py. Nothing
+    else on the machine lands in the copy, and the system server is never
+    touched. Restores go into empty directories under the work directory.
+    """
+    out = os.path.join(work, 'physical')
+    os.makedirs(out, exist_ok=True)
+    server = None
+    try:
+        server = mariadb_server.PrivateServer(
+            os.path.join(out, 'server'), extra_args=[
+                '--innodb-buffer-pool-size=256M',
+                '--innodb-log-file-size=96M'])
+        server.start()
+        print('physical: generating %d MB of rows in a private server'
+              % args.db_mb, flush=True)
+        system_socket, gen_db.SOCKET = gen_db.SOCKET, server.socket
+        try:
+            info = gen_db.generate(args.db_mb)
+        finally:
+            gen_db.SOCKET = system_socket
+        _bench_physical(args, out, report, info, server.socket)
+    finally:
+        if server is not None:
+            server.stop()
+
+
+def _bench_physical(args, out, report, info, socket):
+    client = '-u root -S %s' % shlex.quote(socket)
+    raw_file = os.path.join(out, 'raw.xbstream.zst')
+    scratch = os.path.join(out, 'raw-target')
+    raw_backup = ('mariadb-backup --no-defaults --backup '
+                  '--stream=xbstream %s --target-dir=%s 2>%s | '
+                  'zstd -q -1 -T0 > %s' % (
+                      client, shlex.quote(scratch),
+                      shlex.quote(os.path.join(out, 'raw-backup.log')),
+                      shlex.quote(raw_file)))
+    base = {'mysql_user': 'root', 'mysql_password': '',
+            'mysql_socket': socket}
+    modes = {'comparable': (1, -1), 'default': (3, 0)}
+    fig = {k: {'s': [], 'size': [], 'rss': []}
+           for k in ['raw'] + list(modes)}
+    last = {}
+    for run in range(args.runs):
+        print('physical: backup run %d/%d' % (run + 1, args.runs),
+              flush=True)
+        shutil.rmtree(scratch, ignore_errors=True)
+        if os.path.exists(raw_file):
+            os.unlink(raw_file)
+        drop_caches(report)
+        seconds, rss = timed_shell(raw_backup)
+        fig['raw']['s'].append(seconds)
+        fig['raw']['size'].append(os.path.getsize(raw_file))
+        fig['raw']['rss'].append(rss)
+        for name, (level, threads) in modes.items():
+            storage = os.path.join(out, 'osb-%s' % name)
+            shutil.rmtree(storage, ignore_errors=True)
+            drop_caches(report)
+            res = run_worker('physical-backup', dict(
+                base, storage=storage, level=level, threads=threads))
+            fig[name]['s'].append(res['seconds'])
+            fig[name]['size'].append(res['size'])
+            fig[name]['rss'].append(res['maxrss_kb'])
+            last[name] = res
+
+    # Restores: into empty private directories; the reference is the
+    # issue's (prepare + --copy-back) and the stricter --move-back.
+    targets = os.path.join(out, 'restore')
+    staging = os.path.join(targets, 'raw-staging')
+    datadir = os.path.join(targets, 'data')
+    log = shlex.quote(os.path.join(out, 'raw-restore.log'))
+    raw_restore = (
+        'mkdir -p {st} {dd} && zstd -dc {f} | mbstream -x -C {st} && '
+        'mariadb-backup --prepare --target-dir={st} 2>>{log} && '
+        'mariadb-backup --{how}-back --target-dir={st} --datadir={dd} '
+        '2>>{log}')
+    restore = {'copy': [], 'move': [], 'osb': []}
+    for run in range(args.runs):
+        print('physical: restore run %d/%d' % (run + 1, args.runs),
+              flush=True)
+        for how in ('copy', 'move'):
+            shutil.rmtree(targets, ignore_errors=True)
+            drop_caches(report)
+            seconds, _rss = timed_shell(raw_restore.format(
+                st=shlex.quote(staging), dd=shlex.quote(datadir),
+                f=shlex.quote(raw_file), log=log, how=how))
+            restore[how].append(seconds)
+        shutil.rmtree(targets, ignore_errors=True)
+        os.makedirs(targets)
+        drop_caches(report)
+        res = run_worker('physical-restore', dict(
+            base, storage=os.path.join(out, 'osb-comparable'),
+            artifact=last['comparable']['artifact'], datadir=datadir))
+        restore['osb'].append(res['seconds'])
+    shutil.rmtree(targets, ignore_errors=True)
+
+    med = {k: {m: median(v[m]) for m in ('s', 'size', 'rss')}
+           for k, v in fig.items()}
+    rst = {k: median(v) for k, v in restore.items()}
+    report.raw['physical'] = {'data': info, 'backup': fig,
+                              'restore': restore}
+    r, c, d = med['raw'], med['comparable'], med['default']
+    uncompressed = last['comparable']['artifact']['meta'][
+        'uncompressed_size']
+    report.add('physical DB backup, whole server (%.0f MB copied, incl. '
+               '%.0f MB of bench rows)' % (mb(uncompressed),
+                                           mb(info['bytes'])),
+               'mariadb-backup --backup --stream=xbstream | zstd -1 -T0',
+               '%.2f s (%.1f MB)' % (r['s'], mb(r['size'])),
+               '%.2f s (%.1f MB, level 1, threads -1)' % (
+                   c['s'], mb(c['size'])),
+               ratio(c['s'], r['s']),
+               'MariaBackupDriver.backup: one .xbstream.zst artifact; '
+               'peak RSS %.1f MB' % (c['rss'] / 1024))
+    report.add('physical DB backup, defaults',
+               'mariadb-backup ... | zstd -1 -T0', '%.2f s' % r['s'],
+               '%.2f s (level 3, threads 0)' % d['s'], ratio(d['s'], r['s']),
+               '%.1f MB' % mb(d['size']))
+    report.add('physical DB restore into an empty datadir',
+               'zstd -dc | mbstream -x; --prepare; --copy-back',
+               '%.2f s' % rst['copy'], '%.2f s' % rst['osb'],
+               ratio(rst['osb'], rst['copy']),
+               'MariaBackupDriver.restore: sha256 and path checks while '
+               'unpacking, --prepare, --move-back, swap')
+    report.add('physical DB restore vs --move-back',
+               'zstd -dc | mbstream -x; --prepare; --move-back',
+               '%.2f s' % rst['move'], '%.2f s' % rst['osb'],
+               ratio(rst['osb'], rst['move']), 'same run')
 
 
 # -- fanout ------------------------------------------------------------------
@@ -661,6 +930,12 @@ def _fanout(args, work, report, n):
     server = None
     catalogue = None
     try:
+        # The queue policy README's "Fleet scale" recommends (expire unused
+        # agent queues, drop tasks nobody took in time).
+        rabbitmqctl('set_policy', '-p', vhost.name, '--apply-to', 'queues',
+                    'osbackup-agent-queues', r'^osbackup-agent\.',
+                    '{"expires": 604800000, "message-ttl": %d}'
+                    % (LOST_AFTER * 1000))
         admin = gen_db.connect(autocommit=True)
         with admin.cursor() as cur:
             cur.execute('CREATE DATABASE `%s`' % catalogue_db)
@@ -752,12 +1027,17 @@ def _fanout(args, work, report, n):
         cproc = psutil.Process(conductor.pid)
         broker = broker_process()
         me = psutil.Process()
+        agent_procs = [psutil.Process(p.pid) for p in procs[1:]]
+
+        def agents_cpu():
+            return sum(cpu_seconds(p) for p in agent_procs)
+
         payload = {'id': str(uuid.uuid4()), 'kind': 'backup',
                    'service': 'nova', 'backup_id': 0, 'params': {},
                    'expires_at': '2099-01-01T00:00:00Z'}
-        raw = {'s': [], 'cpu': [], 'broker': []}
+        raw = {'s': [], 'cpu': [], 'broker': [], 'agents': []}
         osb = {'s': [], 'dispatch_s': [], 'cpu': [], 'broker': [],
-               'db_connects': []}
+               'agents': [], 'db_connects': []}
         ctxt = rpc.admin_context()
         raw_ctxt = fake_agents.raw_context()
         status = sa.select(models.Backup.status)
@@ -770,8 +1050,8 @@ def _fanout(args, work, report, n):
             print('fanout %d: %s' % (n, label), flush=True)
             # Raw oslo.messaging round: N directed casts, N casts back.
             pongs.arm(run, n)
-            cpu0, b0, t0 = cpu_seconds(me), cpu_seconds(broker), \
-                time.monotonic()
+            cpu0, b0, a0, t0 = cpu_seconds(me), cpu_seconds(broker), \
+                agents_cpu(), time.monotonic()
             for host in hosts:
                 agent_client.prepare(server=host).cast(
                     raw_ctxt, 'ping', seq=run, payload=payload)
@@ -783,10 +1063,11 @@ def _fanout(args, work, report, n):
                 raw['s'].append(t1 - t0)
                 raw['cpu'].append(cpu_seconds(me) - cpu0)
                 raw['broker'].append(cpu_seconds(broker) - b0)
+                raw['agents'].append(agents_cpu() - a0)
             # osbackup: backup create until the catalogue has it finished.
             conns0 = db_connections()
-            cpu0, b0, t0 = cpu_seconds(cproc), cpu_seconds(broker), \
-                time.monotonic()
+            cpu0, b0, a0, t0 = cpu_seconds(cproc), cpu_seconds(broker), \
+                agents_cpu(), time.monotonic()
             backup = conductor_api.create_backup(ctxt, [], [])
             t_call = time.monotonic()
             # Done when the backup is closed and all N tasks have ended
@@ -809,7 +1090,8 @@ def _fanout(args, work, report, n):
                                                          n))
                 time.sleep(0.01)
             t1 = time.monotonic()
-            cpu1, b1 = cpu_seconds(cproc), cpu_seconds(broker)
+            cpu1, b1, a1 = cpu_seconds(cproc), cpu_seconds(broker), \
+                agents_cpu()
             if closed_with < n:
                 closed_early.append(closed_with)
             # Minus this query's own connection.
@@ -834,6 +1116,7 @@ def _fanout(args, work, report, n):
                 osb['dispatch_s'].append(t_call - t0)
                 osb['cpu'].append(cpu1 - cpu0)
                 osb['broker'].append(b1 - b0)
+                osb['agents'].append(a1 - a0)
                 osb['db_connects'].append(conns)
         rss = proc_status(conductor.pid, 'VmRSS')
         hwm = proc_status(conductor.pid, 'VmHWM')
@@ -882,10 +1165,14 @@ def _fanout(args, work, report, n):
     report.add('conductor CPU per agent, %d agents' % n,
                'raw caster+listener process', fmt('%.2f ms', rc),
                fmt('%.2f ms', oc), ratio(oc, rc),
-               'RabbitMQ CPU per agent %s raw, %s osbackup; new MariaDB '
+               'RabbitMQ CPU per agent %s raw, %s osbackup; simulated '
+               'agents\' CPU per agent %s raw, %s osbackup (they share '
+               'the cores); new MariaDB '
                'connections per agent (server-wide counter) %s' % (
                    fmt('%.2f ms', per_agent_ms(raw['broker'])),
                    fmt('%.2f ms', per_agent_ms(osb['broker'])),
+                   fmt('%.2f ms', per_agent_ms(raw['agents'])),
+                   fmt('%.2f ms', per_agent_ms(osb['agents'])),
                    fmt('%.2f', None if connects is None else connects / n)))
     report.add('conductor RSS, %d agents' % n, '-', '-',
                '%.1f MB (peak %.1f MB)' % (rss / 1024, hwm / 1024), None,
@@ -1031,6 +1318,8 @@ def parse_args(argv):
     pick = parser.add_argument_group('sub-benchmarks (default: all)')
     for name in ('files', 'db', 'fanout', 'idle'):
         pick.add_argument('--' + name, action='store_true')
+    pick.add_argument('--physical', action='store_true',
+                      help='mariabackup driver vs mariadb-backup | zstd')
     parser.add_argument('--full', action='store_true',
                         help='the sizes of issue 7 (explicit size flags '
                              'still win)')
@@ -1073,8 +1362,10 @@ def parse_args(argv):
     for key, value in (FULL if args.full else quick).items():
         if getattr(args, key) is None:
             setattr(args, key, value)
-    if not any((args.files, args.db, args.fanout, args.idle)):
+    if not any((args.files, args.db, args.fanout, args.idle,
+                args.physical)):
         args.files = args.db = args.fanout = args.idle = True
+        args.physical = True
     return args
 
 
@@ -1090,6 +1381,7 @@ def main(argv=None):
     failures = []
     try:
         for name, func in (('files', bench_files), ('db', bench_db),
+                           ('physical', bench_physical),
                            ('fanout', bench_fanout), ('idle', bench_idle)):
             if getattr(args, name):
                 try:

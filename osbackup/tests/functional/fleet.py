@@ -17,6 +17,8 @@ import tempfile
 import time
 import uuid
 
+import testtools
+
 RABBIT_URL = os.environ.get('OSBACKUP_TEST_TRANSPORT_URL',
                             'rabbit://guest:guest@127.0.0.1:5672/')
 RABBIT_USER = os.environ.get('OSBACKUP_TEST_RABBIT_USER', 'guest')
@@ -317,3 +319,35 @@ class Fleet:
                             os.kill(int(f.read()), signal.SIGKILL)
                     except (OSError, ValueError):
                         pass
+
+
+class FleetTestCase(testtools.TestCase):
+    """Tests sharing one fleet per class, which ``build_fleet`` sets up.
+
+    A build that fails cleans up what it made; a class that makes more
+    than the fleet (users, mounts, an ssh server) removes it in
+    ``cleanup_fleet``.
+    """
+
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        cls.fleet = Fleet()
+        try:
+            cls.build_fleet(cls.fleet)
+        except Exception:
+            cls.cleanup_fleet()
+            raise
+
+    @classmethod
+    def build_fleet(cls, fleet: Fleet) -> None:
+        raise NotImplementedError
+
+    @classmethod
+    def cleanup_fleet(cls) -> None:
+        cls.fleet.cleanup()
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.cleanup_fleet()
+        super().tearDownClass()

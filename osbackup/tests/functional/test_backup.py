@@ -47,35 +47,24 @@ def assert_same_tree(test, src, dst, skip=()):
                                  int(os.stat(b).st_mtime))
 
 
-class FleetBackupTest(testtools.TestCase):
+class FleetBackupTest(fleet_mod.FleetTestCase):
     """One conductor, a controller and a compute agent."""
 
     @classmethod
-    def setUpClass(cls):
-        super().setUpClass()
-        cls.fleet = fleet = fleet_mod.Fleet()
-        try:
-            fleet_mod.make_controller_tree(fleet.node_root('ctl'))
-            fleet_mod.make_compute_tree(fleet.node_root('cmp'))
-            cls.nova_db = fleet.create_database(
-                'nova', {'instances': 500, 'services': 20})
-            cls.keystone_db = fleet.create_database(
-                'keystone', {'project': 50, 'token_data': 300})
-            fleet.start_conductor()
-            fleet.start_agent('ctl', {'mysql': {
-                'databases': ','.join([cls.nova_db, cls.keystone_db,
-                                       'mysql'])}})
-            fleet.start_agent('cmp', {'agent': {
-                'drivers': 'nova,glance,keystone,cinder,swift'}})
-            fleet.wait_for_agents([fleet.host('ctl'), fleet.host('cmp')])
-        except Exception:
-            fleet.cleanup()
-            raise
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.fleet.cleanup()
-        super().tearDownClass()
+    def build_fleet(cls, fleet):
+        fleet_mod.make_controller_tree(fleet.node_root('ctl'))
+        fleet_mod.make_compute_tree(fleet.node_root('cmp'))
+        cls.nova_db = fleet.create_database(
+            'nova', {'instances': 500, 'services': 20})
+        cls.keystone_db = fleet.create_database(
+            'keystone', {'project': 50, 'token_data': 300})
+        fleet.start_conductor()
+        fleet.start_agent('ctl', {'mysql': {
+            'databases': ','.join([cls.nova_db, cls.keystone_db,
+                                   'mysql'])}})
+        fleet.start_agent('cmp', {'agent': {
+            'drivers': 'nova,glance,keystone,cinder,swift'}})
+        fleet.wait_for_agents([fleet.host('ctl'), fleet.host('cmp')])
 
     def _artifacts(self, backup):
         return {(a['host'], a['name']): a for a in backup['artifacts']}
@@ -95,7 +84,10 @@ class FleetBackupTest(testtools.TestCase):
 
     def test_fleet_backup_archives_and_dumps_restore_exactly(self):
         fleet = self.fleet
-        backup, proc = fleet.manage_json('backup', 'create', '--wait')
+        # Full: each archive alone holds its whole tree (an incremental
+        # one needs its bases, see test_incremental).
+        backup, proc = fleet.manage_json('backup', 'create', '--wait',
+                                         '--full')
         self.assertEqual('SUCCEEDED', backup['status'], proc.stderr)
         self.assertIn('tasks done', proc.stderr)
         arts = self._artifacts(backup)

@@ -183,7 +183,7 @@ class FaultTestMixin:
 
 # -- one fleet, faults that need no process restarts -------------------------
 
-class SharedFleetFaultTest(FaultTestMixin, testtools.TestCase):
+class SharedFleetFaultTest(FaultTestMixin, fleet_mod.FleetTestCase):
     """A controller (mysql, nova, keystone) and an encrypting compute node.
 
     The controller's mysql driver logs in with a password (to look for it
@@ -192,59 +192,48 @@ class SharedFleetFaultTest(FaultTestMixin, testtools.TestCase):
     """
 
     @classmethod
-    def setUpClass(cls):
-        super().setUpClass()
-        cls.fleet = fleet = fleet_mod.Fleet()
-        try:
-            fleet_mod.make_controller_tree(fleet.node_root('ctl'))
-            fleet_mod.make_compute_tree(fleet.node_root('cmp'))
-            cls.db = fleet.create_database('data', {'items': 300})
-            cls.db_user = 'ft%s' % fleet.id
-            cls.db_password = 'Pw-%s' % uuid.uuid4().hex
-            for host in ('localhost', '127.0.0.1'):
-                fleet_mod.sql("CREATE USER '%s'@'%s' IDENTIFIED BY '%s'"
-                              % (cls.db_user, host, cls.db_password))
-                fleet_mod.sql("GRANT ALL ON *.* TO '%s'@'%s'"
-                              % (cls.db_user, host))
-            cls.mode_file = os.path.join(fleet.dir, 'dump-mode')
-            fleet.start_conductor()
-            units = {'nova': ['nova-api'], 'keystone': ['keystone-api']}
-            ctl = fleet.standin_sections('ctl', units)
-            ctl['agent'] = {'drivers': 'mysql,nova,keystone'}
-            ctl['mysql'] = {'databases': cls.db, 'host': '127.0.0.1',
-                            'user': cls.db_user,
-                            'password': cls.db_password,
-                            'mysqldump_path': dump_wrapper(fleet)}
-            fleet.start_agent('ctl', ctl, env={
-                'OSBACKUP_DUMP_MODE_FILE': cls.mode_file})
-            cls.storage_key = os.path.join(fleet.dir, 'storage.key')
-            fleet_mod.write_file(cls.storage_key, os.urandom(32).hex(),
-                                 0o600)
-            cmp = fleet.standin_sections('cmp', {'nova': ['nova-compute']})
-            cmp['agent'] = {'drivers': 'nova'}
-            cmp['storage'] = {'encryption_key_file': cls.storage_key}
-            fleet.start_agent('cmp', cmp)
-            for role, names in (('ctl', ['nova-api', 'keystone-api']),
-                                ('cmp', ['nova-compute'])):
-                for unit in names:
-                    fleet.unit(role, 'start', unit)
-            cls.ctl, cls.cmp = fleet.host('ctl'), fleet.host('cmp')
-            fleet.wait_for_agents([cls.ctl, cls.cmp])
-        except Exception:
-            cls._cleanup()
-            raise
+    def build_fleet(cls, fleet):
+        fleet_mod.make_controller_tree(fleet.node_root('ctl'))
+        fleet_mod.make_compute_tree(fleet.node_root('cmp'))
+        cls.db = fleet.create_database('data', {'items': 300})
+        cls.db_user = 'ft%s' % fleet.id
+        cls.db_password = 'Pw-%s' % uuid.uuid4().hex
+        for host in ('localhost', '127.0.0.1'):
+            fleet_mod.sql("CREATE USER '%s'@'%s' IDENTIFIED BY '%s'"
+                          % (cls.db_user, host, cls.db_password))
+            fleet_mod.sql("GRANT ALL ON *.* TO '%s'@'%s'"
+                          % (cls.db_user, host))
+        cls.mode_file = os.path.join(fleet.dir, 'dump-mode')
+        fleet.start_conductor()
+        units = {'nova': ['nova-api'], 'keystone': ['keystone-api']}
+        ctl = fleet.standin_sections('ctl', units)
+        ctl['agent'] = {'drivers': 'mysql,nova,keystone'}
+        ctl['mysql'] = {'databases': cls.db, 'host': '127.0.0.1',
+                        'user': cls.db_user,
+                        'password': cls.db_password,
+                        'mysqldump_path': dump_wrapper(fleet)}
+        fleet.start_agent('ctl', ctl, env={
+            'OSBACKUP_DUMP_MODE_FILE': cls.mode_file})
+        cls.storage_key = os.path.join(fleet.dir, 'storage.key')
+        fleet_mod.write_file(cls.storage_key, os.urandom(32).hex(),
+                             0o600)
+        cmp = fleet.standin_sections('cmp', {'nova': ['nova-compute']})
+        cmp['agent'] = {'drivers': 'nova'}
+        cmp['storage'] = {'encryption_key_file': cls.storage_key}
+        fleet.start_agent('cmp', cmp)
+        for role, names in (('ctl', ['nova-api', 'keystone-api']),
+                            ('cmp', ['nova-compute'])):
+            for unit in names:
+                fleet.unit(role, 'start', unit)
+        cls.ctl, cls.cmp = fleet.host('ctl'), fleet.host('cmp')
+        fleet.wait_for_agents([cls.ctl, cls.cmp])
 
     @classmethod
-    def _cleanup(cls):
-        cls.fleet.cleanup()
+    def cleanup_fleet(cls):
+        super().cleanup_fleet()
         for host in ('localhost', '127.0.0.1'):
             fleet_mod.sql("DROP USER IF EXISTS '%s'@'%s'"
-                          % (cls.db_user, host))
-
-    @classmethod
-    def tearDownClass(cls):
-        cls._cleanup()
-        super().tearDownClass()
+                          % ('ft%s' % cls.fleet.id, host))
 
     def setUp(self):
         super().setUp()
@@ -837,38 +826,28 @@ class BrokerConnectionTest(FaultTestMixin, testtools.TestCase):
         fleet.wait_for_agents([host])
 
 
-class DiskFullTest(FaultTestMixin, testtools.TestCase):
+class DiskFullTest(FaultTestMixin, fleet_mod.FleetTestCase):
     """The agent's storage on a 4 MiB tmpfs."""
 
     @classmethod
-    def setUpClass(cls):
-        super().setUpClass()
+    def build_fleet(cls, fleet):
         cls.mount = tempfile.mkdtemp(prefix='osbackup-ft-tmpfs-')
         subprocess.run(['mount', '-t', 'tmpfs', '-o', 'size=4m,mode=0700',
                         'tmpfs', cls.mount], check=True)
-        cls.fleet = fleet = fleet_mod.Fleet()
-        try:
-            fleet_mod.make_controller_tree(fleet.node_root('ctl'))
-            cls.host = fleet.host('ctl')
-            fleet.start_conductor()
-            fleet.start_agent('ctl', {
-                'agent': {'drivers': 'nova,glance,keystone'},
-                'storage': {'local_path': cls.mount}})
-            fleet.wait_for_agents([cls.host])
-        except Exception:
-            cls._cleanup()
-            raise
+        fleet_mod.make_controller_tree(fleet.node_root('ctl'))
+        cls.host = fleet.host('ctl')
+        fleet.start_conductor()
+        fleet.start_agent('ctl', {
+            'agent': {'drivers': 'nova,glance,keystone'},
+            'storage': {'local_path': cls.mount}})
+        fleet.wait_for_agents([cls.host])
 
     @classmethod
-    def _cleanup(cls):
-        cls.fleet.cleanup()
-        subprocess.run(['umount', cls.mount], check=False)
-        shutil.rmtree(cls.mount, ignore_errors=True)
-
-    @classmethod
-    def tearDownClass(cls):
-        cls._cleanup()
-        super().tearDownClass()
+    def cleanup_fleet(cls):
+        super().cleanup_fleet()
+        if hasattr(cls, 'mount'):
+            subprocess.run(['umount', cls.mount], check=False)
+            shutil.rmtree(cls.mount, ignore_errors=True)
 
     def big_file(self, service, size):
         path = os.path.join(self.fleet.node_root('ctl'), 'var/lib', service,

@@ -9,7 +9,6 @@ import hashlib
 import os
 import time
 
-import testtools
 
 from osbackup.tests.functional import fleet as fleet_mod
 from osbackup.tests.functional import sshd as sshd_mod
@@ -25,43 +24,36 @@ def ssh_path(location):
     return '/' + location.split('/', 3)[3]
 
 
-class PolicyTest(testtools.TestCase):
+class PolicyTest(fleet_mod.FleetTestCase):
 
     @classmethod
-    def setUpClass(cls):
-        super().setUpClass()
+    def build_fleet(cls, fleet):
         cls.sshd = sshd_mod.SSHServer()
         cls.sshd.setUp()
-        cls.fleet = fleet = fleet_mod.Fleet()
-        try:
-            cls.offsite = os.path.join(fleet.dir, 'offsite')
-            ssh = {'ssh_storage': {
-                'destination': cls.sshd.destination(cls.offsite),
-                'port': str(cls.sshd.port),
-                'identity_file': cls.sshd.identity_file,
-                'known_hosts_file': cls.sshd.known_hosts}}
-            fleet_mod.make_controller_tree(fleet.node_root('ctl'))
-            fleet_mod.make_controller_tree(fleet.node_root('swf'))
-            # The second swift node starts with other (stale) rings.
-            for name in ('object.ring.gz', 'object.builder'):
-                fleet_mod.write_file(os.path.join(
-                    fleet.node_root('swf'), 'etc/swift', name), b'stale')
-            fleet.start_conductor(sections=dict(ssh, conductor={
-                'run_policies': 'True', 'periodic_interval': '2'}))
-            fleet.start_agent('ctl', dict(ssh, agent={
-                'drivers': 'nova,swift'}))
-            fleet.start_agent('swf', dict(ssh, agent={'drivers': 'swift'}))
-            fleet.wait_for_agents([fleet.host('ctl'), fleet.host('swf')])
-        except Exception:
-            fleet.cleanup()
-            cls.sshd.cleanUp()
-            raise
+        cls.offsite = os.path.join(fleet.dir, 'offsite')
+        ssh = {'ssh_storage': {
+            'destination': cls.sshd.destination(cls.offsite),
+            'port': str(cls.sshd.port),
+            'identity_file': cls.sshd.identity_file,
+            'known_hosts_file': cls.sshd.known_hosts}}
+        fleet_mod.make_controller_tree(fleet.node_root('ctl'))
+        fleet_mod.make_controller_tree(fleet.node_root('swf'))
+        # The second swift node starts with other (stale) rings.
+        for name in ('object.ring.gz', 'object.builder'):
+            fleet_mod.write_file(os.path.join(
+                fleet.node_root('swf'), 'etc/swift', name), b'stale')
+        fleet.start_conductor(sections=dict(ssh, conductor={
+            'run_policies': 'True', 'periodic_interval': '2'}))
+        fleet.start_agent('ctl', dict(ssh, agent={
+            'drivers': 'nova,swift'}))
+        fleet.start_agent('swf', dict(ssh, agent={'drivers': 'swift'}))
+        fleet.wait_for_agents([fleet.host('ctl'), fleet.host('swf')])
 
     @classmethod
-    def tearDownClass(cls):
-        cls.fleet.cleanup()
-        cls.sshd.cleanUp()
-        super().tearDownClass()
+    def cleanup_fleet(cls):
+        super().cleanup_fleet()
+        if hasattr(cls, 'sshd'):
+            cls.sshd.cleanUp()
 
     def policy(self, name, *argv):
         policy, _ = self.fleet.manage_json('policy', 'create', name, *argv)
@@ -146,10 +138,15 @@ class PolicyTest(testtools.TestCase):
                     '--service', 'nova', '--host', fleet.host('ctl'),
                     '--target', 'local', '--target', 'ssh')
         made = []
-        for _ in range(3):
+        for n in range(3):
+            # The first two form a chain (full, incremental on it); the
+            # third starts a new one, so keep-last 1 lets the chain go.
+            full = ['--full'] if n != 1 else []
             backup, _ = fleet.manage_json('backup', 'create', '--policy',
-                                          'short', '--wait')
+                                          'short', '--wait', *full)
             self.assertEqual('SUCCEEDED', backup['status'])
+            self.assertEqual('full' if n != 1 else 'incremental',
+                             backup['artifacts'][0]['level'])
             made.append(backup)
         doomed, _ = fleet.manage_json('backup', 'prune', '--dry-run')
         ids = [d['id'] for d in doomed]

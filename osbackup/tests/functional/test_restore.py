@@ -16,7 +16,6 @@ import subprocess
 import sys
 import tarfile
 
-import testtools
 import zstandard
 
 from osbackup.tests.functional import fleet as fleet_mod
@@ -44,48 +43,37 @@ def origs(fleet, role):
     return found
 
 
-class RestoreTest(testtools.TestCase):
+class RestoreTest(fleet_mod.FleetTestCase):
 
     @classmethod
-    def setUpClass(cls):
-        super().setUpClass()
-        cls.fleet = fleet = fleet_mod.Fleet()
-        try:
-            fleet_mod.make_controller_tree(fleet.node_root('ctl'))
-            fleet_mod.make_compute_tree(fleet.node_root('cmp'))
-            cls.nova_db = fleet.create_database(
-                'nova', {'instances': 400, 'services': 20})
-            cls.keystone_db = fleet.create_database('keystone',
-                                                    {'project': 30})
-            cls.fail_flag = os.path.join(fleet.dir, 'fail-load.flag')
-            wrapper = os.path.join(os.path.dirname(fleet_mod.__file__),
-                                   'mysql_wrapper.py')
-            fleet.start_conductor(sections={
-                'nova': {'databases': cls.nova_db},
-                'keystone': {'databases': cls.keystone_db}})
-            ctl = fleet.standin_sections('ctl', CTL_UNITS)
-            ctl['mysql'] = {'databases': '%s,%s' % (cls.nova_db,
-                                                    cls.keystone_db),
-                            'mysql_path': _wrapper_exe(fleet, wrapper)}
-            ctl['agent'] = {'drivers': 'mysql,nova,keystone'}
-            fleet.start_agent('ctl', ctl, env={
-                'OSBACKUP_FAIL_LOAD_FLAG': cls.fail_flag})
-            cmp = fleet.standin_sections('cmp', CMP_UNITS)
-            cmp['agent'] = {'drivers': 'nova'}
-            fleet.start_agent('cmp', cmp)
-            for role, units in (('ctl', CTL_UNITS), ('cmp', CMP_UNITS)):
-                for names in units.values():
-                    for unit in names:
-                        fleet.unit(role, 'start', unit)
-            fleet.wait_for_agents([fleet.host('ctl'), fleet.host('cmp')])
-        except Exception:
-            fleet.cleanup()
-            raise
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.fleet.cleanup()
-        super().tearDownClass()
+    def build_fleet(cls, fleet):
+        fleet_mod.make_controller_tree(fleet.node_root('ctl'))
+        fleet_mod.make_compute_tree(fleet.node_root('cmp'))
+        cls.nova_db = fleet.create_database(
+            'nova', {'instances': 400, 'services': 20})
+        cls.keystone_db = fleet.create_database('keystone',
+                                                {'project': 30})
+        cls.fail_flag = os.path.join(fleet.dir, 'fail-load.flag')
+        wrapper = os.path.join(os.path.dirname(fleet_mod.__file__),
+                               'mysql_wrapper.py')
+        fleet.start_conductor(sections={
+            'nova': {'databases': cls.nova_db},
+            'keystone': {'databases': cls.keystone_db}})
+        ctl = fleet.standin_sections('ctl', CTL_UNITS)
+        ctl['mysql'] = {'databases': '%s,%s' % (cls.nova_db,
+                                                cls.keystone_db),
+                        'mysql_path': _wrapper_exe(fleet, wrapper)}
+        ctl['agent'] = {'drivers': 'mysql,nova,keystone'}
+        fleet.start_agent('ctl', ctl, env={
+            'OSBACKUP_FAIL_LOAD_FLAG': cls.fail_flag})
+        cmp = fleet.standin_sections('cmp', CMP_UNITS)
+        cmp['agent'] = {'drivers': 'nova'}
+        fleet.start_agent('cmp', cmp)
+        for role, units in (('ctl', CTL_UNITS), ('cmp', CMP_UNITS)):
+            for names in units.values():
+                for unit in names:
+                    fleet.unit(role, 'start', unit)
+        fleet.wait_for_agents([fleet.host('ctl'), fleet.host('cmp')])
 
     def setUp(self):
         super().setUp()
@@ -194,11 +182,9 @@ class RestoreTest(testtools.TestCase):
         fleet = self.fleet
         backup = self.backup_nova()
         location = self.artifact(backup, 'ctl', 'nova')['location']
-        with open(location, 'r+b') as f:
-            f.seek(os.path.getsize(location) // 2)
-            byte = f.read(1)
-            f.seek(-1, 1)
-            f.write(bytes([byte[0] ^ 0xff]))
+        # Flipped back afterwards: later backups are incremental on it.
+        self.addCleanup(_flip_middle_byte, location)
+        _flip_middle_byte(location)
         with open(os.path.join(fleet.node_root('ctl'), 'etc/nova/nova.conf'),
                   'a') as f:
             f.write('changed after the backup\n')
@@ -289,6 +275,14 @@ class RestoreTest(testtools.TestCase):
         actions = [(s['action'], s['target']) for s in restore['steps']]
         self.assertIn(('put_back', '/etc/nova'), actions)
         self.assert_units_running()
+
+
+def _flip_middle_byte(path):
+    with open(path, 'r+b') as f:
+        f.seek(os.path.getsize(path) // 2)
+        byte = f.read(1)
+        f.seek(-1, 1)
+        f.write(bytes([byte[0] ^ 0xff]))
 
 
 def _digest(path):

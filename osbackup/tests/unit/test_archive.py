@@ -239,7 +239,8 @@ class WriteArchiveTest(ArchiveTestBase):
             calls.append(fd)
             return types.SimpleNamespace(
                 st_mode=st.st_mode, st_uid=st.st_uid, st_gid=st.st_gid,
-                st_mtime_ns=st.st_mtime_ns, st_size=st.st_size + delta)
+                st_mtime_ns=st.st_mtime_ns, st_size=st.st_size + delta,
+                st_ino=st.st_ino, st_ctime_ns=st.st_ctime_ns)
 
         for delta, stored in ((1000, BIG + bytes(1000)),
                               (-1000, BIG[:-1000])):

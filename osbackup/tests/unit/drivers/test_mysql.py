@@ -3,6 +3,7 @@
 import io
 import json
 import os
+import re
 import stat
 import sys
 import time
@@ -27,6 +28,7 @@ FAKE_MYSQLDUMP = r'''
 import io
 import json
 import os
+import re
 import sys
 import time
 
@@ -140,6 +142,7 @@ FAKE_MYSQL = r'''
 import io
 import json
 import os
+import re
 import sys
 
 state = os.environ['FAKE_MYSQL_DIR']
@@ -160,8 +163,14 @@ else:
     data = sys.stdin.buffer.read()
     with open(os.path.join(state, 'mysql.stdin'), 'wb') as f:
         f.write(data)
+    with open(os.path.join(state, 'mysql.stdin.%d' % os.getpid()),
+              'wb') as f:
+        f.write(data)
     if os.environ.get('FAKE_MYSQL_FAIL'):
         sys.exit("ERROR 1050 (42S01) at line 12: Table 'x' already exists")
+    fail_on = os.environ.get('FAKE_MYSQL_FAIL_ON')
+    if fail_on and fail_on.encode() in data:
+        sys.exit("ERROR 1062 (23000) at line 3: Duplicate entry '1'")
 '''
 
 
@@ -228,8 +237,9 @@ class MySQLDriverTestCase(test_base.TestCase):
                       in os.walk(self.store_dir) for n in names)
 
     def read_artifact(self, location):
+        # One zstd frame per section of the dump, read one after another.
         with open(location, 'rb') as f:
-            return zstandard.ZstdDecompressor().stream_reader(f).read()
+            return streams.decompressor(f).read()
 
     def check_backup(self, binlog=None):
         artifacts = self.driver.backup(self.ctx)
@@ -533,3 +543,236 @@ class MySQLDriverTestCase(test_base.TestCase):
         self.flags(group='mysql', mysql_path='/nonexistent/mysql')
         self.assertEqual({}, self.driver.describe())
         self.assertEqual([], self.driver.units())
+
+
+# A MariaDB 10.11 dump of one database, as mysqldump lays it out: tables
+# with their data and triggers, an empty table, a view (placeholder, then
+# final structure in a second pass), events and routines.
+SAMPLE_HEADER = b"""/*M!999999\\- enable the sandbox mode */
+-- MariaDB dump 10.19  Distrib 10.11.6-MariaDB, for debian-linux-gnu (x86_64)
+--
+-- Host: localhost    Database: nova
+-- ------------------------------------------------------
+
+/*!40101 SET NAMES utf8mb4 */;
+/*!40014 SET FOREIGN_KEY_CHECKS=0 */;
+/*!40101 SET @OLD_SQL_MODE=@@SQL_MODE, SQL_MODE='NO_AUTO_VALUE_ON_ZERO' */;
+
+"""
+SAMPLE_PRE = b"""--
+-- Current Database: `nova`
+--
+
+CREATE DATABASE /*!32312 IF NOT EXISTS*/ `nova`;
+
+USE `nova`;
+
+--
+"""
+
+
+def sample_table(name, rows, trigger=False):
+    text = (b'-- Table structure for table `%s`\n--\n\nDROP TABLE IF EXISTS '
+            b'`%s`;\nCREATE TABLE `%s` (`id` int NOT NULL);\n\n--\n'
+            b'-- Dumping data for table `%s`\n--\n\nLOCK TABLES `%s` WRITE;\n'
+            % ((name,) * 5))
+    if rows:
+        text += b'INSERT INTO `%s` VALUES\n%s;\n' % (name, b',\n'.join(
+            b'(%d)' % i for i in range(rows)))
+    text += b'-- a comment line in the data\nUNLOCK TABLES;\n'
+    if trigger:
+        text += (b'DELIMITER ;;\n/*!50003 CREATE*/ /*!50003 TRIGGER t_%s '
+                 b'AFTER INSERT ON %s FOR EACH ROW\n-- not a title\n'
+                 b'SET @x = 1 */;;\nDELIMITER ;\n' % (name, name))
+    return text + b'\n--\n'
+
+
+SAMPLE_TABLES = {b'a': sample_table(b'a', 3000, trigger=True),
+                 b'b': sample_table(b'b', 10),
+                 b'e': sample_table(b'e', 0),
+                 b'we`ird': sample_table(b'we``ird', 5)}
+SAMPLE_SERIAL = b"""-- Temporary table structure for view `v`
+--
+
+/*!50001 CREATE VIEW `v` AS SELECT 1 AS `id` */;
+
+--
+-- Dumping events for database 'nova'
+--
+
+--
+-- Dumping routines for database 'nova'
+--
+DELIMITER ;;
+CREATE PROCEDURE `p`()
+SELECT 1
+;;
+DELIMITER ;
+
+--
+-- Current Database: `nova`
+--
+
+USE `nova`;
+
+--
+-- Final view structure for view `v`
+--
+
+/*!50001 DROP VIEW IF EXISTS `v`*/;
+/*!50001 VIEW `v` AS select `a`.`id` AS `id` from `a` */;
+/*!40101 SET SQL_MODE=@OLD_SQL_MODE */;
+
+-- Dump completed on 2024-05-01 12:00:00
+"""
+SAMPLE_DUMP = (SAMPLE_HEADER + SAMPLE_PRE + b''.join(SAMPLE_TABLES.values())
+               + SAMPLE_SERIAL)
+# What table units keep of each table: no LOCK TABLES, UNLOCK TABLES.
+LOADED_TABLES = {name: re.sub(rb'(?m)^(?:LOCK TABLES `.*` WRITE|UNLOCK '
+                              rb'TABLES);\n', b'', text)
+                 for name, text in SAMPLE_TABLES.items()}
+
+
+class SectionsTestCase(test_base.TestCase):
+
+    def cut(self, chunk):
+        sections = mysql._Sections()
+        units = {}
+        for start in range(0, len(SAMPLE_DUMP), chunk):
+            sections.feed(SAMPLE_DUMP[start:start + chunk])
+            for unit, table, data in sections.pieces:
+                units.setdefault(unit, [table, b''])[1] += bytes(data)
+                self.assertEqual(table, units[unit][0])
+            sections.pieces = []
+        sections.finish()
+        for unit, table, data in sections.pieces:
+            units.setdefault(unit, [table, b''])[1] += bytes(data)
+        return sections, units
+
+    def test_units(self):
+        for chunk in (1, 7, 100, 4096, len(SAMPLE_DUMP)):
+            sections, units = self.cut(chunk)
+            # The title's opening "--" line stays before it.
+            self.assertEqual(SAMPLE_HEADER + b'--\n', bytes(sections.header))
+            self.assertTrue(sections.header_ok)
+            self.assertEqual(
+                SAMPLE_HEADER + SAMPLE_PRE + b''.join(LOADED_TABLES.values())
+                + SAMPLE_SERIAL, b''.join(data for _t, data in units.values()))
+            self.assertEqual([None, b'`a`', b'`b`', b'`e`', b'`we``ird`',
+                              None], [t for t, _d in units.values()])
+            self.assertEqual(SAMPLE_HEADER + SAMPLE_PRE, units[0][1])
+            for text, unit in zip(LOADED_TABLES.values(), range(1, 5)):
+                self.assertEqual(text, units[unit][1])
+                self.assertNotIn(b'LOCK TABLES', text)
+            self.assertEqual(SAMPLE_SERIAL, units[5][1])
+
+    def test_no_header(self):
+        sections = mysql._Sections()
+        sections.feed(b'USE `x`;\n' + SAMPLE_TABLES[b'a'])
+        self.assertFalse(sections.header_ok)
+
+
+class ParallelLoadTestCase(MySQLDriverTestCase):
+
+    def store(self, dump, name='nova'):
+        writer = self.storage.open_writer('x/%s.sql.zst' % name)
+        hw = streams.HashingWriter(writer)
+        with streams.compressor(hw) as comp:
+            comp.write(dump)
+        return writer.commit(), hw.sha256
+
+    def inputs(self):
+        """What each fake client read, in the order they started."""
+        calls = [c for c in self.record('mysql.calls') if '-e' not in
+                 c['argv']]
+        found = []
+        for name in os.listdir(self.fake_dir):
+            if name.startswith('mysql.stdin.'):
+                path = os.path.join(self.fake_dir, name)
+                with open(path, 'rb') as f:
+                    found.append((os.stat(path).st_mtime_ns, f.read()))
+        self.assertEqual(len(calls), len(found))
+        return [data for _t, data in sorted(found)]
+
+    def test_tables_load_in_parallel(self):
+        self.flags(group='mysql', restore_parallelism=3)
+        location, sha256 = self.store(SAMPLE_DUMP)
+        check = self.useFixture(fixtures.MockPatchObject(
+            mysql.MySQLDriver, '_check_artifact')).mock
+        self.driver.load(self.ctx, location, 'nova', sha256, verified=True)
+        check.assert_not_called()
+        inputs = self.inputs()
+        # First all before the tables, last the views and routines.
+        self.assertEqual(SAMPLE_HEADER + SAMPLE_PRE, inputs[0])
+        prologue = SAMPLE_HEADER + b'--\n\nUSE `nova`;\n'
+        self.assertEqual(prologue + SAMPLE_SERIAL, inputs[-1])
+        workers = inputs[1:-1]
+        self.assertLessEqual(len(workers), 3)
+        loaded = []
+        for data in workers:
+            self.assertTrue(data.startswith(prologue))
+            rest = data[len(prologue):]
+            for text in LOADED_TABLES.values():
+                if rest.startswith(text):
+                    loaded.append(text)
+                    rest = rest[len(text):]
+            self.assertEqual(b'', rest)
+        self.assertEqual(sorted(LOADED_TABLES.values()), sorted(loaded))
+        self.assertEqual(sum(map(len, inputs)) - len(prologue) * (
+            len(inputs) - 1), sum(self.progress))
+
+    def test_serial_setting_and_unknown_format(self):
+        for parallelism, dump in ((1, SAMPLE_DUMP),
+                                  (4, b'SELECT 1;\n' * 1000)):
+            self.flags(group='mysql', restore_parallelism=parallelism)
+            for name in os.listdir(self.fake_dir):
+                if name.startswith('mysql.'):
+                    os.unlink(os.path.join(self.fake_dir, name))
+            location, sha256 = self.store(dump)
+            self.driver.load(self.ctx, location, 'nova', sha256,
+                             verified=True)
+            self.assertEqual([dump], self.inputs())
+
+    def test_failing_client_fails_the_load(self):
+        self.flags(group='mysql', restore_parallelism=2)
+        self.env(FAKE_MYSQL_FAIL_ON='INSERT INTO `b`')
+        location, sha256 = self.store(SAMPLE_DUMP)
+        exc = self.assertRaises(exception.RestoreFailed, self.driver.load,
+                                self.ctx, location, 'nova', sha256,
+                                verified=True)
+        self.assertIn("Loading database nova failed: mysql exited with "
+                      "status 1: ERROR 1062 (23000) at line 3: Duplicate "
+                      "entry '1'", exc.message)
+        # The views and routines wait for every table: never loaded.
+        self.assertFalse(any(b'CREATE PROCEDURE' in data
+                             for data in self.inputs()))
+
+    def test_sha256_checked_while_loading(self):
+        for parallelism in (1, 3):
+            self.flags(group='mysql', restore_parallelism=parallelism)
+            location, _sha256 = self.store(SAMPLE_DUMP)
+            exc = self.assertRaises(exception.ArtifactCorrupt,
+                                    self.driver.load, self.ctx, location,
+                                    'nova', 'f' * 64, verified=True)
+            self.assertIn('expected ffff', exc.message)
+            self.assertIn('the load was stopped', exc.message)
+
+    def test_scratch_load_renames_in_every_client(self):
+        self.flags(group='mysql', restore_parallelism=2)
+        location, sha256 = self.store(SAMPLE_DUMP)
+        self.env(FAKE_DATABASES='nova')
+        self.useFixture(fixtures.MockPatchObject(
+            mysql.MySQLDriver, '_check_artifact'))
+        queries = []
+        self.useFixture(fixtures.MockPatchObject(
+            mysql.MySQLDriver, '_query',
+            side_effect=lambda sql: queries.append(sql) or []))
+        self.driver.scratch_load(self.ctx, location, 'nova', sha256)
+        scratch = queries[0].split('`')[1]
+        self.assertTrue(scratch.startswith('osbackup_verify_'))
+        inputs = self.inputs()
+        self.assertIn(b'CREATE DATABASE /*!32312 IF NOT EXISTS*/ `%s`;'
+                      % scratch.encode(), inputs[0])
+        for data in inputs[1:]:
+            self.assertIn(b'\nUSE `%s`;\n' % scratch.encode(), data)
+            self.assertNotIn(b'USE `nova`', data)
