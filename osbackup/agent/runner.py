@@ -150,8 +150,16 @@ class TaskRunner:
         return self._finish(task, status, result, error)
 
     def _execute(self, task):
+        # Quick tasks go without a start report: their end is reported
+        # well within the conductor's start timeout anyway.
+        delay = self.conf.agent.start_report_delay
+        starting = threading.Timer(delay, self.reporter.started, (task,))
+        starting.daemon = True
         try:
-            self.reporter.started(task)
+            if delay:
+                starting.start()
+            else:
+                self.reporter.started(task)
             status, result = self._handlers[task['kind']](task)
             return status, result, result.pop('error', None)
         except exception.OsbackupError as exc:
@@ -162,6 +170,8 @@ class TaskRunner:
             LOG.exception('Task %s (%s %s) failed unexpectedly', task['id'],
                           task['kind'], task['service'])
             return states.FAILED, {}, 'unexpected error: %s' % exc
+        finally:
+            starting.cancel()
 
     @staticmethod
     def _owner(task):

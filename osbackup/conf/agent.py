@@ -22,6 +22,14 @@ agent_opts = [
     cfg.IntOpt('progress_interval',
                default=5, min=1,
                help='Seconds between progress reports of a running task.'),
+    cfg.FloatOpt('start_report_delay',
+                 default=1.0, min=0,
+                 help='Seconds a task runs before the agent reports that it '
+                      'started; a task ending sooner sends only its final '
+                      'report. Saves a third of the messages (and of the '
+                      "conductor's work) when a fleet backs up small file "
+                      'sets. 0 reports every start at once. Keep it well '
+                      'below [conductor] task_start_timeout.'),
     cfg.IntOpt('max_parallel_tasks',
                default=2, min=1,
                help='Tasks (one service each) this agent runs at once.'),

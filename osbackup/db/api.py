@@ -46,7 +46,7 @@ _ARTIFACT_FIELDS = ('id', 'backup_id', 'task_id', 'host', 'service', 'name',
 #: What Catalogue.record_reports reads and returns of each task.
 _LOCKED_FIELDS = ('id', 'backup_id', 'restore_id', 'verification_id',
                   'kind', 'host', 'service', 'params', 'status',
-                  'progress_bytes', 'progress_files')
+                  'progress_bytes', 'progress_files', 'started_at')
 _ENDED_FIELDS = _LOCKED_FIELDS + ('result', 'error', 'finished_at')
 _BACKUP_FIELDS = ('id', 'status', 'hosts', 'services', 'policy', 'targets',
                   'verified', 'created_at', 'finished_at', 'error')
@@ -344,7 +344,9 @@ class Catalogue(policy_api.PolicyQueries):
         now = _now()
         with self.session() as s:
             values = dict(status=status, result=result, error=error,
-                          finished_at=now, updated_at=now)
+                          finished_at=now, updated_at=now,
+                          started_at=sa.func.coalesce(
+                              models.Task.started_at, now))
             if result and 'bytes' in result:
                 values.update(progress_bytes=result['bytes'],
                               progress_files=result.get('files', 0))
@@ -426,6 +428,9 @@ class Catalogue(policy_api.PolicyQueries):
                     status, result, error = args
                     values.update(status=status, result=result, error=error,
                                   finished_at=now, updated_at=now)
+                    if row.started_at is None:
+                        # A quick task sends no start report.
+                        values.setdefault('started_at', now)
                     if result and 'bytes' in result:
                         values.update(progress_bytes=result['bytes'],
                                       progress_files=result.get('files', 0))

@@ -12,9 +12,11 @@ that is agent-side work, outside what the benchmark measures). Its
 endpoint has two methods:
 
 ``run_task(context, task)``
-    what osbackup's conductor casts: it reports ``task_started`` and
+    what osbackup's conductor casts: it reports
     ``task_finished(SUCCEEDED)`` with one small fake artifact at once,
-    through osbackup.conductor.rpcapi.ConductorAPI;
+    through osbackup.conductor.rpcapi.ConductorAPI, preceded by
+    ``task_started`` only with ``[agent] start_report_delay = 0`` (a real
+    agent reports the start of a task this quick only then);
 ``ping(context, seq, payload)``
     the raw oslo.messaging baseline: it casts ``pong`` back to the
     benchmark's listener on topic ``osbackup-bench-pong`` with a plain
@@ -68,7 +70,8 @@ class SimulatedAgent:
 
     def run_task(self, context, task, **kwargs):
         ctxt = rpc.admin_context()
-        self.conductor.task_started(ctxt, task['id'], self.host)
+        if not osbackup.conf.CONF.agent.start_report_delay:
+            self.conductor.task_started(ctxt, task['id'], self.host)
         self.conductor.task_finished(
             ctxt, task['id'], self.host, 'SUCCEEDED',
             {'artifacts': [fake_artifact(self.host, task['backup_id'])]},

@@ -1150,9 +1150,12 @@ def _fanout(args, work, report, n):
                'raw oslo.messaging: %d casts, %d casts back' % (n, n),
                fmt('%.2f s', rs), fmt('%.2f s', os_), ratio(os_, rs),
                'create_backup call until the catalogue shows SUCCEEDED '
-               '(call returned after %s); agents report started + '
-               'finished; setup %.1f s%s' % (
-                   fmt('%.2f s', median(osb['dispatch_s'])), setup_s,
+               '(call returned after %s); agents report %s; setup '
+               '%.1f s%s' % (
+                   fmt('%.2f s', median(osb['dispatch_s'])),
+                   'finished only (a quick task: [agent] '
+                   'start_report_delay)' if _bench_conf().agent
+                   .start_report_delay else 'started + finished', setup_s,
                    _error_note(errors, resent, closed_early, args.runs + 1,
                                anomalies)))
 

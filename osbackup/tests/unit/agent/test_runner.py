@@ -3,6 +3,7 @@
 import datetime
 import os
 import threading
+import time
 
 from oslo_utils import timeutils
 
@@ -79,6 +80,7 @@ class TaskRunnerTest(base.TestCase):
                                         self.reporter, self.journal)
 
     def test_backup_reports_start_and_artifacts(self):
+        self.flags(start_report_delay=0, group='agent')
         task = _task()
         self.assertTrue(self.runner.accept(task))
         report = self.runner.run(task)
@@ -90,6 +92,29 @@ class TaskRunnerTest(base.TestCase):
         self.assertTrue(os.path.isfile(art['location']))
         self.assertTrue(art['location'].startswith(
             os.path.join(self.store_dir, 'node1', '7', 'fake')))
+
+    def test_quick_task_sends_no_start_report(self):
+        task = _task()
+        self.runner.run(task)
+        self.assertEqual(['finished'], [e[0] for e in self.reporter.events])
+
+    def test_slow_task_reports_its_start_after_the_delay(self):
+        self.flags(start_report_delay=0.05, group='agent')
+        self.driver.gate = threading.Event()
+        task = _task()
+        worker = threading.Thread(target=self.runner.run, args=(task,))
+        worker.start()
+        self.addCleanup(worker.join)
+        self.addCleanup(self.driver.gate.set)
+        for _ in range(200):
+            if self.reporter.events:
+                break
+            time.sleep(0.01)
+        self.assertEqual([('started', 't1')], self.reporter.events)
+        self.driver.gate.set()
+        worker.join()
+        self.assertEqual(['started', 'finished'],
+                         [e[0] for e in self.reporter.events])
 
     def test_redelivered_task_runs_once_and_resends_result(self):
         task = _task()

@@ -127,3 +127,16 @@ class CatalogueTest(base.TestCase):
 
     def test_unknown_backup(self):
         self.assertRaises(exception.NotFound, self.cat.get_backup, 42)
+
+    def test_task_ended_without_start_report_gets_a_start_time(self):
+        backup = self.cat.create_backup(['h1'], [])
+        quick = self._task(backup['id'])
+        batched = self._task(backup['id'], service='glance')
+        self.cat.task_finished(quick['id'], states.SUCCEEDED,
+                               {'artifacts': [_artifact()]})
+        self.cat.record_reports([('finished', batched['id'],
+                                  (states.SUCCEEDED, {}, None))])
+        for task in (quick, batched):
+            got = self.cat.get_task(task['id'])
+            self.assertEqual(states.SUCCEEDED, got['status'])
+            self.assertIsNotNone(got['started_at'])
