@@ -177,25 +177,23 @@ class PolicyQueries:
         """{(host, service): bytes} of each one's newest good backup.
 
         Agents compare it with the free space on their targets before
-        writing (a backup is about as large as the previous one).
+        writing (a backup is about as large as the previous one). The
+        database picks the newest backups: history never reaches Python.
         """
-        out = {}
+        art = models.Artifact
+        good = sa.and_(art.host.in_(hosts), art.status == states.AVAILABLE)
+        newest = (sa.select(art.host, art.service,
+                            sa.func.max(art.backup_id).label('backup_id'))
+                  .where(good).group_by(art.host, art.service).subquery())
         with self.session() as s:
-            rows_ = s.execute(
-                sa.select(models.Artifact.host, models.Artifact.service,
-                          models.Artifact.backup_id,
-                          sa.func.sum(models.Artifact.size))
-                .where(models.Artifact.host.in_(hosts),
-                       models.Artifact.status == states.AVAILABLE)
-                .group_by(models.Artifact.host, models.Artifact.service,
-                          models.Artifact.backup_id)).all()
-        newest = {}
-        for host, service, backup_id, size in rows_:
-            key = (host, service)
-            if key not in newest or backup_id > newest[key]:
-                newest[key] = backup_id
-                out[key] = int(size or 0)
-        return out
+            found = s.execute(
+                sa.select(art.host, art.service, sa.func.sum(art.size))
+                .join(newest, sa.and_(art.host == newest.c.host,
+                                      art.service == newest.c.service,
+                                      art.backup_id == newest.c.backup_id))
+                .where(good).group_by(art.host, art.service)).all()
+        return {(host, service): int(size or 0)
+                for host, service, size in found}
 
     def chain_bases(self, hosts: list) -> dict:
         """{(host, service): newest available file-set artifact}.

@@ -140,3 +140,24 @@ class CatalogueTest(base.TestCase):
             got = self.cat.get_task(task['id'])
             self.assertEqual(states.SUCCEEDED, got['status'])
             self.assertIsNotNone(got['started_at'])
+
+    def test_last_sizes_are_those_of_the_newest_good_backup(self):
+        def backup(host, sizes):
+            b = self.cat.create_backup([host], [])
+            for service, size in sizes.items():
+                task = self._task(b['id'], host=host, service=service)
+                art = dict(_artifact(service), size=size)
+                self.cat.task_finished(task['id'], states.SUCCEEDED,
+                                       {'artifacts': [art, dict(
+                                           art, name=service + '2')]})
+            return b
+
+        backup('h1', {'nova': 10, 'mysql': 7})
+        backup('h1', {'nova': 20})
+        backup('h2', {'nova': 5})
+        failed = self.cat.create_backup(['h1'], [])
+        task = self._task(failed['id'], host='h1', service='mysql')
+        self.cat.task_finished(task['id'], states.FAILED, {}, 'boom')
+        self.assertEqual({('h1', 'nova'): 40, ('h1', 'mysql'): 14},
+                         self.cat.last_sizes(['h1']))
+        self.assertEqual({('h2', 'nova'): 10}, self.cat.last_sizes(['h2']))
