@@ -1,8 +1,6 @@
 """Physical (mariabackup) artifacts in restore plans and restore phases."""
 
 import os
-import subprocess
-import sys
 
 from osbackup.agent import restore
 from osbackup.conductor import restore_plan
@@ -168,24 +166,13 @@ class PhysicalRestoreWorkerTest(base.TestCase):
     def test_replace_refuses_a_running_server(self):
         self.run_phases('prepare', 'stop')
         # The unit said stopped, but a server still holds the files.
-        holder = subprocess.Popen(
-            [sys.executable, '-c',
-             'import fcntl, os, sys\n'
-             'fd = os.open(sys.argv[1], os.O_RDWR)\n'
-             'fcntl.lockf(fd, fcntl.LOCK_EX)\n'
-             'print("locked", flush=True)\n'
-             'sys.stdin.read()\n',
-             os.path.join(self.datadir, 'ibdata1')],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE)
-        self.addCleanup(holder.wait)
-        self.addCleanup(holder.stdin.close)
-        self.assertEqual(b'locked\n', holder.stdout.readline())
+        release = fakes.hold_lock(self, os.path.join(self.datadir,
+                                                     'ibdata1'))
         exc = self.assertRaises(restore.PhaseFailed, self.run_phases,
                                 'replace')
         self.assertIn('A server is running', exc.message)
         self.assertEqual('live', test_restore.read(
             os.path.join(self.datadir, 'ibdata1')))
-        holder.stdin.close()
-        holder.wait()
+        release()
         self.run_phases('rollback')
         self.assertEqual(['mysql'], self.siblings())

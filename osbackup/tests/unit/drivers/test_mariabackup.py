@@ -142,6 +142,30 @@ def chunk(path, data=None):
             struct.pack('<QQI', len(data), 0, zlib.crc32(data)) + data)
 
 
+def hold_lock(test, path):
+    """Lock ``path`` from a child process; return what releases it.
+
+    POSIX locks are per process, so a child holds it, as mariadbd does.
+    The lock goes at the latest when the test ends.
+    """
+    holder = subprocess.Popen(
+        [sys.executable, '-c',
+         'import fcntl, os, sys\n'
+         'fd = os.open(sys.argv[1], os.O_RDWR)\n'
+         'fcntl.lockf(fd, fcntl.LOCK_EX)\n'
+         'print("locked", flush=True)\n'
+         'sys.stdin.read()\n', path],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+    test.addCleanup(holder.wait)
+    test.addCleanup(holder.stdin.close)
+    test.assertEqual(b'locked\n', holder.stdout.readline())
+
+    def release():
+        holder.stdin.close()
+        holder.wait()
+    return release
+
+
 class StreamGuardTestCase(test_base.TestCase):
 
     def feed(self, data, step=None):
@@ -463,27 +487,14 @@ class MariaBackupDriverTestCase(test_base.TestCase):
     def test_restore_refuses_running_server(self):
         (art,) = self.driver.backup(self.ctx)
         self.make_datadir()
-        # POSIX locks are per process: a child holds it, as mariadbd does.
-        holder = subprocess.Popen(
-            [sys.executable, '-c',
-             'import fcntl, os, sys\n'
-             'fd = os.open(sys.argv[1], os.O_RDWR)\n'
-             'fcntl.lockf(fd, fcntl.LOCK_EX)\n'
-             'print("locked", flush=True)\n'
-             'sys.stdin.read()\n',
-             os.path.join(self.datadir, 'ibdata1')],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE)
-        self.addCleanup(holder.wait)
-        self.addCleanup(holder.stdin.close)
-        self.assertEqual(b'locked\n', holder.stdout.readline())
+        release = hold_lock(self, os.path.join(self.datadir, 'ibdata1'))
         exc = self.assertRaises(exception.RestoreFailed,
                                 self.driver.restore, self.ctx, art.location,
                                 art.sha256, datadir=self.datadir)
         self.assertIn('A server is running', exc.message)
         self.assert_untouched()
         # The check let go of the file: nothing is left locked by us.
-        holder.stdin.close()
-        holder.wait()
+        release()
         fd = os.open(os.path.join(self.datadir, 'ibdata1'), os.O_RDWR)
         try:
             fcntl.lockf(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
