@@ -4,6 +4,7 @@ Everything streams: data passes through these wrappers once, in bounded
 chunks, so no backup is ever held in memory or copied to a temp file.
 """
 
+import functools
 import hashlib
 import queue
 import threading
@@ -250,6 +251,12 @@ class Ahead:
             self._put((False, None))
         except BaseException as exc:
             self._put((False, exc))
+        finally:
+            # A generator stopped early still runs its finally blocks
+            # (which may close an Ahead of its own).
+            close = getattr(iterator, 'close', None)
+            if close is not None:
+                close()
 
     def _put(self, item) -> bool:
         # The caller may stop reading at any time: never block for good.
@@ -280,6 +287,32 @@ class Ahead:
         self._done = True
         self._stop.set()
         self._thread.join()
+
+
+class ReadAhead:
+    """A readable stream whose source is read in a helper thread.
+
+    For a consumer busy with what it has read (decompressing): reading
+    and hashing the source (a HashingReader) overlap that work.  Reads
+    return at most one chunk of the source; call close() when done early.
+    """
+
+    def __init__(self, source: typing.BinaryIO, depth: int = 4):
+        self._ahead = Ahead(iter(functools.partial(source.read, CHUNK), b''),
+                            depth)
+        self._buf = b''
+
+    def read(self, n: int = -1) -> bytes:
+        if not self._buf:
+            self._buf = next(self._ahead, b'')
+        if 0 <= n < len(self._buf):
+            data, self._buf = self._buf[:n], self._buf[n:]
+        else:
+            data, self._buf = self._buf, b''
+        return data
+
+    def close(self) -> None:
+        self._ahead.close()
 
 
 def file_sha256(fileobj: typing.BinaryIO) -> tuple[str, int]:

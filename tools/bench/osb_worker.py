@@ -13,7 +13,7 @@ files-backup   FileSetDriver.backup over the tree's paths into a
                the manifest it kept after the previous run
 files-restore  HashingReader over the stored artifact, extract_archive into
                staging directories, sha256 compared: what a restore's
-               prepare phase does
+               prepare phase does (``hash_files``: what verify --deep does)
 db-backup      MySQLDriver(conf).backup(ctx) of [mysql] databases
 db-restore     MySQLDriver(conf).verify of each artifact, then .load of each
                in turn (verified: read once more), as a restore does
@@ -110,7 +110,8 @@ def files_restore(conf, params, storage):
     with contextlib.closing(storage.open_reader(params['location'])) as raw:
         reader = streams.HashingReader(raw)
         try:
-            manifest = archive.extract_archive(reader, targets)
+            manifest = archive.extract_archive(
+                reader, targets, hash_files=params.get('hash_files', False))
         finally:
             reader.drain()
     if reader.sha256 != params['sha256']:

@@ -351,3 +351,12 @@ class FleetTestCase(testtools.TestCase):
     def tearDownClass(cls):
         cls.cleanup_fleet()
         super().tearDownClass()
+
+    def deep_verify_problem(self, backup_id) -> tuple[dict, dict]:
+        """``backup verify --deep`` of a backup with one bad copy."""
+        result, proc = self.fleet.manage_json(
+            'backup', 'verify', str(backup_id), '--deep', check=False)
+        self.assertEqual(1, proc.returncode)
+        self.assertEqual('CORRUPT', result['status'])
+        (problem,) = result['problems']
+        return problem, result

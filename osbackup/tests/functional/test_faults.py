@@ -483,7 +483,10 @@ class SharedFleetFaultTest(FaultTestMixin, fleet_mod.FleetTestCase):
             f.truncate(art['size'] // 2)
         self._refused(backup, 'ctl', 'sha256|checksum|truncated')
 
-    def test_tampered_manifest_is_refused(self):
+    def test_tampered_manifest_is_found_by_deep_verify(self):
+        # A restore proves the archive by its sha256 in the catalogue and
+        # hashes no file again; a deep verify hashes every file, so it
+        # finds an archive whose checksum was rewritten in the catalogue.
         fleet = self.fleet
         backup, art = self.nova_backup('ctl')
         with tarfile.open(fileobj=io.BytesIO(
@@ -510,8 +513,9 @@ class SharedFleetFaultTest(FaultTestMixin, fleet_mod.FleetTestCase):
         fleet_mod.sql("UPDATE artifacts SET sha256 = '%s', size = %d WHERE "
                       "id = %d" % (hashlib.sha256(data).hexdigest(),
                                    len(data), art['id']), fleet.catalogue_db)
-        self._refused(backup, 'ctl', "'etc/nova/nova.conf': sha256 .*, "
-                                     "manifest says '0{64}'")
+        problem, _ = self.deep_verify_problem(backup['id'])
+        self.assertRegex(problem['error'], "'etc/nova/nova.conf': sha256 "
+                                           ".*, manifest says '0{64}'")
 
     def test_crafted_absolute_and_hard_link_members_are_refused(self):
         fleet = self.fleet

@@ -117,12 +117,7 @@ class PolicyTest(fleet_mod.FleetTestCase):
             byte = f.read(1)
             f.seek(-1, 1)
             f.write(bytes([byte[0] ^ 0x10]))
-        result, proc = fleet.manage_json('backup', 'verify',
-                                         str(backup['id']), '--deep',
-                                         check=False)
-        self.assertEqual(1, proc.returncode)
-        self.assertEqual('CORRUPT', result['status'])
-        (problem,) = result['problems']
+        problem, result = self.deep_verify_problem(backup['id'])
         self.assertEqual(('nova', 'ssh'), (problem['artifact'],
                                            problem['copy']))
         self.assertEqual(['local'], [c['copy'] for c in result['checked']])

@@ -10,6 +10,7 @@ import hashlib
 import io
 import json
 import os
+import shutil
 import tarfile
 import threading
 
@@ -216,8 +217,13 @@ class HostileTarTest(base.TestCase):
         if verify:
             self.assertRaises(exception.ArtifactCorrupt,
                               archive.verify_archive, _compress(raw))
-        exc = self.assertRaises(error, archive.extract_archive,
-                                _compress(raw), self.targets)
+        # Restores extract without hashing files: as strict about the rest.
+        for hash_files in (False, True):
+            shutil.rmtree(self.base)
+            os.mkdir(self.base)
+            exc = self.assertRaises(error, archive.extract_archive,
+                                    _compress(raw), self.targets,
+                                    hash_files=hash_files)
         self.assertEqual([], os.listdir(self.outside))
         return exc
 
@@ -428,6 +434,29 @@ class AheadTest(base.TestCase):
         self.assertRaises(StopIteration, next, ahead)
 
 
+class ReadAheadTest(base.TestCase):
+
+    def test_reads_the_whole_source_in_order(self):
+        data = os.urandom(3 * streams.CHUNK + 5)
+        source = streams.HashingReader(io.BytesIO(data))
+        ahead = streams.ReadAhead(source)
+        got = [ahead.read(7), ahead.read(streams.CHUNK)]
+        while piece := ahead.read(streams.CHUNK):
+            got.append(piece)
+        self.assertEqual(data, b''.join(got))
+        self.assertEqual(7, len(got[0]))
+        self.assertEqual(hashlib.sha256(data).hexdigest(), source.sha256)
+        self.assertEqual(b'', ahead.read())
+
+    def test_error_reaches_the_reader(self):
+        class Failing(io.BytesIO):
+            def read(self, n=-1):
+                raise OSError('storage went away')
+        ahead = streams.ReadAhead(Failing())
+        self.assertRaisesRegex(OSError, 'storage went away', ahead.read)
+        self.assertFalse(ahead._ahead._thread.is_alive())
+
+
 class ReaderThreadTest(base.TestCase):
     """Extraction errors stop the helper thread before returning."""
 
@@ -474,3 +503,80 @@ class ReaderThreadTest(base.TestCase):
         self.assertEqual(hashlib.sha256(self.data).hexdigest(),
                          reader.sha256)
         self.assertEqual(20, len(os.listdir(self.targets['etc/nova'])))
+
+
+class HashFilesTest(base.TestCase):
+    """hash_files=False: what the restore relies on, and what it leaves."""
+
+    def setUp(self):
+        super().setUp()
+        self.base = self.useFixture(fixtures.TempDir()).path
+        self.targets = {'etc/nova': os.path.join(self.base, 'nova')}
+        self.members = [_info('etc/nova', tarfile.DIRTYPE),
+                        _info('etc/nova/a.conf', data=b'[DEFAULT]\n'),
+                        _info('etc/nova/big', data=os.urandom(300_000))]
+
+    def test_no_file_is_hashed(self):
+        raw = _archive(self.members)
+        self.useFixture(fixtures.MockPatch(
+            'osbackup.archive.hashlib.sha256',
+            side_effect=AssertionError('file data hashed')))
+        archive.extract_archive(_compress(raw), self.targets,
+                                hash_files=False)
+        with open(os.path.join(self.base, 'nova', 'a.conf'), 'rb') as f:
+            self.assertEqual(b'[DEFAULT]\n', f.read())
+
+    def test_hashing_finds_data_that_differs_from_the_manifest(self):
+        entries = [_entry(i, d) for i, d in self.members]
+        # Same size, other bytes: only a hash can tell.
+        raw = _archive([self.members[0],
+                        _info('etc/nova/a.conf', data=b'[DEFAULT]\r'),
+                        self.members[2]], entries=entries)
+        exc = self.assertRaises(exception.ArtifactCorrupt,
+                                archive.extract_archive, _compress(raw),
+                                self.targets)
+        self.assertIn("'etc/nova/a.conf': sha256", exc.message)
+        # Without hashing it is the caller's whole-stream check that must
+        # catch it (the restore's sha256 against the catalogue).
+        shutil.rmtree(self.base)
+        os.mkdir(self.base)
+        archive.extract_archive(_compress(raw), self.targets,
+                                hash_files=False)
+
+    def test_sizes_types_and_missing_members_still_checked(self):
+        entries = [_entry(i, d) for i, d in self.members]
+        for members, why in (
+                ([self.members[0], _info('etc/nova/a.conf', data=b'x'),
+                  self.members[2]], "'etc/nova/a.conf': size"),
+                ([self.members[0], _info('etc/nova/a.conf', tarfile.SYMTYPE,
+                                         linkname='big'),
+                  self.members[2]], "'etc/nova/a.conf': type"),
+                (self.members[:2], "lacks member 'etc/nova/big'")):
+            shutil.rmtree(self.base)
+            os.mkdir(self.base)
+            exc = self.assertRaises(
+                exception.ArtifactCorrupt, archive.extract_archive,
+                _compress(_archive(members, entries=entries)), self.targets,
+                hash_files=False)
+            self.assertIn(why, exc.message)
+
+    def test_third_thread_takes_the_costliest_stage(self):
+        raw = _compress(_archive(self.members))
+        names = []
+        real = streams.Ahead.__init__
+
+        def spy(ahead, iterator, depth=4):
+            names.append(getattr(iterator, '__name__',
+                                 type(iterator).__name__))
+            real(ahead, iterator, depth)
+        self.useFixture(fixtures.MockPatchObject(streams.Ahead, '__init__',
+                                                 spy))
+        archive.verify_archive(raw)
+        self.assertEqual(['batches', 'inflate'], sorted(names))
+        names.clear()
+        archive.extract_archive(_compress(_archive(self.members)),
+                                self.targets, hash_files=False)
+        # Restores read (and hash the artifact) in a thread of their own.
+        self.assertEqual(['batches', 'callable_iterator'], sorted(names))
+        self.assertEqual([], [t for t in threading.enumerate()
+                              if t.name == 'osbackup-ahead'])

@@ -51,14 +51,14 @@ class IncrementalTest(base.TestCase):
         self.opened.append(ref)
         yield io.BytesIO(self.store[ref][0])
 
-    def restore(self, ref):
+    def restore(self, ref, hash_files=True):
         shutil.rmtree(self.stage)
         os.mkdir(self.stage)
         targets = {t.lstrip('/'): os.path.join(self.stage, t.strip('/')
                                                .replace('/', '_'))
                    for t in TOPS}
         archive.extract_chain(io.BytesIO(self.store[ref][0]), targets,
-                              self.open_base)
+                              self.open_base, hash_files=hash_files)
         return {t: test_archive._snapshot(d) for t, d in targets.items()}
 
     def snapshot(self):
@@ -136,8 +136,22 @@ class IncrementalTest(base.TestCase):
         # A different archive stored under backup 1's name.
         self.put('var/lib/nova/state/keys', b'other bytes')
         self.backup('1')
-        self.assertRaisesRegex(exception.ArtifactCorrupt, 'does not hold',
-                               self.restore, '2')
+        for hash_files in (True, False):
+            self.assertRaisesRegex(exception.ArtifactCorrupt,
+                                   'does not hold', self.restore, '2',
+                                   hash_files)
+
+    def test_restore_without_hashing_files_gives_the_same_trees(self):
+        self.backup('1')
+        self.put('etc/nova/nova.conf', b'changed in 2')
+        os.unlink(os.path.join(self.root, 'var/lib/nova/state/old'))
+        self.backup('2', '1')
+        moment2 = self.snapshot()
+        self.put('var/lib/nova/state/third', b'3')
+        self.backup('3', '2')
+        self.assertEqual(self.snapshot(), self.restore('3', False))
+        self.assertEqual(moment2, self.restore('2', False))
+        self.assertEqual(['1', '2', '1'], self.opened)
 
     def test_entry_kept_elsewhere_must_not_be_a_member(self):
         self.backup('1')
