@@ -39,7 +39,10 @@ mysql_opts = [
                     'servers, mostly wait on each other (InnoDB log, '
                     'locks). 1: the dump is loaded serially as it is, by '
                     'one client (the way "mysql < dump" does). Each client '
-                    'reads and decompresses the artifact on its own.'),
+                    'reads and decompresses the artifact on its own; an '
+                    'off-site or encrypted artifact is first fetched once '
+                    'into <state_path>/agent/scratch (an unlinked file), '
+                    'and read from there.'),
 ]
 
 

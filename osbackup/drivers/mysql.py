@@ -11,6 +11,7 @@ through argv or the environment, which other local users can read.
 
 import contextlib
 import fcntl
+import functools
 import os
 import re
 import select
@@ -21,12 +22,15 @@ import threading
 import time
 import types
 
+from oslo_log import log as logging
 import psutil
 import zstandard
 
 from osbackup.drivers import base
 from osbackup import exception
 from osbackup import streams
+
+LOG = logging.getLogger(__name__)
 
 LOCAL_HOSTS = ('localhost', '127.0.0.1', '::1')
 SERVER_PROCESSES = ('mysqld', 'mariadbd')
@@ -494,6 +498,24 @@ class _Client:
                    _error_lines(self._stderr.text)))
 
 
+class _PositionalReader:
+    """Read a file from its start with an offset of its own (pread)."""
+
+    def __init__(self, fd: int):
+        self._fd = fd
+        self._pos = 0
+
+    def read(self, n: int = -1) -> bytes:
+        if n < 0:
+            n = max(os.fstat(self._fd).st_size - self._pos, 0)
+        data = os.pread(self._fd, n, self._pos)
+        self._pos += len(data)
+        return data
+
+    def close(self) -> None:
+        """The file belongs to whoever opened it."""
+
+
 class _ParallelLoad:
     """Load one database's dump with several mysql clients at once.
 
@@ -508,8 +530,8 @@ class _ParallelLoad:
     loaded after every table, serially, in dump order. A dump without
     table titles loads serially, as it is.
 
-    Every worker reads and decompresses the artifact on its own (no temp
-    files, memory flat) and loads the next table no other worker claimed,
+    Every worker reads and decompresses the artifact on its own (memory
+    flat) and loads the next table no other worker claimed,
     so a big table keeps one worker busy while the others go on. The
     first failure kills every client and is raised.
     """
@@ -533,8 +555,13 @@ class _ParallelLoad:
         self.tail = tempfile.SpooledTemporaryFile(max_size=TAIL_IN_MEMORY)
 
     def run(self) -> None:
+        with self.driver._fetched_once(self.ctx, self.location) as opener:
+            self.opener = opener
+            self._run()
+
+    def _run(self) -> None:
         chunks = self.driver._chunks(self.ctx, self.location, self.sha256,
-                                     self.renamer)
+                                     self.renamer, self.opener)
         sections = _Sections()
         try:
             with contextlib.closing(self.tail):
@@ -626,7 +653,8 @@ class _ParallelLoad:
         try:
             if chunks is None:
                 chunks = self.driver._chunks(self.ctx, self.location,
-                                             self.sha256, self.renamer)
+                                             self.sha256, self.renamer,
+                                             self.opener)
                 sections = _Sections()
             mine = current = None
             with contextlib.closing(chunks):
@@ -933,10 +961,15 @@ class MySQLDriver(base.ServiceDriver):
                          'Loading database %s failed' % database)
             client.close(check=True)
 
-    def _chunks(self, ctx, location, sha256, renamer=None):
-        """Yield an artifact's SQL; at its end, check its sha256."""
+    def _chunks(self, ctx, location, sha256, renamer=None, opener=None):
+        """Yield an artifact's SQL; at its end, check its sha256.
+
+        ``opener`` reads the artifact from elsewhere than its storage (a
+        copy from _fetched_once).
+        """
         rewrite = renamer() if renamer else None
-        with contextlib.closing(ctx.storage.open_reader(location)) as raw:
+        raw = opener() if opener else ctx.storage.open_reader(location)
+        with contextlib.closing(raw):
             reader = streams.HashingReader(raw)
             source = streams.decompressor(reader)
             for chunk in iter(lambda: source.read(CHUNK), b''):
@@ -948,6 +981,46 @@ class MySQLDriver(base.ServiceDriver):
             raise exception.ArtifactCorrupt(
                 'Artifact %s has sha256 %s, expected %s; the load was '
                 'stopped' % (location, reader.sha256, sha256))
+
+    @contextlib.contextmanager
+    def _fetched_once(self, ctx, location):
+        """Yield an opener for each client reading ``location``, or None.
+
+        None (read it from storage) when the artifact is a local file.
+        An off-site or encrypted one is fetched and decrypted once, into
+        an unlinked file of the agent's scratch directory, which every
+        client then reads with its own offset. If the copy cannot be made
+        (no space there), each client fetches the artifact after all.
+        """
+        if ctx.storage.direct_path(location) is not None:
+            yield None
+            return
+        scratch = os.path.join(self.conf.state_path, 'agent', 'scratch')
+        try:
+            os.makedirs(scratch, mode=0o700, exist_ok=True)
+            copy = tempfile.TemporaryFile(dir=scratch, buffering=0)
+        except OSError as exc:
+            LOG.warning('Cannot keep a copy of %s in %s (%s): each mysql '
+                        'client fetches it', location, scratch, exc)
+            yield None
+            return
+        with copy:
+            copied = True
+            # Errors reading the storage are raised; only a copy that
+            # cannot be written falls back.
+            with contextlib.closing(ctx.storage.open_reader(location)) as raw:
+                for data in iter(lambda: raw.read(CHUNK), b''):
+                    try:
+                        copy.write(data)
+                    except OSError as exc:
+                        LOG.warning('Cannot keep a copy of %s in %s (%s): '
+                                    'each mysql client fetches it',
+                                    location, scratch, exc)
+                        copied = False
+                        break
+                    ctx.progress(0, 0)     # notices a cancellation
+            yield (functools.partial(_PositionalReader, copy.fileno())
+                   if copied else None)
 
     def scratch_load(self, ctx: base.TaskContext, location: str,
                      database: str, expected_sha256: str) -> dict:

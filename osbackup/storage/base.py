@@ -67,6 +67,14 @@ class Storage(abc.ABC):
         """Free space at the target, or None when unknown."""
         return None
 
+    def direct_path(self, location: str) -> str | None:
+        """A local file holding exactly what open_reader() gives.
+
+        None when every read costs a fetch or a decryption: a reader that
+        needs an artifact several times then fetches it once.
+        """
+        return None
+
     def cleanup_partials(self, prefix: str = '') -> list[str]:
         """Remove leftovers of interrupted writes under the key ``prefix``.
 

@@ -234,6 +234,11 @@ class EncryptedStorage(base.Storage):
     def free_bytes(self) -> int | None:
         return self.inner.free_bytes()
 
+    def direct_path(self, location: str) -> str | None:
+        if location.endswith(SUFFIX):
+            return None     # each read decrypts
+        return self.inner.direct_path(location)
+
     def cleanup_partials(self, prefix: str = '') -> list[str]:
         return self.inner.cleanup_partials(prefix)
 

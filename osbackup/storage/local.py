@@ -121,6 +121,9 @@ class LocalStorage(base.Storage):
         os.posix_fadvise(reader.fileno(), 0, 0, os.POSIX_FADV_SEQUENTIAL)
         return reader
 
+    def direct_path(self, location):
+        return self._check_location(location)
+
     def delete(self, location):
         path = self._check_location(location)
         try:

@@ -21,6 +21,7 @@ import testtools
 from osbackup.drivers import base
 from osbackup.drivers import mysql
 from osbackup import exception
+from osbackup.storage import encrypted
 from osbackup.storage import local
 from osbackup.tests import base as test_base
 from osbackup.tests.functional import fleet as fleet_mod
@@ -140,6 +141,13 @@ class ParallelRestoreTest(testtools.TestCase):
         views = fleet_mod.sql('SELECT * FROM active_count', db)
         return sums, objects, views
 
+    def assert_clients(self):
+        # CREATE DATABASE first, up to 3 table loaders (a loader that
+        # finds every table claimed never starts a client), views etc.
+        # last.
+        self.assertGreaterEqual(len(self.clients), 3)
+        self.assertLessEqual(len(self.clients), 5)
+
     def test_parallel_load_restores_everything(self):
         before = self.state()
         self.assertIn('20000', fleet_mod.sql('SELECT COUNT(*) FROM audit',
@@ -151,11 +159,35 @@ class ParallelRestoreTest(testtools.TestCase):
             self.driver.load(self.ctx, art.location, self.db, art.sha256,
                              verified=verified)
             self.assertEqual(before, self.state())
-            # CREATE DATABASE first, 3 table loaders, views etc. last.
-            self.assertEqual(5, len(self.clients))
+            self.assert_clients()
         # The audit trigger fired for none of the loaded rows.
         self.assertEqual('20000', fleet_mod.sql(
             'SELECT COUNT(*) FROM audit', self.db).strip())
+
+    def test_encrypted_artifact_is_decrypted_once(self):
+        before = self.state()
+        encrypted_storage = encrypted.EncryptedStorage(
+            self.storage, encrypted.Cipher(os.urandom(32)))
+        opened = []
+        real_open = encrypted_storage.open_reader
+
+        def open_reader(location):
+            opened.append(location)
+            return real_open(location)
+        encrypted_storage.open_reader = open_reader
+        self.ctx.storage = encrypted_storage
+        (art,) = self.driver.backup(self.ctx)
+        self.assertTrue(art.location.endswith(encrypted.SUFFIX))
+        fleet_mod.sql('DROP DATABASE `%s`' % self.db)
+        del self.clients[:]
+        self.driver.load(self.ctx, art.location, self.db, art.sha256,
+                         verified=True)
+        self.assertEqual(before, self.state())
+        self.assert_clients()
+        # One decrypting read, shared by the three table loaders.
+        self.assertEqual([art.location], opened)
+        self.assertEqual([], os.listdir(os.path.join(self.top, 'agent',
+                                                     'scratch')))
 
     def test_load_over_changed_database(self):
         before = self.state()

@@ -1,11 +1,13 @@
 """Tests of the mysql driver against fake mysqldump and mysql clients."""
 
+import errno
 import io
 import json
 import os
 import re
 import stat
 import sys
+import tempfile
 import time
 from unittest import mock
 
@@ -720,6 +722,78 @@ class ParallelLoadTestCase(MySQLDriverTestCase):
         self.assertEqual(sorted(LOADED_TABLES.values()), sorted(loaded))
         self.assertEqual(sum(map(len, inputs)) - len(prologue) * (
             len(inputs) - 1), sum(self.progress))
+
+    def remote(self):
+        """Make the storage look off-site: no direct path, reads counted."""
+        opened = []
+        storage = self.storage
+
+        class Remote:
+            def direct_path(self, location):
+                return None
+
+            def open_reader(self, location):
+                opened.append(location)
+                return storage.open_reader(location)
+        self.ctx.storage = Remote()
+        return opened
+
+    def loaded_everything(self):
+        inputs = self.inputs()
+        self.assertEqual(SAMPLE_HEADER + SAMPLE_PRE, inputs[0])
+        self.assertTrue(inputs[-1].endswith(SAMPLE_SERIAL))
+        for text in LOADED_TABLES.values():
+            self.assertEqual(1, sum(data.count(text) for data in inputs))
+
+    def test_remote_artifact_is_fetched_once(self):
+        self.flags(group='mysql', restore_parallelism=3)
+        location, sha256 = self.store(SAMPLE_DUMP)
+        opened = self.remote()
+        self.driver.load(self.ctx, location, 'nova', sha256, verified=True)
+        self.assertEqual([location], opened)
+        self.loaded_everything()
+        # The copy was an unlinked file: nothing is left behind.
+        self.assertEqual([], os.listdir(os.path.join(
+            test_base.CONF.state_path, 'agent', 'scratch')))
+
+    def test_local_artifact_is_read_in_place(self):
+        self.flags(group='mysql', restore_parallelism=3)
+        location, sha256 = self.store(SAMPLE_DUMP)
+        spool = self.useFixture(fixtures.MockPatch(
+            'osbackup.drivers.mysql.tempfile.TemporaryFile')).mock
+        self.driver.load(self.ctx, location, 'nova', sha256, verified=True)
+        spool.assert_not_called()
+        self.loaded_everything()
+
+    def test_copy_that_cannot_be_written_falls_back(self):
+        self.flags(group='mysql', restore_parallelism=3)
+        location, sha256 = self.store(SAMPLE_DUMP)
+        opened = self.remote()
+
+        class Full(io.BytesIO):
+            def write(self, data):
+                raise OSError(errno.ENOSPC, 'No space left on device')
+        self.useFixture(fixtures.MockPatch(
+            'osbackup.drivers.mysql.tempfile.TemporaryFile',
+            return_value=Full()))
+        log = self.useFixture(fixtures.FakeLogger())
+        self.driver.load(self.ctx, location, 'nova', sha256, verified=True)
+        self.assertIn('each mysql client fetches it', log.output)
+        # The attempt, then one read per client that loaded tables.
+        self.assertGreater(len(opened), 2)
+        self.loaded_everything()
+
+    def test_positional_readers_keep_their_own_offsets(self):
+        with tempfile.TemporaryFile() as f:
+            f.write(b'0123456789')
+            f.flush()
+            a = mysql._PositionalReader(f.fileno())
+            b = mysql._PositionalReader(f.fileno())
+            self.assertEqual(b'0123', a.read(4))
+            self.assertEqual(b'01', b.read(2))
+            self.assertEqual(b'456789', a.read())
+            self.assertEqual(b'23456789', b.read(100))
+            self.assertEqual(b'', a.read(5))
 
     def test_serial_setting_and_unknown_format(self):
         for parallelism, dump in ((1, SAMPLE_DUMP),

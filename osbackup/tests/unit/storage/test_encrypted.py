@@ -138,6 +138,14 @@ class EncryptedStorageTest(base.TestCase):
         self.assertFalse(old.endswith('.enc'))
         self.assertEqual(b'plain', self._get(old))
 
+    def test_only_plain_artifacts_are_read_in_place(self):
+        location = self._put(b'secret')
+        self.assertIsNone(self.storage.direct_path(location))
+        self.flags(group='storage', encryption_key_file=None)
+        plain = storage_mod.get_storage(self.cfg.conf)
+        old = self._put(b'plain', key='h/0/nova/old', storage=plain)
+        self.assertEqual(old, self.storage.direct_path(old))
+
     def test_abort_and_partials(self):
         with self.assertRaises(ValueError):
             with self.storage.open_writer('h/1/x') as w:

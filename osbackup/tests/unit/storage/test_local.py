@@ -29,6 +29,7 @@ class LocalStorageTest(base.TestCase):
                 os.stat(os.path.join(self.path, d)).st_mode))
         with self.storage.open_reader(final) as f:
             self.assertEqual(b'abc', f.read())
+        self.assertEqual(final, self.storage.direct_path(final))
 
     def test_abort_on_exception_leaves_nothing(self):
         try:
@@ -46,6 +47,8 @@ class LocalStorageTest(base.TestCase):
                           self.storage.open_reader, '/etc/passwd')
         self.assertRaises(exception.InvalidInput,
                           self.storage.delete, '/etc/passwd')
+        self.assertRaises(exception.InvalidInput,
+                          self.storage.direct_path, '/etc/passwd')
 
     def test_delete_removes_empty_dirs(self):
         with self.storage.open_writer('h/1/a.bin') as w:
