@@ -84,41 +84,28 @@ def compressor(sink: typing.BinaryIO, level: int = 3, threads: int = 0):
 
 
 class Decompressor:
-    """A readable zstd stream that notices truncation.
+    """A readable zstd stream that notices truncation, in bounded memory.
 
     python-zstandard's stream_reader reports a frame cut short as a plain
-    end of data; a backup tool must not, so frames are decoded here and
-    an input that ends inside a frame raises TruncatedStream.
+    end of data; a backup tool must not, so an input that ends inside a
+    frame raises TruncatedStream.  The data comes from inflate(), in
+    pieces of at most _PIECE bytes, so a read of ``n`` bytes holds little
+    more than ``n`` whatever the compression ratio (a crafted artifact of
+    zeros cannot fill the memory before its checksum is found wrong).
     """
 
     def __init__(self, source: typing.BinaryIO):
-        self._source = source
-        self._dctx = zstandard.ZstdDecompressor()
-        self._obj = self._dctx.decompressobj()
+        self._pieces = inflate(source)
         self._buffer = bytearray()
-        self._in_frame = False
         self._eof = False
-
-    def _fill(self):
-        data = self._source.read(CHUNK)
-        if not data:
-            self._eof = True
-            if self._in_frame:
-                raise TruncatedStream('compressed stream ends inside a '
-                                      'zstd frame (truncated)')
-            return
-        while data:
-            self._in_frame = True
-            self._buffer += self._obj.decompress(data)
-            if not self._obj.eof:
-                return
-            self._in_frame = False
-            data = self._obj.unused_data
-            self._obj = self._dctx.decompressobj()
 
     def read(self, n: int = -1) -> bytes:
         while not self._eof and (n < 0 or len(self._buffer) < n):
-            self._fill()
+            piece = next(self._pieces, None)
+            if piece is None:
+                self._eof = True
+            else:
+                self._buffer += piece
         if n < 0 or n >= len(self._buffer):
             out = bytes(self._buffer)
             self._buffer.clear()
@@ -128,7 +115,7 @@ class Decompressor:
         return out
 
     def close(self) -> None:
-        pass
+        self._pieces.close()
 
 
 class TruncatedStream(zstandard.ZstdError):

@@ -390,6 +390,27 @@ class InflateTest(base.TestCase):
             out.getvalue()))]
         self.assertEqual(64 << 20, sum(sizes))
         self.assertLessEqual(max(sizes), streams._PIECE)
+        # The readable stream the database drivers use holds no more.
+        reader = streams.decompressor(io.BytesIO(out.getvalue()))
+        total = 0
+        while data := reader.read(1000):
+            self.assertLessEqual(len(reader._buffer), streams._PIECE)
+            total += len(data)
+            if total > 4 << 20:
+                break
+        self.assertEqual(b'', bytes(reader.read(0)))
+
+    def test_decompressor_reads_frames_and_finds_truncation(self):
+        frames = self.frames()
+        data = b''.join(frames)
+        reader = streams.decompressor(io.BytesIO(data))
+        got = [reader.read(7), reader.read(100_000)]
+        got.append(reader.read())
+        self.assertEqual(self.random * 3 + b'hello ' * 50_000, b''.join(got))
+        self.assertEqual(b'', reader.read(10))
+        cut = streams.decompressor(io.BytesIO(data[:len(frames[0]) // 2]))
+        self.assertRaisesRegex(streams.TruncatedStream, 'truncated',
+                               cut.read, 1 << 20)
 
     def test_garbage_is_an_error(self):
         good = _compress(b'data').getvalue()
