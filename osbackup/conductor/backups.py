@@ -77,8 +77,13 @@ class BackupOrchestrator:
                                               targets)
         LOG.info('Backup %s: hosts %s, services %s', backup['id'],
                  ', '.join(hosts), ', '.join(services) or 'all')
-        sizes = self.catalogue.last_sizes(hosts)
         bases = {} if full else self._bases(hosts)
+        # An incremental is about as large as the last backup; a full one
+        # as the last full one, however small the incrementals since.
+        sizes = {**self.catalogue.last_sizes(hosts, full=True),
+                 **{key: size for key, size in
+                    self.catalogue.last_sizes(hosts).items()
+                    if key in bases}}
         wave = []
         for host in hosts:
             drivers = agents[host]['info'].get('drivers', [])

@@ -173,15 +173,19 @@ class PolicyQueries:
             found = s.scalar(query)
         return self.get_backup(found) if found else None
 
-    def last_sizes(self, hosts: list) -> dict:
+    def last_sizes(self, hosts: list, full: bool = False) -> dict:
         """{(host, service): bytes} of each one's newest good backup.
 
         Agents compare it with the free space on their targets before
-        writing (a backup is about as large as the previous one). The
-        database picks the newest backups: history never reaches Python.
+        writing (a backup is about as large as the previous one of its
+        level). With ``full``, only backups that are not incremental
+        count: the size a full backup will need. The database picks the
+        newest backups: history never reaches Python.
         """
         art = models.Artifact
         good = sa.and_(art.host.in_(hosts), art.status == states.AVAILABLE)
+        if full:
+            good = sa.and_(good, art.parent_id.is_(None))
         newest = (sa.select(art.host, art.service,
                             sa.func.max(art.backup_id).label('backup_id'))
                   .where(good).group_by(art.host, art.service).subquery())

@@ -19,7 +19,7 @@ class ChainTest(test_policies.CatalogueCase):
         self.cat.create_policy(test_policies._policy(keep_last=1))
         self.pruner = prune.Pruner(self.cfg.conf, self.cat, self.dispatcher)
 
-    def link(self, base=None, level=None, policy='p'):
+    def link(self, base=None, level=None, policy='p', size=1):
         """A backup of h/nova, incremental on ``base`` (a backup id)."""
         params = {}
         if base is not None:
@@ -32,7 +32,7 @@ class ChainTest(test_policies.CatalogueCase):
                                  backup_id=b['id'])
         self.cat.task_finished(t['id'], states.SUCCEEDED, {'artifacts': [{
             'name': 'nova', 'kind': 'files',
-            'location': '/s/%d/nova' % b['id'], 'size': 1,
+            'location': '/s/%d/nova' % b['id'], 'size': size,
             'sha256': '%064d' % b['id'],
             'meta': {'level': level, 'depth': 0 if level == 'full' else
                      params['base']['depth'] + 1, 'paths': ['etc/nova']}}]})
@@ -69,6 +69,33 @@ class ChainTest(test_policies.CatalogueCase):
         self.flags(full_backup_every=7, incremental_backups=False,
                    group='conductor')
         self.assertEqual({}, orch._bases(['h']))
+
+    def test_space_check_expects_a_full_backup_as_large_as_the_last(self):
+        self.flags(full_backup_every=3, group='conductor')
+        sent = []
+        orch = backups.BackupOrchestrator(
+            self.cfg.conf, self.cat,
+            mock.Mock(wave=lambda specs: sent.extend(specs)))
+        self.cat.record_heartbeat('h', '1', {'drivers': ['nova']})
+        full = self.link(size=1000)
+        orch.create(['h'], ['nova'])
+        # An incremental is expected as large as the last backup.
+        self.assertEqual(1000, sent[-1]['params']['expected_bytes'])
+        inc = self.link(base=full, size=30)
+        self.assertEqual({('h', 'nova'): 30}, self.cat.last_sizes(['h']))
+        self.assertEqual({('h', 'nova'): 1000},
+                         self.cat.last_sizes(['h'], full=True))
+        orch.create(['h'], ['nova'])
+        self.assertEqual(inc, sent[-1]['params']['base']['backup_id'])
+        self.assertEqual(30, sent[-1]['params']['expected_bytes'])
+        self.link(base=inc, size=20)
+        # The chain is full_backup_every long: the next one is full, and
+        # needs the room of the last full one.
+        orch.create(['h'], ['nova'])
+        self.assertNotIn('base', sent[-1]['params'])
+        self.assertEqual(1000, sent[-1]['params']['expected_bytes'])
+        orch.create(['h'], ['nova'], full=True)
+        self.assertEqual(1000, sent[-1]['params']['expected_bytes'])
 
     def test_no_base_in_a_backup_being_deleted(self):
         full = self.link()
