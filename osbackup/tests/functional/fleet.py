@@ -6,6 +6,8 @@ other's messages or rows. Nothing is faked: RabbitMQ, MariaDB, mysqldump
 and the osbackup commands are the real ones.
 """
 
+import hashlib
+import io
 import json
 import os
 import shutil
@@ -13,11 +15,13 @@ import signal
 import socket
 import subprocess
 import sys
+import tarfile
 import tempfile
 import time
 import uuid
 
 import testtools
+import zstandard
 
 RABBIT_URL = os.environ.get('OSBACKUP_TEST_TRANSPORT_URL',
                             'rabbit://guest:guest@127.0.0.1:5672/')
@@ -95,6 +99,25 @@ def make_compute_tree(root):
     write_file(os.path.join(root, 'var/lib/nova/keys/key'), 'k', 0o600)
     write_file(os.path.join(root, 'var/log/nova/nova-compute.log'),
                'started\n')
+
+
+def hostile_archive(member: tarfile.TarInfo, data: bytes = b'') -> bytes:
+    """A tar.zst of etc/nova holding ``member``, its manifest unaware."""
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode='w', format=tarfile.PAX_FORMAT) as t:
+        top = tarfile.TarInfo('etc/nova')
+        top.type = tarfile.DIRTYPE
+        top.mode = 0o755
+        t.addfile(top)
+        member.size = len(data)
+        t.addfile(member, io.BytesIO(data) if data else None)
+        manifest = json.dumps({'format': 1, 'paths': ['etc/nova'],
+                               'excludes': [], 'entries': [
+                                   {'path': 'etc/nova', 'type': 'dir'}]})
+        info = tarfile.TarInfo('.osbackup-manifest.json')
+        info.size = len(manifest)
+        t.addfile(info, io.BytesIO(manifest.encode()))
+    return zstandard.ZstdCompressor().compress(buf.getvalue())
 
 
 class Fleet:
@@ -255,6 +278,18 @@ class Fleet:
                                  % (' '.join(argv), proc.returncode,
                                     proc.stdout, proc.stderr))
         return proc
+
+    def plant(self, art: dict, data: bytes) -> None:
+        """Replace a stored artifact, its catalogue checksum too.
+
+        An attacker with write access to both: only what a restore checks
+        beyond the checksum can stop it.
+        """
+        with open(art['location'], 'wb') as f:
+            f.write(data)
+        sql("UPDATE artifacts SET sha256 = '%s', size = %d WHERE id = %d"
+            % (hashlib.sha256(data).hexdigest(), len(data), art['id']),
+            self.catalogue_db)
 
     def manage_json(self, *argv, **kw):
         proc = self.manage(*argv, '--format', 'json', **kw)

@@ -82,32 +82,6 @@ def tar_members(path):
         return {m.name: m for m in tar.getmembers()}
 
 
-def crafted_archive(kind):
-    """A tar.zst with one unsafe member and a manifest that lists it."""
-    buf = io.BytesIO()
-    with tarfile.open(fileobj=buf, mode='w', format=tarfile.PAX_FORMAT) as t:
-        top = tarfile.TarInfo('etc/nova')
-        top.type = tarfile.DIRTYPE
-        top.mode = 0o755
-        t.addfile(top)
-        entries = [{'path': 'etc/nova', 'type': 'dir'}]
-        if kind == 'absolute':
-            info = tarfile.TarInfo('/etc/nova/evil.conf')
-            info.size = 6
-            t.addfile(info, io.BytesIO(b'owned\n'))
-        else:
-            info = tarfile.TarInfo('etc/nova/hard')
-            info.type = tarfile.LNKTYPE
-            info.linkname = 'etc/nova/nova.conf'
-            t.addfile(info)
-        manifest = json.dumps({'format': 1, 'paths': ['etc/nova'],
-                               'excludes': [], 'entries': entries}).encode()
-        info = tarfile.TarInfo('.osbackup-manifest.json')
-        info.size = len(manifest)
-        t.addfile(info, io.BytesIO(manifest))
-    return zstandard.ZstdCompressor().compress(buf.getvalue())
-
-
 class FaultTestMixin:
     """Assertions and CLI shortcuts shared by the fault tests."""
 
@@ -506,13 +480,8 @@ class SharedFleetFaultTest(FaultTestMixin, fleet_mod.FleetTestCase):
                         member.size = len(data)
                     new.addfile(member, io.BytesIO(data) if data is not None
                                 else None)
-        data = zstandard.ZstdCompressor().compress(out.getvalue())
-        with open(art['location'], 'wb') as f:
-            f.write(data)
         # The attacker rewrote the catalogue's checksum as well.
-        fleet_mod.sql("UPDATE artifacts SET sha256 = '%s', size = %d WHERE "
-                      "id = %d" % (hashlib.sha256(data).hexdigest(),
-                                   len(data), art['id']), fleet.catalogue_db)
+        fleet.plant(art, zstandard.ZstdCompressor().compress(out.getvalue()))
         problem, _ = self.deep_verify_problem(backup['id'])
         self.assertRegex(problem['error'], "'etc/nova/nova.conf': sha256 "
                                            ".*, manifest says '0{64}'")
@@ -522,13 +491,15 @@ class SharedFleetFaultTest(FaultTestMixin, fleet_mod.FleetTestCase):
         for kind, why in (('absolute', 'absolute name'),
                           ('hardlink', 'hard link')):
             backup, art = self.nova_backup('ctl')
-            data = crafted_archive(kind)
-            with open(art['location'], 'wb') as f:
-                f.write(data)
-            fleet_mod.sql("UPDATE artifacts SET sha256 = '%s', size = %d "
-                          "WHERE id = %d"
-                          % (hashlib.sha256(data).hexdigest(), len(data),
-                             art['id']), fleet.catalogue_db)
+            if kind == 'absolute':
+                data = fleet_mod.hostile_archive(
+                    tarfile.TarInfo('/etc/nova/evil.conf'), b'owned\n')
+            else:
+                member = tarfile.TarInfo('etc/nova/hard')
+                member.type = tarfile.LNKTYPE
+                member.linkname = 'etc/nova/nova.conf'
+                data = fleet_mod.hostile_archive(member)
+            fleet.plant(art, data)
             self._refused(backup, 'ctl', 'unsafe archive member .*%s' % why)
         self.assertFalse(os.path.exists('/etc/nova/evil.conf'))
 

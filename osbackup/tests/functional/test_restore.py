@@ -8,15 +8,12 @@ the nodes as they were before the restore, with the units running.
 """
 
 import hashlib
-import io
-import json
 import os
 import shutil
 import subprocess
 import sys
 import tarfile
 
-import zstandard
 
 from osbackup.tests.functional import fleet as fleet_mod
 from osbackup.tests.functional import test_backup
@@ -233,14 +230,14 @@ class RestoreTest(fleet_mod.FleetTestCase):
         art = self.artifact(backup, 'cmp', 'nova')
         victim = os.path.join(fleet.dir, 'victim')
         for member in ('../../../victim', 'etc/nova/link'):
-            data = _evil_archive(member)
-            with open(art['location'], 'wb') as f:
-                f.write(data)
-            # The attacker also rewrote the catalogue's checksum.
-            fleet_mod.sql("UPDATE artifacts SET sha256 = '%s', size = %d "
-                          "WHERE location = '%s'"
-                          % (hashlib.sha256(data).hexdigest(), len(data),
-                             art['location']), fleet.catalogue_db)
+            info = tarfile.TarInfo(member)
+            if member.endswith('link'):
+                info.type = tarfile.SYMTYPE
+                info.linkname = '../../../../victim'
+                data = fleet_mod.hostile_archive(info)
+            else:
+                data = fleet_mod.hostile_archive(info, b'owned\n')
+            fleet.plant(art, data)
             events_before = len(fleet.unit_events('cmp'))
             restore = self.restore(backup['id'], '--service', 'nova',
                                    '--host', fleet.host('cmp'),
@@ -297,29 +294,3 @@ def _wrapper_exe(fleet, wrapper):
         f.write('#!/bin/sh\nexec %s %s "$@"\n' % (sys.executable, wrapper))
     os.chmod(path, 0o755)
     return path
-
-
-def _evil_archive(member):
-    """A tar.zst whose manifest looks fine but whose member escapes."""
-    buf = io.BytesIO()
-    with tarfile.open(fileobj=buf, mode='w', format=tarfile.PAX_FORMAT) as t:
-        d = tarfile.TarInfo('etc/nova')
-        d.type = tarfile.DIRTYPE
-        d.mode = 0o755
-        t.addfile(d)
-        if member.endswith('link'):
-            info = tarfile.TarInfo(member)
-            info.type = tarfile.SYMTYPE
-            info.linkname = '../../../../victim'
-            t.addfile(info)
-        else:
-            payload = b'owned\n'
-            info = tarfile.TarInfo(member)
-            info.size = len(payload)
-            t.addfile(info, io.BytesIO(payload))
-        manifest = json.dumps({'format': 1, 'paths': ['etc/nova'],
-                               'excludes': [], 'entries': []}).encode()
-        info = tarfile.TarInfo('.osbackup-manifest.json')
-        info.size = len(manifest)
-        t.addfile(info, io.BytesIO(manifest))
-    return zstandard.ZstdCompressor().compress(buf.getvalue())

@@ -45,6 +45,14 @@ def read(path):
         return f.read()
 
 
+def run_phases(worker, params, *phases) -> list:
+    """Run restore phases on an agent's RestoreWorker; all their steps."""
+    steps = []
+    for phase in phases:
+        steps += getattr(worker, phase)(params, lambda b, f: None)
+    return steps
+
+
 class RestoreWorkerTest(base.TestCase):
 
     def setUp(self):
@@ -74,11 +82,7 @@ class RestoreWorkerTest(base.TestCase):
             'databases': [], 'units': ['nova-api']}}
 
     def run_phases(self, *phases):
-        steps = []
-        for phase in phases:
-            steps += getattr(self.worker, phase)(self.params,
-                                                 lambda b, f: None)
-        return steps
+        return run_phases(self.worker, self.params, *phases)
 
     def damage(self):
         write(os.path.join(self.root, 'etc/nova/nova.conf'), 'damaged\n')

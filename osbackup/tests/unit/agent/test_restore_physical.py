@@ -111,11 +111,7 @@ class PhysicalRestoreWorkerTest(base.TestCase):
                           'artifact': art.to_dict()}]}}
 
     def run_phases(self, *phases):
-        steps = []
-        for phase in phases:
-            steps += getattr(self.worker, phase)(self.params,
-                                                 lambda b, f: None)
-        return steps
+        return test_restore.run_phases(self.worker, self.params, *phases)
 
     def siblings(self):
         return sorted(os.listdir(os.path.dirname(self.datadir)))
