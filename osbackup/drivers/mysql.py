@@ -32,6 +32,10 @@ from osbackup import streams
 
 LOG = logging.getLogger(__name__)
 
+# Server errors after which a parallel load is worth one serial retry:
+# lock wait timeout and deadlock.
+_TRANSIENT_RE = re.compile(r'\bERROR (?:1205|1213) \(')
+
 LOCAL_HOSTS = ('localhost', '127.0.0.1', '::1')
 SERVER_PROCESSES = ('mysqld', 'mariadbd')
 INTERNAL_SCHEMAS = ('information_schema', 'performance_schema', 'sys')
@@ -946,20 +950,29 @@ class MySQLDriver(base.ServiceDriver):
     def _load(self, ctx, location, database, sha256, renamer, target):
         workers = self.restore_parallelism()
         if workers > 1:
-            _ParallelLoad(self, ctx, location, database, sha256, renamer,
-                          target, workers).run()
-        else:
-            client = _Client(self, database)
             try:
-                for chunk in self._chunks(ctx, location, sha256, renamer):
-                    client.write(chunk)
-                    ctx.progress(len(chunk), 0)
-            except BaseException as exc:
-                client.kill()
-                client.close()
-                _reraise(exc, exception.RestoreFailed,
-                         'Loading database %s failed' % database)
-            client.close(check=True)
+                _ParallelLoad(self, ctx, location, database, sha256,
+                              renamer, target, workers).run()
+                return
+            except exception.RestoreFailed as exc:
+                if not _TRANSIENT_RE.search(exc.message):
+                    raise
+                # InnoDB's statistics tables make concurrent DROP/CREATE
+                # TABLE wait on each other now and then; a dump drops and
+                # recreates all it holds, so one client can load it again.
+                LOG.warning('%s; loading database %s again with one client',
+                            exc.message, database)
+        client = _Client(self, database)
+        try:
+            for chunk in self._chunks(ctx, location, sha256, renamer):
+                client.write(chunk)
+                ctx.progress(len(chunk), 0)
+        except BaseException as exc:
+            client.kill()
+            client.close()
+            _reraise(exc, exception.RestoreFailed,
+                     'Loading database %s failed' % database)
+        client.close(check=True)
 
     def _chunks(self, ctx, location, sha256, renamer=None, opener=None):
         """Yield an artifact's SQL; at its end, check its sha256.

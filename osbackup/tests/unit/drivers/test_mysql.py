@@ -783,6 +783,34 @@ class ParallelLoadTestCase(MySQLDriverTestCase):
         self.assertGreater(len(opened), 2)
         self.loaded_everything()
 
+    def test_lock_wait_timeout_loads_again_with_one_client(self):
+        self.flags(group='mysql', restore_parallelism=3)
+        location, sha256 = self.store(SAMPLE_DUMP)
+        parallel = self.useFixture(fixtures.MockPatchObject(
+            mysql._ParallelLoad, 'run', side_effect=exception.RestoreFailed(
+                'Loading database nova failed: mysql exited with status 1: '
+                'ERROR 1205 (HY000) at line 9: Lock wait timeout exceeded; '
+                'try restarting transaction'))).mock
+        log = self.useFixture(fixtures.FakeLogger())
+        self.driver.load(self.ctx, location, 'nova', sha256, verified=True)
+        parallel.assert_called_once_with()
+        self.assertEqual([SAMPLE_DUMP], self.inputs())
+        self.assertIn('loading database nova again with one client',
+                      log.output)
+
+    def test_other_errors_are_not_retried(self):
+        self.flags(group='mysql', restore_parallelism=3)
+        location, sha256 = self.store(SAMPLE_DUMP)
+        self.useFixture(fixtures.MockPatchObject(
+            mysql._ParallelLoad, 'run', side_effect=exception.RestoreFailed(
+                'Loading database nova failed: mysql exited with status 1: '
+                'ERROR 1064 (42000) at line 9: You have an error')))
+        self.assertRaisesRegex(exception.RestoreFailed, 'ERROR 1064',
+                               self.driver.load, self.ctx, location, 'nova',
+                               sha256, verified=True)
+        self.assertFalse(any(n.startswith('mysql.stdin.')
+                             for n in os.listdir(self.fake_dir)))
+
     def test_positional_readers_keep_their_own_offsets(self):
         with tempfile.TemporaryFile() as f:
             f.write(b'0123456789')
