@@ -28,22 +28,29 @@ class FakeAgentAPI:
         self.sent.append(task)
 
 
+def wire_conductor(test) -> None:
+    """Give ``test`` (with its ``cat``) a conductor's backup side.
+
+    ``agent_api`` records the casts; ``orch`` and ``tracker`` are the
+    BackupOrchestrator and TaskTracker, wired as the conductor wires them.
+    """
+    conf = test.cfg.conf
+    test.agent_api = FakeAgentAPI()
+    dispatcher = dispatch.Dispatcher(conf, test.cat, test.agent_api)
+    test.orch = backups.BackupOrchestrator(conf, test.cat, dispatcher)
+    test.tracker = tasks.TaskTracker(
+        conf, test.cat, test.orch,
+        restores.RestoreOrchestrator(conf, test.cat, dispatcher))
+    dispatcher.on_failed = test.tracker.finished
+
+
 class BackupOrchestratorTest(base.TestCase):
 
     def setUp(self):
         super().setUp()
         self.cat = api.Catalogue('sqlite://')
         self.cat.sync()
-        self.agent_api = FakeAgentAPI()
-        dispatcher = dispatch.Dispatcher(self.cfg.conf, self.cat,
-                                         self.agent_api)
-        self.orch = backups.BackupOrchestrator(self.cfg.conf, self.cat,
-                                               dispatcher)
-        self.tracker = tasks.TaskTracker(
-            self.cfg.conf, self.cat, self.orch,
-            restores.RestoreOrchestrator(self.cfg.conf, self.cat,
-                                         dispatcher))
-        dispatcher.on_failed = self.tracker.finished
+        wire_conductor(self)
         self.cat.record_heartbeat('ctl', '1', {'drivers': ['mysql', 'nova',
                                                            'swift']})
         self.cat.record_heartbeat('cmp', '1', {'drivers': ['nova']})

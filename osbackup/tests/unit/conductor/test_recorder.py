@@ -4,11 +4,7 @@ from unittest import mock
 
 from oslo_db import exception as db_exc
 
-from osbackup.conductor import backups
-from osbackup.conductor import dispatch
 from osbackup.conductor import recorder
-from osbackup.conductor import restores
-from osbackup.conductor import tasks
 from osbackup.db import api
 from osbackup import states
 from osbackup.tests import base
@@ -27,16 +23,7 @@ class RecorderTest(base.TestCase):
         # A file, not :memory:, so the recorder's own thread sees it too.
         self.cat = api.Catalogue('sqlite:///%s/cat.sqlite' % self.state_dir)
         self.cat.sync()
-        self.agent_api = test_backups.FakeAgentAPI()
-        dispatcher = dispatch.Dispatcher(self.cfg.conf, self.cat,
-                                         self.agent_api)
-        self.orch = backups.BackupOrchestrator(self.cfg.conf, self.cat,
-                                               dispatcher)
-        self.tracker = tasks.TaskTracker(
-            self.cfg.conf, self.cat, self.orch,
-            restores.RestoreOrchestrator(self.cfg.conf, self.cat,
-                                         dispatcher))
-        dispatcher.on_failed = self.tracker.finished
+        test_backups.wire_conductor(self)
         self.ended = []
         self.rec = recorder.ReportRecorder(
             self.cat, self._ended, batch_size=50, retry_interval=0,
