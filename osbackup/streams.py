@@ -83,7 +83,36 @@ def compressor(sink: typing.BinaryIO, level: int = 3, threads: int = 0):
     return cctx.stream_writer(sink, closefd=False)
 
 
-class Decompressor:
+class _PieceReader:
+    """A readable stream over an iterator of byte pieces.
+
+    It holds at most the rest of one piece between reads, and returns a
+    piece as it is when a read wants all of it (no copy).
+    """
+
+    def __init__(self, pieces: typing.Iterator[bytes]):
+        self._pieces = pieces
+        self._buffer = b''
+
+    def read(self, n: int = -1) -> bytes:
+        out = []
+        size = 0
+        while n < 0 or size < n:
+            if not self._buffer:
+                self._buffer = next(self._pieces, b'')
+                if not self._buffer:
+                    break
+            take = self._buffer if n < 0 else self._buffer[:n - size]
+            self._buffer = self._buffer[len(take):]
+            out.append(take)
+            size += len(take)
+        return out[0] if len(out) == 1 else b''.join(out)
+
+    def close(self) -> None:
+        self._pieces.close()
+
+
+class Decompressor(_PieceReader):
     """A readable zstd stream that notices truncation, in bounded memory.
 
     python-zstandard's stream_reader reports a frame cut short as a plain
@@ -95,27 +124,7 @@ class Decompressor:
     """
 
     def __init__(self, source: typing.BinaryIO):
-        self._pieces = inflate(source)
-        self._buffer = bytearray()
-        self._eof = False
-
-    def read(self, n: int = -1) -> bytes:
-        while not self._eof and (n < 0 or len(self._buffer) < n):
-            piece = next(self._pieces, None)
-            if piece is None:
-                self._eof = True
-            else:
-                self._buffer += piece
-        if n < 0 or n >= len(self._buffer):
-            out = bytes(self._buffer)
-            self._buffer.clear()
-        else:
-            out = bytes(self._buffer[:n])
-            del self._buffer[:n]
-        return out
-
-    def close(self) -> None:
-        self._pieces.close()
+        super().__init__(inflate(source))
 
 
 class TruncatedStream(zstandard.ZstdError):
@@ -276,30 +285,17 @@ class Ahead:
         self._thread.join()
 
 
-class ReadAhead:
+class ReadAhead(_PieceReader):
     """A readable stream whose source is read in a helper thread.
 
     For a consumer busy with what it has read (decompressing): reading
-    and hashing the source (a HashingReader) overlap that work.  Reads
-    return at most one chunk of the source; call close() when done early.
+    and hashing the source (a HashingReader) overlap that work.  Call
+    close() when done early.
     """
 
     def __init__(self, source: typing.BinaryIO, depth: int = 4):
-        self._ahead = Ahead(iter(functools.partial(source.read, CHUNK), b''),
-                            depth)
-        self._buf = b''
-
-    def read(self, n: int = -1) -> bytes:
-        if not self._buf:
-            self._buf = next(self._ahead, b'')
-        if 0 <= n < len(self._buf):
-            data, self._buf = self._buf[:n], self._buf[n:]
-        else:
-            data, self._buf = self._buf, b''
-        return data
-
-    def close(self) -> None:
-        self._ahead.close()
+        super().__init__(Ahead(iter(functools.partial(source.read, CHUNK),
+                                    b''), depth))
 
 
 def file_sha256(fileobj: typing.BinaryIO) -> tuple[str, int]:

@@ -541,10 +541,11 @@ class _ParallelLoad:
     """
 
     def __init__(self, driver, ctx, location, database, sha256, renamer,
-                 target, workers):
+                 target, workers, opener=None):
         self.driver = driver
         self.ctx = ctx
         self.location = location
+        self.opener = opener
         self.database = database
         self.sha256 = sha256
         self.renamer = renamer
@@ -559,11 +560,6 @@ class _ParallelLoad:
         self.tail = tempfile.SpooledTemporaryFile(max_size=TAIL_IN_MEMORY)
 
     def run(self) -> None:
-        with self.driver._fetched_once(self.ctx, self.location) as opener:
-            self.opener = opener
-            self._run()
-
-    def _run(self) -> None:
         chunks = self.driver._chunks(self.ctx, self.location, self.sha256,
                                      self.renamer, self.opener)
         sections = _Sections()
@@ -949,11 +945,14 @@ class MySQLDriver(base.ServiceDriver):
 
     def _load(self, ctx, location, database, sha256, renamer, target):
         workers = self.restore_parallelism()
-        if workers > 1:
+        if workers <= 1:
+            self._load_serially(ctx, location, database, sha256, renamer)
+            return
+        # The clients, and a serial retry, read one fetched copy.
+        with self._fetched_once(ctx, location) as opener:
             try:
                 _ParallelLoad(self, ctx, location, database, sha256,
-                              renamer, target, workers).run()
-                return
+                              renamer, target, workers, opener).run()
             except exception.RestoreFailed as exc:
                 if not _TRANSIENT_RE.search(exc.message):
                     raise
@@ -962,9 +961,16 @@ class MySQLDriver(base.ServiceDriver):
                 # recreates all it holds, so one client can load it again.
                 LOG.warning('%s; loading database %s again with one client',
                             exc.message, database)
+                self._load_serially(ctx, location, database, sha256,
+                                    renamer, opener)
+
+    def _load_serially(self, ctx, location, database, sha256, renamer,
+                       opener=None):
+        """Load a dump as it is, through one client."""
         client = _Client(self, database)
         try:
-            for chunk in self._chunks(ctx, location, sha256, renamer):
+            for chunk in self._chunks(ctx, location, sha256, renamer,
+                                      opener):
                 client.write(chunk)
                 ctx.progress(len(chunk), 0)
         except BaseException as exc:

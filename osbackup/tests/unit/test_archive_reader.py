@@ -475,7 +475,7 @@ class ReadAheadTest(base.TestCase):
                 raise OSError('storage went away')
         ahead = streams.ReadAhead(Failing())
         self.assertRaisesRegex(OSError, 'storage went away', ahead.read)
-        self.assertFalse(ahead._ahead._thread.is_alive())
+        self.assertFalse(ahead._pieces._thread.is_alive())
 
 
 class ReaderThreadTest(base.TestCase):

@@ -798,6 +798,18 @@ class ParallelLoadTestCase(MySQLDriverTestCase):
         self.assertIn('loading database nova again with one client',
                       log.output)
 
+    def test_retry_reads_the_copy_already_fetched(self):
+        self.flags(group='mysql', restore_parallelism=3)
+        location, sha256 = self.store(SAMPLE_DUMP)
+        opened = self.remote()
+        self.useFixture(fixtures.MockPatchObject(
+            mysql._ParallelLoad, 'run', side_effect=exception.RestoreFailed(
+                'mysql exited with status 1: ERROR 1213 (40001) at line 9: '
+                'Deadlock found when trying to get lock')))
+        self.driver.load(self.ctx, location, 'nova', sha256, verified=True)
+        self.assertEqual([location], opened)
+        self.assertEqual([SAMPLE_DUMP], self.inputs())
+
     def test_other_errors_are_not_retried(self):
         self.flags(group='mysql', restore_parallelism=3)
         location, sha256 = self.store(SAMPLE_DUMP)
