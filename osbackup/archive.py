@@ -12,7 +12,10 @@ are stored as usual, so the manifest alone describes the whole tree of that
 moment, and a file deleted since the base is simply absent from it.  Both
 the writer and the reader handle the tar format themselves, as tarfile is
 too slow for trees of many small files.  Extraction runs as root, so it
-applies its own strict member filter rather than tarfile's.
+applies its own member rule rather than tarfile's (entry_problem and
+tree_problem, which the writer applies too): links are restored as links
+whatever they point to, like tarfile's ``tar`` filter, but nothing is ever
+written through one or outside the staging directories.
 
 Restores read an archive through a check of its whole sha256 against the
 catalogue, which proves every byte of it; they pass ``hash_files=False``
@@ -21,7 +24,9 @@ Without that proof (``backup verify --deep``), every file's sha256 is
 checked against the manifest.
 """
 
+import collections
 import dataclasses
+import errno
 import grp
 import hashlib
 import json
@@ -47,7 +52,6 @@ FORMAT = 1
 CHUNK = streams.CHUNK
 _BLOCK = tarfile.BLOCKSIZE
 _MAX_MANIFEST = 1 << 30
-_MAX_SYMLINKS = 40  # the kernel's limit, so our resolution matches it
 _USTAR = struct.Struct('100s8s8s8s12s12s8sc100s8s32s32s183x')
 _TYPEFLAGS = {'file': b'0', 'dir': b'5', 'symlink': b'2'}
 _TYPES = {tarfile.REGTYPE: 'file', tarfile.AREGTYPE: 'file',
@@ -103,6 +107,68 @@ def _under(name: str, top: str) -> bool:
 def _special(mode: int) -> str:
     return ('FIFO' if stat.S_ISFIFO(mode) else
             'socket' if stat.S_ISSOCK(mode) else 'device')
+
+
+# What a restore accepts.  This is the one statement of it: the writer
+# applies it when a backup is taken (write_archive), verify_archive and the
+# extractor when an archive is checked or restored, so a backup that
+# succeeds is one that restores.
+#
+# * Entries are directories, regular files and symbolic links with
+#   canonical relative names, each under one of the manifest's top paths.
+#   Hard links, devices, FIFOs, sockets and sparse files are not entries:
+#   the writer stores a hard link as a file and skips the others with a
+#   warning.
+# * A top path is a directory or a regular file, never a link: a restore
+#   replaces the top path itself.
+# * A symbolic link is restored as a link, whatever it points to
+#   (absolute, outside its tree, dangling); nothing ever follows it.
+#   Nothing may be named below a link, as it could only be written
+#   through the link.
+RESTORED_KINDS = ('dir', 'file', 'symlink')
+
+
+def entry_problem(name: str, kind: str, target: str = '') -> str | None:
+    """Why a restore refuses an entry of this name and kind, or None."""
+    if '\0' in name or '\0' in target:
+        return 'NUL in name'
+    if name.startswith('/'):
+        return 'absolute name'
+    if '..' in name.split('/'):
+        return '".." in name'
+    if not _canonical(name):
+        return 'malformed name'
+    if kind not in RESTORED_KINDS:
+        return kind
+    if kind == 'symlink' and not target:
+        return 'empty symlink'
+    return None
+
+
+def tree_problem(entries: typing.Iterable[dict],
+                 tops: typing.Sequence[str]) -> tuple[str, str] | None:
+    """(name, why) of the first manifest entry a restore refuses, or None.
+
+    Checks every entry with entry_problem, and where each lies: under a
+    top path, not a link at a top, not below a link.
+    """
+    entries = list(entries)
+    links = {e['path'] for e in entries if e['type'] == 'symlink'}
+    for entry in entries:
+        name = entry['path']
+        why = entry_problem(name, entry['type'], entry.get('target', ''))
+        if why is not None:
+            return name, why
+        if not any(_under(name, top) for top in tops):
+            return name, 'outside the archived paths'
+        if name in links and name in tops:
+            return name, 'a top path is a symlink'
+        parent = name
+        while links and '/' in parent:
+            parent = parent.rpartition('/')[0]
+            if parent in links:
+                return name, 'parent %r is a symlink' % parent
+    return None
 
 
 def _ustar(fields: list) -> bytes:
@@ -344,15 +410,15 @@ class _Writer:
                     self.header(name, st, 'dir')
                     stack.append((name, self._listdir(name, entry.path)))
                 elif stat.S_ISLNK(st.st_mode):
+                    # Stored as a link whatever it points to, never
+                    # followed (see entry_problem).
                     link = os.readlink(entry.path)
-                    self.header(name, st, 'symlink', target=link)
-                    if _points_out(name, link, top):
-                        # Stored as a link, never followed; but a restore
-                        # refuses links leaving the tree, so say so now.
-                        self.warnings.append(
-                            '%s: symlink to %s points outside %s; restores '
-                            'of this archive will be refused' %
-                            (name, link, top))
+                    why = entry_problem(name, 'symlink', link)
+                    if why is None:
+                        self.header(name, st, 'symlink', target=link)
+                    else:
+                        self.warnings.append('%s: %s skipped: a restore '
+                                             'would refuse it' % (name, why))
                 else:
                     self.warnings.append('%s: %s skipped'
                                          % (name, _special(st.st_mode)))
@@ -426,11 +492,15 @@ def write_archive(sink: typing.BinaryIO, root: str, paths: list[str],
         if stat.S_ISDIR(st.st_mode):
             writer.header(top, st, 'dir')
             writer.add_tree(top, path, st.st_dev, skip)
+        elif stat.S_ISLNK(st.st_mode):
+            # A restore replaces a top path itself: see RESTORED_KINDS.
+            writer.warnings.append('%s: symlink skipped: a top path must be '
+                                   'a directory or a file; name the path it '
+                                   'points to instead' % top)
+            continue
         elif not stat.S_ISREG(st.st_mode):
-            # A symlinked top could only be restored as a link leaving its
-            # tree, which extraction refuses.
-            writer.warnings.append('%s: %s skipped' % (top, 'symlink' if (
-                stat.S_ISLNK(st.st_mode)) else _special(st.st_mode)))
+            writer.warnings.append('%s: %s skipped'
+                                   % (top, _special(st.st_mode)))
             continue
         elif not writer.add_regular(top, path):
             continue
@@ -439,6 +509,9 @@ def write_archive(sink: typing.BinaryIO, root: str, paths: list[str],
                 'entries': writer.entries}
     if base is not None:
         manifest['base'] = base_ref
+    # The restore's rule, checked while the backup can still fail: the
+    # stream is left unfinished, so nothing unrestorable is committed.
+    check_manifest(manifest, 'the backup would not restore: ')
     writer.finish(manifest)
     out.close()
     return ArchiveStats(files=writer.files + writer.carried,
@@ -869,81 +942,52 @@ class _TarStream:
         yield batch
 
 
+def _unsafe(name: str, why: str) -> exception.UnsafeArchive:
+    return exception.UnsafeArchive('unsafe archive member %r: %s'
+                                   % (name, why), member=name)
+
+
+def check_manifest(manifest: dict, context: str = '') -> None:
+    """Raise UnsafeArchive if a restore would refuse an entry (tree_problem).
+
+    ``context`` starts the message (the backup side says it would not
+    restore).
+    """
+    problem = tree_problem(manifest['entries'], manifest['paths'])
+    if problem is not None:
+        error = _unsafe(*problem)
+        error.message = context + error.message
+        raise error
+
+
+def _check_member(name: str, member: '_Member') -> None:
+    """Refuse a member as it is read, before anything is written for it."""
+    kind = ('sparse file' if member.sparse is not None else
+            _TYPES.get(member.type) or _UNSAFE_TYPES.get(member.type) or
+            'unsupported type %r' % member.type)
+    why = entry_problem(name, kind, member.linkname)
+    if why is not None:
+        raise _unsafe(name, why)
+
+
 def verify_archive(source: typing.BinaryIO) -> dict:
     """Read a whole archive and check it against its manifest.
 
-    Raises ArtifactCorrupt on any damage; returns the manifest.
+    Raises ArtifactCorrupt on any damage and UnsafeArchive on what a
+    restore would refuse; returns the manifest.
     """
     reader = _Reader(source)
     try:
         for name, member in reader.members():
+            _check_member(name, member)
             reader.record(name, member)
     except _READ_ERRORS as e:
         raise reader.corrupt(e) from e
     finally:
         reader.close()
     reader.check()
+    check_manifest(reader.manifest)
     return reader.manifest
-
-
-def _unsafe(name: str, why: str) -> exception.UnsafeArchive:
-    return exception.UnsafeArchive('unsafe archive member %r: %s'
-                                   % (name, why), member=name)
-
-
-def _check_member(name: str, member: tarfile.TarInfo) -> None:
-    if '\0' in name or '\0' in member.linkname:
-        raise _unsafe(name, 'NUL in name')
-    if name.startswith('/'):
-        raise _unsafe(name, 'absolute name')
-    if '..' in name.split('/'):
-        raise _unsafe(name, '".." in name')
-    if not _canonical(name):
-        raise _unsafe(name, 'malformed name')
-    if member.type in _UNSAFE_TYPES:
-        raise _unsafe(name, _UNSAFE_TYPES[member.type])
-    if member.type not in _TYPES or member.sparse is not None:
-        raise _unsafe(name, 'unsupported type %r' % member.type)
-    if member.issym() and not member.linkname:
-        raise _unsafe(name, 'empty symlink')
-
-
-def _points_out(name: str, target: str, top: str) -> bool:
-    """Textual check at backup time: absolute or climbing out of ``top``."""
-    if target.startswith('/'):
-        return True
-    resolved = posixpath.normpath(posixpath.join(posixpath.dirname(name),
-                                                 target))
-    return not _under(resolved, top)
-
-
-def _escapes(name: str, target: str, top: str, seen: dict) -> bool:
-    """Tell whether symlink ``name`` resolves outside the tree ``top``.
-
-    Follows the links in ``seen`` as the kernel would, since a lexical
-    check is fooled by ``..`` after a symlinked component.
-    """
-    if name == top or target.startswith('/'):
-        return True
-    path = name[len(top) + 1:].split('/')[:-1]
-    todo = target.split('/')[::-1]
-    budget = _MAX_SYMLINKS
-    while todo:
-        part = todo.pop()
-        if part == '..':
-            if not path:
-                return True
-            path.pop()
-        elif part not in ('', '.'):
-            path.append(part)
-            link = seen.get(top + '/' + '/'.join(path), {}).get('target')
-            if link is not None:
-                budget -= 1
-                if budget < 0 or link.startswith('/'):
-                    return True
-                path.pop()
-                todo.extend(link.split('/')[::-1])
-    return False
 
 
 def _mtime_ns(member: tarfile.TarInfo) -> int:
@@ -955,8 +999,21 @@ def _mtime_ns(member: tarfile.TarInfo) -> int:
                                   int((frac or '').ljust(9, '0')))
 
 
+_DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+# Directory descriptors kept open; tar order returns to recent ones.
+_OPEN_DIRS = 64
+
+
 class _Extractor:
-    """Create members in staging directories without following links."""
+    """Create members in staging directories without following links.
+
+    Every name is resolved from its staging directory one component at a
+    time with O_NOFOLLOW (openat through ``dir_fd``), and every create
+    fails on an existing name, so nothing is written through a link,
+    whether the archive or anyone else put it there.  Links themselves
+    are made last (seal), after every file and every check, as GNU tar
+    delays them: while data is written, none exists to be followed.
+    """
 
     def __init__(self, targets: dict[str, str]):
         for prefix, staging in targets.items():
@@ -969,12 +1026,16 @@ class _Extractor:
         self.targets = targets
         self._as_root = os.geteuid() == 0
         self._accounts = _Accounts()
-        self._dirs: list[tuple[str, tarfile.TarInfo]] = []
-        # Paths known to be real directories.  Nothing this extraction
-        # does removes or renames anything, and every create fails on an
-        # existing name, so a directory stays one: checking it once is
-        # enough, which saves lstat calls per member and level.
-        self._real_dirs: set[str] = set()
+        # (prefix, path below it, member) of directories and of links.
+        self._dirs: list[tuple[str, str, _Member]] = []
+        self._links: list[tuple[str, str, _Member]] = []
+        self._fds: collections.OrderedDict[tuple[str, str], int] = (
+            collections.OrderedDict())
+
+    def close(self) -> None:
+        """Close the directories held open; idempotent."""
+        while self._fds:
+            os.close(self._fds.popitem()[1])
 
     def prefix(self, name: str) -> str | None:
         # Targets do not overlap: the first ancestor found is the one.
@@ -984,99 +1045,126 @@ class _Extractor:
                 return None
         return name
 
-    def _path(self, name: str, prefix: str) -> str:
-        staging = self.targets[prefix]
-        if name == prefix:
-            return staging
-        head, _, tail = name[len(prefix) + 1:].rpartition('/')
-        parent = os.path.join(staging, head) if head else staging
-        if parent not in self._real_dirs:
-            parents = [staging]
-            for part in head.split('/') if head else ():
-                parents.append(os.path.join(parents[-1], part))
-            # A symlink planted by an earlier member must never be written
-            # through (x -> ../.. then x/passwd).
-            for path in parents:
-                try:
-                    if not stat.S_ISDIR(os.lstat(path).st_mode):
-                        raise _unsafe(name, 'parent %r is not a directory'
-                                      % path)
-                except FileNotFoundError:
-                    raise _unsafe(name, 'parent directory missing') from None
-                self._real_dirs.add(path)
-        return os.path.join(parent, tail)
+    def _dir_fd(self, prefix: str, rel: str) -> int:
+        """Directory ``rel`` of a staging tree, reached without links."""
+        key = (prefix, rel)
+        fd = self._fds.get(key)
+        if fd is not None:
+            self._fds.move_to_end(key)
+            return fd
+        if rel:
+            head, _, tail = rel.rpartition('/')
+            fd = os.open(tail, _DIR_FLAGS, dir_fd=self._dir_fd(prefix, head))
+        else:
+            fd = os.open(self.targets[prefix], _DIR_FLAGS)
+        self._fds[key] = fd
+        if len(self._fds) > _OPEN_DIRS:
+            # The oldest; never one a caller still holds, as each one
+            # returned is used before the next is opened.
+            os.close(self._fds.popitem(last=False)[1])
+        return fd
 
-    def _apply(self, target, member: tarfile.TarInfo, link=False) -> None:
+    def _parent(self, name: str, prefix: str,
+                seen: dict) -> tuple[int, str]:
+        """The directory that holds member ``name``, and its last name."""
+        head, _, tail = name[len(prefix) + 1:].rpartition('/')
+        try:
+            return self._dir_fd(prefix, head), tail
+        except OSError as e:
+            parent = name
+            while parent != prefix:
+                parent = parent.rpartition('/')[0]
+                if seen.get(parent, {}).get('type') == 'symlink':
+                    raise _unsafe(name, 'parent %r is a symlink'
+                                  % parent) from None
+            if isinstance(e, FileNotFoundError):
+                raise _unsafe(name, 'parent directory missing') from None
+            if e.errno in (errno.ENOTDIR, errno.ELOOP):
+                raise _unsafe(name, 'a parent in staging is not a '
+                              'directory') from None
+            raise
+
+    def _apply(self, target, member: _Member, dir_fd=None) -> None:
+        """Owner, mode and mtime of an fd; of link ``target`` in dir_fd."""
+        link = {} if dir_fd is None else {'dir_fd': dir_fd,
+                                          'follow_symlinks': False}
         if self._as_root:
             # Names first: a rebuilt node may number its users anew.
             uid = self._accounts['uname', member.uname]
             gid = self._accounts['gname', member.gname]
             os.chown(target, member.uid if uid is None else uid,
-                     member.gid if gid is None else gid,
-                     follow_symlinks=not link)
+                     member.gid if gid is None else gid, **link)
         if not link:
             # After chown, which clears setuid and setgid.
             os.chmod(target, member.mode & 0o7777)
         mtime = _mtime_ns(member)
-        os.utime(target, ns=(mtime, mtime), follow_symlinks=not link)
+        os.utime(target, ns=(mtime, mtime), **link)
 
-    def extract(self, reader: _Reader, name: str, member: tarfile.TarInfo,
+    def extract(self, reader: _Reader, name: str, member: _Member,
                 prefix: str) -> None:
-        path = self._path(name, prefix)
         if not member.isreg():
             reader.record(name, member)
         try:
+            if name == prefix:
+                self._top(reader, name, member)
+                return
+            fd, tail = self._parent(name, prefix, reader.seen)
+            rel = name[len(prefix) + 1:]
             if member.isdir():
-                if name != prefix or not os.path.lexists(path):
-                    os.mkdir(path, 0o700)
-                    self._real_dirs.add(path)
-                elif not stat.S_ISDIR(os.lstat(path).st_mode):
-                    raise exception.InvalidInput(
-                        'staging path %r is not a directory' % path)
-                self._dirs.append((path, member))
+                os.mkdir(tail, 0o700, dir_fd=fd)
+                self._dirs.append((prefix, rel, member))
             elif member.issym():
-                if _escapes(name, member.linkname, prefix, reader.seen):
-                    raise _unsafe(name, 'symlink to %r leaves %r'
-                                  % (member.linkname, prefix))
-                os.symlink(member.linkname, path)
-                self._apply(path, member, link=True)
+                self._links.append((prefix, rel, member))
             else:
-                fd = os.open(path, _WRITE_FLAGS, 0o600)
-                try:
-                    reader.copy(name, member, fd)
-                    self._apply(fd, member)
-                finally:
-                    os.close(fd)
+                self._write(reader, name, member,
+                            os.open(tail, _WRITE_FLAGS, 0o600, dir_fd=fd))
         except FileExistsError:
             raise _unsafe(name, 'already exists in staging') from None
 
-    def check_links(self, seen: dict, tops: list[str]) -> None:
-        """Check names and links against the whole archive."""
-        links = {n for n, info in seen.items() if 'target' in info}
-        for name, info in seen.items():
-            top = self.prefix(name) or next(
-                (t for t in tops if _under(name, t)), None)
-            if top is None:
-                raise _unsafe(name, 'outside the archived paths')
-            parent = name
-            while '/' in parent:
-                parent = parent.rsplit('/', 1)[0]
-                if parent in links:
-                    raise _unsafe(name, 'parent %r is a symlink' % parent)
-            if name in links and _escapes(name, info['target'], top, seen):
-                raise _unsafe(name, 'symlink to %r leaves %r'
-                              % (info['target'], top))
+    def _top(self, reader: _Reader, name: str, member: _Member) -> None:
+        # The staging path's own directory is the live tree's parent,
+        # which the restore trusts.
+        path = self.targets[name]
+        if member.isdir():
+            if not os.path.lexists(path):
+                os.mkdir(path, 0o700)
+            elif not stat.S_ISDIR(os.lstat(path).st_mode):
+                raise exception.InvalidInput(
+                    'staging path %r is not a directory' % path)
+            self._dirs.append((name, '', member))
+        elif member.issym():
+            raise _unsafe(name, 'a top path is a symlink')
+        else:
+            self._write(reader, name, member,
+                        os.open(path, _WRITE_FLAGS, 0o600))
+
+    def _write(self, reader: _Reader, name: str, member: _Member,
+               fd: int) -> None:
+        try:
+            reader.copy(name, member, fd)
+            self._apply(fd, member)
+        finally:
+            os.close(fd)
 
     def seal(self) -> None:
-        """Give directories their modes, owners and mtimes."""
-        # Deepest first: a parent's final mode may bar access below it.
-        for path, member in sorted(self._dirs, key=lambda d: -len(d[0])):
-            fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY |
-                         os.O_NOFOLLOW | os.O_CLOEXEC)
+        """Make the links, then give directories owners, modes and mtimes.
+
+        Only after every member was written and checked.
+        """
+        for prefix, rel, member in self._links:
+            head, _, tail = rel.rpartition('/')
+            fd = self._dir_fd(prefix, head)
             try:
-                self._apply(fd, member)
-            finally:
-                os.close(fd)
+                os.symlink(member.linkname, tail, dir_fd=fd)
+            except FileExistsError:
+                raise _unsafe(prefix + '/' + rel,
+                              'already exists in staging') from None
+            self._apply(tail, member, dir_fd=fd)
+        # Deepest first: a parent's final mode may bar access below it.
+        for prefix, rel, member in sorted(self._dirs,
+                                          key=lambda d: -len(d[1])):
+            self._apply(self._dir_fd(prefix, rel), member)
+        self.close()
 
 
 def _unpack(reader: _Reader, extractor: _Extractor,
@@ -1114,11 +1202,14 @@ def extract_archive(source: typing.BinaryIO, targets: dict[str, str],
     it uses what was staged (types, sizes and links are still checked).
     """
     extractor = _Extractor(targets)
-    reader = _Reader(source, hash_files)
-    _unpack(reader, extractor)
-    extractor.check_links(reader.seen, reader.manifest['paths'])
-    reader.check()
-    extractor.seal()
+    try:
+        reader = _Reader(source, hash_files)
+        _unpack(reader, extractor)
+        reader.check()
+        check_manifest(reader.manifest)
+        extractor.seal()
+    finally:
+        extractor.close()
     return reader.manifest
 
 
@@ -1144,32 +1235,35 @@ def extract_chain(source: typing.BinaryIO, targets: dict[str, str],
     against this manifest's sha256 and size, so the staged tree is exactly
     the tree of this backup: files deleted since a base are not restored.
     Every base archive is also verified whole against its own manifest.
+    Links are made once every base has been read.
     With ``hash_files=False`` (see extract_archive), ``open_base`` must
     check each base's whole sha256, and a file taken from a base is matched
     by the base manifest's sha256, which that check proves.
     """
     extractor = _Extractor(targets)
-    reader = _Reader(source, hash_files)
-    _unpack(reader, extractor)
-    reader.check()
-    manifest = reader.manifest
-    seen = dict(reader.seen)
-    for ref, wanted in sorted(_chain_needs(manifest, extractor).items()):
-        with open_base(ref) as base_source:
-            base = _Reader(base_source, hash_files)
-            _unpack(base, extractor, wanted)
-            base.check()
-        # check() matched every member against the base's manifest.
-        recorded = {e['path']: e for e in base.manifest['entries']}
-        for name, want in wanted.items():
-            got = base.seen.get(name, {})
-            if (got.get('type') != 'file' or
-                    recorded[name].get('sha256') != want['sha256'] or
-                    got.get('size') != want['size']):
-                raise exception.ArtifactCorrupt(
-                    'backup %s does not hold %r as the manifest of the '
-                    'incremental backup records it' % (ref, name))
-            seen[name] = got
-    extractor.check_links(seen, manifest['paths'])
-    extractor.seal()
+    try:
+        reader = _Reader(source, hash_files)
+        _unpack(reader, extractor)
+        reader.check()
+        manifest = reader.manifest
+        # Before any base is read: the manifest names every entry.
+        check_manifest(manifest)
+        for ref, wanted in sorted(_chain_needs(manifest, extractor).items()):
+            with open_base(ref) as base_source:
+                base = _Reader(base_source, hash_files)
+                _unpack(base, extractor, wanted)
+                base.check()
+            # check() matched every member against the base's manifest.
+            recorded = {e['path']: e for e in base.manifest['entries']}
+            for name, want in wanted.items():
+                got = base.seen.get(name, {})
+                if (got.get('type') != 'file' or
+                        recorded[name].get('sha256') != want['sha256'] or
+                        got.get('size') != want['size']):
+                    raise exception.ArtifactCorrupt(
+                        'backup %s does not hold %r as the manifest of the '
+                        'incremental backup records it' % (ref, name))
+        extractor.seal()
+    finally:
+        extractor.close()
     return manifest

@@ -101,16 +101,21 @@ def make_compute_tree(root):
                'started\n')
 
 
-def hostile_archive(member: tarfile.TarInfo, data: bytes = b'') -> bytes:
-    """A tar.zst of etc/nova holding ``member``, its manifest unaware."""
+def hostile_archive(member: tarfile.TarInfo, data: bytes = b'',
+                    then=()) -> bytes:
+    """A tar.zst of etc/nova holding ``member``, its manifest unaware.
+
+    ``then``: more (member, data) pairs after it.
+    """
     buf = io.BytesIO()
     with tarfile.open(fileobj=buf, mode='w', format=tarfile.PAX_FORMAT) as t:
         top = tarfile.TarInfo('etc/nova')
         top.type = tarfile.DIRTYPE
         top.mode = 0o755
         t.addfile(top)
-        member.size = len(data)
-        t.addfile(member, io.BytesIO(data) if data else None)
+        for member, data in [(member, data), *then]:
+            member.size = len(data)
+            t.addfile(member, io.BytesIO(data) if data else None)
         manifest = json.dumps({'format': 1, 'paths': ['etc/nova'],
                                'excludes': [], 'entries': [
                                    {'path': 'etc/nova', 'type': 'dir'}]})

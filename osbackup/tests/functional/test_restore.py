@@ -232,9 +232,13 @@ class RestoreTest(fleet_mod.FleetTestCase):
         for member in ('../../../victim', 'etc/nova/link'):
             info = tarfile.TarInfo(member)
             if member.endswith('link'):
+                # The link alone would be restored as a link; a file
+                # below it could only be written through it.
                 info.type = tarfile.SYMTYPE
-                info.linkname = '../../../../victim'
-                data = fleet_mod.hostile_archive(info)
+                info.linkname = '../../../..'
+                data = fleet_mod.hostile_archive(
+                    info, then=[(tarfile.TarInfo('etc/nova/link/victim'),
+                                 b'owned\n')])
             else:
                 data = fleet_mod.hostile_archive(info, b'owned\n')
             fleet.plant(art, data)

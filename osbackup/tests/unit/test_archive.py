@@ -122,13 +122,9 @@ class WriteArchiveTest(ArchiveTestBase):
         self.assertEqual(['etc/nova', 'var/lib/nova', 'var/log/nova'],
                          manifest['paths'])
         self.assertEqual(['var/lib/nova/instances'], manifest['excludes'])
-        self.assertEqual('etc/nova/fifo: FIFO skipped', stats.warnings[0])
-        # The link to the secret is stored as a link, with a warning that
-        # a restore will refuse it.
-        self.assertEqual(2, len(stats.warnings))
-        self.assertIn('etc/nova/shadow: symlink to ', stats.warnings[1])
-        self.assertIn('restores of this archive will be refused',
-                      stats.warnings[1])
+        # The absolute link to the secret is stored as a link and restores
+        # as one: nothing to warn about.
+        self.assertEqual(['etc/nova/fifo: FIFO skipped'], stats.warnings)
         entries = {e['path']: e for e in manifest['entries']}
         self.assertNotIn('etc/nova/fifo', entries)
         self.assertFalse([p for p in entries if 'instances' in p])
@@ -223,7 +219,44 @@ class WriteArchiveTest(ArchiveTestBase):
         os.symlink('nova', os.path.join(self.root, 'etc/alias'))
         _, stats = self.write(paths=['/etc/alias'])
         self.assertEqual([], stats.manifest['paths'])
-        self.assertEqual(['etc/alias: symlink skipped'], stats.warnings)
+        self.assertEqual(1, len(stats.warnings))
+        self.assertTrue(stats.warnings[0].startswith(
+            'etc/alias: symlink skipped: a top path must be a directory'))
+
+    def test_link_a_restore_would_refuse_is_skipped_with_a_warning(self):
+        # readlink cannot return '' on Linux, but a FUSE filesystem may:
+        # what the restore rule refuses is never stored.
+        self.make_tree()
+        real = os.readlink
+        with mock.patch.object(archive.os, 'readlink', side_effect=lambda p: (
+                '' if p.endswith('/rel') else real(p))):
+            out, stats = self.write(paths=['/etc/nova'])
+        self.assertIn('etc/nova/rel: empty symlink skipped: a restore would '
+                      'refuse it', stats.warnings)
+        self.assertNotIn('etc/nova/rel',
+                         [e['path'] for e in stats.manifest['entries']])
+        archive.verify_archive(out)
+
+    def test_backup_the_restore_would_refuse_fails(self):
+        # The writer's own checks make this unreachable; the final check
+        # of the manifest against the restore's rule still guards it.
+        self.make_tree()
+        real = archive._Writer.add_tree
+
+        def add_tree(writer, *args):
+            real(writer, *args)
+            writer.entries.append({'path': 'etc/nova/rel/x', 'type': 'dir'})
+        sink = io.BytesIO()
+        with mock.patch.object(archive._Writer, 'add_tree', add_tree):
+            exc = self.assertRaises(exception.UnsafeArchive,
+                                    archive.write_archive, sink, self.root,
+                                    ['/etc/nova'])
+        self.assertEqual("the backup would not restore: unsafe archive "
+                         "member 'etc/nova/rel/x': parent 'etc/nova/rel' is "
+                         "a symlink", exc.message)
+        # The stream is left unfinished: no storage commits it.
+        self.assertRaises(exception.ArtifactCorrupt, archive.verify_archive,
+                          io.BytesIO(sink.getvalue()))
 
     def test_file_growing_or_shrinking_while_read(self):
         self.make_tree()
@@ -422,8 +455,7 @@ class ExtractArchiveTest(ArchiveTestBase):
 
     def test_round_trip(self):
         self.make_tree()
-        # Absolute links are refused on extraction, so leave it out here.
-        out, stats = self.write(excludes=EXCLUDES + ['/etc/nova/shadow'])
+        out, stats = self.write()
         self.assertEqual(stats.manifest, archive.verify_archive(out))
         out.seek(0)
         _, targets = self.staging('etc/nova', 'var/lib/nova', 'var/log/nova')
@@ -432,7 +464,7 @@ class ExtractArchiveTest(ArchiveTestBase):
                          archive.extract_archive(out, targets))
         for prefix, staging in targets.items():
             expected = _snapshot(os.path.join(self.root, prefix))
-            for rel in ('fifo', 'shadow', 'instances', 'instances/uuid',
+            for rel in ('fifo', 'instances', 'instances/uuid',
                         'instances/uuid/disk'):
                 expected.pop(rel, None)
             self.assertEqual(expected, _snapshot(staging))
@@ -442,6 +474,8 @@ class ExtractArchiveTest(ArchiveTestBase):
             targets['etc/nova'], 'bin/helper')).st_mode))
         self.assertEqual('../nova.conf', os.readlink(os.path.join(
             targets['etc/nova'], 'policy.d/up')))
+        self.assertEqual(self.secret, os.readlink(os.path.join(
+            targets['etc/nova'], 'shadow')))
         self.assertEqual(1, os.stat(os.path.join(
             targets['etc/nova'], 'hardlink.conf')).st_nlink)
         if os.geteuid() == 0:
@@ -468,13 +502,56 @@ class ExtractArchiveTest(ArchiveTestBase):
         out, stats = self.write(paths=['/missing'])
         self.assertEqual([], archive.verify_archive(out)['entries'])
 
-    def test_absolute_symlink_is_refused(self):
+    def test_package_links_restore_as_links(self):
+        # Debian's swift ships /etc/swift/backups -> /var/backups/swift:
+        # absolute, leaving the tree, dangling on a node without it.
         self.make_tree()
-        out, _ = self.write()
+        os.symlink('/var/backups/nova',
+                   os.path.join(self.root, 'etc/nova/backups'))
+        os.symlink('../../usr/share/nova',
+                   os.path.join(self.root, 'etc/nova/share'))
+        out, stats = self.write(paths=['/etc/nova'])
+        self.assertEqual(['etc/nova/fifo: FIFO skipped'], stats.warnings)
+        archive.verify_archive(out)
+        out.seek(0)
         _, targets = self.staging('etc/nova')
-        exc = self.assertRaises(exception.UnsafeArchive,
-                                archive.extract_archive, out, targets)
-        self.assertIn("'etc/nova/shadow'", exc.message)
+        archive.extract_archive(out, targets)
+        staged = targets['etc/nova']
+        for name, target in (('shadow', self.secret),
+                             ('backups', '/var/backups/nova'),
+                             ('share', '../../usr/share/nova')):
+            self.assertEqual(target, os.readlink(os.path.join(staged, name)))
+        self.assertEqual(_snapshot(os.path.join(self.root, 'etc/nova'))
+                         .keys() - {'fifo'}, _snapshot(staged).keys())
+        with open(self.secret, 'rb') as f:
+            self.assertEqual(b'TOP-SECRET-SHADOW-CONTENT', f.read())
+
+    def test_file_not_written_through_a_link_planted_in_staging(self):
+        # Someone swaps a staged directory for a link to elsewhere while
+        # the restore writes into it: the rest of its files still land in
+        # the directory, never through the link.
+        self.make_tree()
+        with open(os.path.join(self.root, 'etc/nova/policy.d/01-more.yaml'),
+                  'wb') as f:
+            f.write(b'more\n')
+        out, _ = self.write(paths=['/etc/nova'])
+        _, targets = self.staging('etc/nova')
+        policy = os.path.join(targets['etc/nova'], 'policy.d')
+        real = archive._Extractor._apply
+        planted = []
+
+        def apply(extractor, target, member, *args, **kwargs):
+            real(extractor, target, member, *args, **kwargs)
+            if not planted and os.path.isdir(policy):
+                os.rename(policy, policy + '.moved')
+                os.symlink(self.outside, policy)
+                planted.append(member.name)
+        with mock.patch.object(archive._Extractor, '_apply', apply):
+            archive.extract_archive(out, targets)
+        self.assertEqual(['etc/nova/policy.d/00-default.yaml'], planted)
+        self.assertEqual(['shadow'], os.listdir(self.outside))
+        self.assertEqual(['00-default.yaml', '01-more.yaml', 'up'],
+                         sorted(os.listdir(policy + '.moved')))
 
     def test_corrupt_archive_is_refused(self):
         self.make_tree()
@@ -560,42 +637,79 @@ class MaliciousArchiveTest(ArchiveTestBase):
         self.assertIn('outside the archived paths', exc.message)
 
     def test_hard_link(self):
+        # A hard link to a file outside would make the restore share (and
+        # later rewrite) that file.  osbackup stores hard links as files,
+        # so one to a member inside is refused as well.
         self.assertRefused(('etc/nova/h', tarfile.LNKTYPE, self.secret))
+        exc = self.assertRefused(('etc/nova/a', tarfile.REGTYPE, ''),
+                                 ('etc/nova/h', tarfile.LNKTYPE, 'etc/nova/a'),
+                                 written=['a'])
+        self.assertIn("'etc/nova/h': hard link", exc.message)
 
     def test_devices_and_fifos(self):
         for kind in (tarfile.CHRTYPE, tarfile.BLKTYPE, tarfile.FIFOTYPE,
                      tarfile.CONTTYPE):
             self.assertRefused(('etc/nova/dev', kind, ''))
 
-    def test_escaping_symlinks(self):
-        self.assertRefused(('etc/nova/l', tarfile.SYMTYPE, self.secret))
-        self.assertRefused(('etc/nova/l', tarfile.SYMTYPE, '../../etc'))
-        self.assertRefused(('etc/nova/a/l', tarfile.SYMTYPE, '../../x'),
-                           top=False)
+    def assertLinksRestored(self, *members):
+        """Extract; each link is a link as archived, nothing written out."""
+        _, targets = self.staging('etc/nova')
+        archive.extract_archive(self.evil(*members), targets)
+        for name, kind, link in members:
+            if kind == tarfile.SYMTYPE:
+                self.assertEqual(link, os.readlink(os.path.join(
+                    targets['etc/nova'], name[len('etc/nova/'):])))
+        self.assertEqual(['shadow'], os.listdir(self.outside))
+        with open(self.secret, 'rb') as f:
+            self.assertEqual(b'TOP-SECRET-SHADOW-CONTENT', f.read())
+
+    def test_outward_links_are_restored_as_links(self):
+        self.assertLinksRestored(
+            ('etc/nova/abs', tarfile.SYMTYPE, self.secret),
+            ('etc/nova/up', tarfile.SYMTYPE, '../../etc'),
+            ('etc/nova/dangling', tarfile.SYMTYPE, '/var/backups/nova'),
+            ('etc/nova/sub', tarfile.DIRTYPE, ''),
+            ('etc/nova/sub/far', tarfile.SYMTYPE, '../../../../../x'),
+            ('etc/nova/sub/z', tarfile.REGTYPE, ''))
 
     def test_symlink_as_top(self):
         self.assertRefused(('etc/nova', tarfile.SYMTYPE, 'nova'), top=False)
 
-    def test_two_step_symlink(self):
-        self.assertRefused(('etc/nova/x', tarfile.SYMTYPE, '../..'),
-                           ('etc/nova/x/passwd', tarfile.REGTYPE, ''))
-        # A link that stays inside still must not be written through.
+    def test_member_below_a_link_is_refused(self):
+        for link in ('../..', self.outside, 'sub'):
+            # The link may be harmless itself; a member below it could
+            # only be written through it.  Links are made last, so a
+            # refused archive leaves none behind.
+            exc = self.assertRefused(
+                ('etc/nova/sub', tarfile.DIRTYPE, ''),
+                ('etc/nova/x', tarfile.SYMTYPE, link),
+                ('etc/nova/x/passwd', tarfile.REGTYPE, ''),
+                written=['sub'])
+            self.assertEqual("unsafe archive member 'etc/nova/x/passwd': "
+                             "parent 'etc/nova/x' is a symlink", exc.message)
         exc = self.assertRefused(
-            ('etc/nova/sub', tarfile.DIRTYPE, ''),
-            ('etc/nova/x', tarfile.SYMTYPE, 'sub'),
-            ('etc/nova/x/passwd', tarfile.REGTYPE, ''),
-            written=['sub', 'x'])
-        self.assertIn("'etc/nova/x/passwd'", exc.message)
+            ('etc/nova/x', tarfile.SYMTYPE, self.outside),
+            ('etc/nova/x/d', tarfile.DIRTYPE, ''))
+        self.assertIn("parent 'etc/nova/x' is a symlink", exc.message)
 
-    def test_chained_symlinks_escape(self):
+    def test_chained_symlinks_are_restored_as_links(self):
         # Lexically 's/d/../..' stays inside; through the link 's/d -> ..'
-        # it resolves two levels above the tree.
-        exc = self.assertRefused(
+        # it resolves two levels above the tree.  Neither is followed.
+        self.assertLinksRestored(
             ('etc/nova/s', tarfile.DIRTYPE, ''),
             ('etc/nova/s/d', tarfile.SYMTYPE, '..'),
-            ('etc/nova/l', tarfile.SYMTYPE, 's/d/../..'),
-            written=['s', 's/d'])
-        self.assertIn("'etc/nova/l'", exc.message)
+            ('etc/nova/l', tarfile.SYMTYPE, 's/d/../..'))
+
+    def test_hostile_archive_fails_verification(self):
+        # verify applies the restore's rule: it no longer says OK about
+        # an archive the restore would refuse.
+        for members in ((('etc/nova/x', tarfile.SYMTYPE, '/'),
+                         ('etc/nova/x/passwd', tarfile.REGTYPE, '')),
+                        (('etc/nova/../x', tarfile.REGTYPE, ''),),
+                        (('etc/nova/h', tarfile.LNKTYPE, self.secret),),
+                        (('etc/nova/f', tarfile.FIFOTYPE, ''),)):
+            self.assertRaises(exception.UnsafeArchive,
+                              archive.verify_archive, self.evil(*members))
 
     def test_link_then_file_of_same_name(self):
         self.assertRaises(exception.OsbackupError, archive.extract_archive,

@@ -215,8 +215,8 @@ class HostileTarTest(base.TestCase):
     def refused(self, raw: bytes, error=exception.ArtifactCorrupt,
                 verify=True):
         if verify:
-            self.assertRaises(exception.ArtifactCorrupt,
-                              archive.verify_archive, _compress(raw))
+            # verify applies the restore's rule too.
+            self.assertRaises(error, archive.verify_archive, _compress(raw))
         # Restores extract without hashing files: as strict about the rest.
         for hash_files in (False, True):
             shutil.rmtree(self.base)
@@ -304,24 +304,27 @@ class HostileTarTest(base.TestCase):
                 (_raw_member(_ustar(b'././@LongLink', b'L', b'%011o' % 17),
                              b'etc/nova/../../x\0'), '".." in name')):
             exc = self.refused(self.top() + prefix + file_a + _end(),
-                               exception.UnsafeArchive, verify=False)
+                               exception.UnsafeArchive)
             self.assertIn(why, exc.message)
         exc = self.refused(
             self.top() + _raw_member(_ustar(b'passwd', b'0', b'1',
                                             prefix=b'/etc'), b'A') + _end(),
-            exception.UnsafeArchive, verify=False)
+            exception.UnsafeArchive)
         self.assertIn("'/etc/passwd'", exc.message)
 
-    def test_pax_link_target_is_checked(self):
-        link = _ustar(b'etc/nova/l', b'2')
-        exc = self.refused(self.top() + _pax(_rec('linkpath', b'../../')) +
-                           _raw_member(link) +
-                           _manifest([{'path': 'etc/nova', 'type': 'dir'},
-                                      {'path': 'etc/nova/l',
-                                       'type': 'symlink',
-                                       'target': '../../'}]) + _end(),
-                           exception.UnsafeArchive, verify=False)
-        self.assertIn('leaves', exc.message)
+    def test_pax_link_target_is_restored_as_it_is(self):
+        def raw(target):
+            return (self.top() + _pax(_rec('linkpath', b'../../')) +
+                    _raw_member(_ustar(b'etc/nova/l', b'2')) +
+                    _manifest([{'path': 'etc/nova', 'type': 'dir'},
+                               {'path': 'etc/nova/l', 'type': 'symlink',
+                                'target': target}]) + _end())
+        archive.extract_archive(_compress(raw('../../')), self.targets)
+        self.assertEqual('../../', os.readlink(os.path.join(
+            self.targets['etc/nova'], 'l')))
+        # The pax target is the one the manifest must match.
+        exc = self.refused(raw('../..'))
+        self.assertIn("target '../../', manifest says '../..'", exc.message)
 
     def test_sparse_members_are_refused(self):
         file_a = _raw_member(_ustar(b'etc/nova/a', b'0', b'1'), b'A')
@@ -510,7 +513,8 @@ class ReaderThreadTest(base.TestCase):
     def test_unsafe_member_stops_thread(self):
         raw = _archive([_info('etc/nova', tarfile.DIRTYPE),
                         _info('etc/nova/l', tarfile.SYMTYPE,
-                              linkname='/etc/passwd')] +
+                              linkname='/etc'),
+                        _info('etc/nova/l/passwd', data=b'x')] +
                        [_info('etc/nova/f%d' % i, data=os.urandom(100_000))
                         for i in range(30)])
         self.assertRaises(exception.UnsafeArchive, archive.extract_archive,

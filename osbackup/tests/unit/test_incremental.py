@@ -194,6 +194,38 @@ class IncrementalTest(base.TestCase):
         self.assertEqual(['etc/nova/nova.conf'], self.members('2'))
         self.assertEqual(1, inc.stored_files)
 
+    def test_chain_restores_outward_links(self):
+        # Package-shipped links (Debian's swift: /etc/swift/backups ->
+        # /var/backups/swift) in every backup of a chain.
+        os.symlink('/var/backups/nova',
+                   os.path.join(self.root, 'etc/nova/backups'))
+        self.backup('1')
+        self.put('etc/nova/nova.conf', b'changed in 2')
+        os.symlink('../../../etc/nova',
+                   os.path.join(self.root, 'var/lib/nova/state/etc'))
+        self.backup('2', '1')
+        restored = self.restore('2')
+        self.assertEqual(self.snapshot(), restored)
+        self.assertEqual('/var/backups/nova',
+                         restored['etc/nova']['backups']['target'])
+        self.assertEqual(['1'], self.opened)
+
+    def test_kept_file_below_a_link_is_refused_before_reading_bases(self):
+        self.backup('1')
+        self.backup('2', '1')
+        data, manifest = self.store['2']
+        manifest = json.loads(json.dumps(manifest))
+        # state/ln is a link in backup 2; a file kept in 1 "below" it
+        # could only be written through it.
+        kept = next(e for e in manifest['entries']
+                    if e['path'] == 'var/lib/nova/state/keys')
+        kept['path'] = 'var/lib/nova/state/ln/keys'
+        self.store['2'] = (self._rewrite_manifest(data, manifest), manifest)
+        exc = self.assertRaises(exception.UnsafeArchive, self.restore, '2')
+        self.assertIn("parent 'var/lib/nova/state/ln' is a symlink",
+                      exc.message)
+        self.assertEqual([], self.opened)
+
     @staticmethod
     def _rewrite_manifest(data, manifest):
         """Re-pack an archive with another manifest member."""
