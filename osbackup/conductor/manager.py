@@ -11,7 +11,7 @@ LOG = logging.getLogger(__name__)
 class ConductorManager:
     """Endpoint for ``osbackup-conductor``; see conductor/rpcapi.py."""
 
-    target = messaging.Target(version='1.2')
+    target = messaging.Target(version='1.3')
 
     def __init__(self, svc):
         self.svc = svc
@@ -29,6 +29,12 @@ class ConductorManager:
 
     def task_finished(self, context, task_id, host, status, result, error):
         self.svc.recorder.finished(task_id, status, result, error)
+
+    # Conductors' probes of their report queue (conductor/hearing.py)
+
+    def mark(self, context):
+        """Answer a probe: it came through the queue the reports take."""
+        return True
 
     # Requests from osbackup-manage
 

@@ -76,6 +76,10 @@ class ReportRecorder:
         self._stopping = False
         self._busy = False
         self._thread = None
+        #: Reports received and written (or dropped) so far: what
+        #: wait_written compares.
+        self._received = 0
+        self._written = 0
 
     # -- producers (RPC handler threads) ---------------------------------
 
@@ -95,7 +99,9 @@ class ReportRecorder:
     def _put(self, report):
         with self._cond:
             self._queue.append(report)
-            self._cond.notify()
+            self._received += 1
+            # All: wait_written callers wait on the same condition.
+            self._cond.notify_all()
 
     # -- life cycle -----------------------------------------------------
 
@@ -109,7 +115,7 @@ class ReportRecorder:
         """Write what is queued, then end the thread."""
         with self._cond:
             self._stopping = True
-            self._cond.notify()
+            self._cond.notify_all()
         if self._thread is not None:
             self._thread.join(timeout)
             if self._thread.is_alive():
@@ -123,7 +129,26 @@ class ReportRecorder:
             batch = self._take()
             if not batch:
                 return
-            self._write(batch)
+            try:
+                self._write(batch)
+            finally:
+                self._done(len(batch))
+
+    def wait_written(self, timeout: float) -> bool:
+        """Wait until every report received so far is written.
+
+        Returns False when that took longer than ``timeout`` seconds (the
+        catalogue is down or far behind).
+        """
+        with self._cond:
+            target = self._received
+            return self._cond.wait_for(lambda: self._written >= target,
+                                       timeout)
+
+    def _done(self, n):
+        with self._cond:
+            self._written += n
+            self._cond.notify_all()
 
     def pending(self) -> int:
         """Reports queued or being written."""
@@ -162,6 +187,7 @@ class ReportRecorder:
             finally:
                 with self._cond:
                     self._busy = False
+                self._done(len(batch))
 
     def _write(self, batch):
         """Write one batch, whatever it takes; route what it ended."""

@@ -1,5 +1,8 @@
 """Client side of the conductor RPC API (agents and osbackup-manage)."""
 
+import oslo_messaging as messaging
+from oslo_messaging.rpc import dispatcher as rpc_dispatcher
+
 from osbackup import exception
 from osbackup import rpc
 
@@ -13,9 +16,10 @@ class ConductorAPI:
         1.1 - Added verify_backup, prune_backups, delete_backup,
               distribute_rings; targets and policy in create_backup
         1.2 - full in create_backup (no incremental file sets)
+        1.3 - Added mark (conductors probing their report queue)
     """
 
-    RPC_API_VERSION = '1.2'
+    RPC_API_VERSION = '1.3'
 
     def __init__(self, conf):
         self.client = rpc.get_client(
@@ -44,6 +48,23 @@ class ConductorAPI:
         self.client.prepare(version='1.0').cast(
             ctxt, 'task_finished', task_id=task_id, host=host,
             status=status, result=result, error=error)
+
+    def mark(self, ctxt, timeout: float) -> None:
+        """A round trip through the conductors' shared report queue.
+
+        Answered by whichever conductor consumes the queue, after every
+        report queued before it; raises when none answers in ``timeout``
+        seconds or the broker is unreachable (no reconnect attempts:
+        the caller simply probes again later). A conductor that predates
+        the method answers with an error, which proves as much.
+        """
+        version = '1.3' if self.client.can_send_version('1.3') else '1.0'
+        try:
+            self.client.prepare(version=version, timeout=timeout,
+                                retry=0).call(ctxt, 'mark')
+        except (messaging.RemoteError, rpc_dispatcher.NoSuchMethod,
+                rpc_dispatcher.UnsupportedVersion):
+            pass
 
     # Requests from osbackup-manage: calls, the answer is needed.
 

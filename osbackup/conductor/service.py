@@ -5,12 +5,14 @@ from oslo_log import log as logging
 from osbackup.agent import rpcapi as agent_rpcapi
 from osbackup.conductor import backups as backups_mod
 from osbackup.conductor import dispatch as dispatch_mod
+from osbackup.conductor import hearing as hearing_mod
 from osbackup.conductor import manager as manager_mod
 from osbackup.conductor import policies as policies_mod
 from osbackup.conductor import prune as prune_mod
 from osbackup.conductor import recorder as recorder_mod
 from osbackup.conductor import restores as restores_mod
 from osbackup.conductor import rings as rings_mod
+from osbackup.conductor import rpcapi as conductor_rpcapi
 from osbackup.conductor import tasks as tasks_mod
 from osbackup.conductor import verify as verify_mod
 from osbackup.db import api as db_api
@@ -56,8 +58,26 @@ class ConductorService(service.RPCService):
             batch_size=conf.conductor.report_batch_size,
             retry_interval=conf.database.retry_interval,
             on_retried=self.tracker.recheck)
+        self.tracker.hearing = self._hearing(conf)
         self.backups.on_success.append(self.rings.after_backup)
         self.manager = manager_mod.ConductorManager(self)
+
+    def _hearing(self, conf) -> hearing_mod.Hearing:
+        """Deadlines count only while this conductor hears (hearing.py).
+
+        Probed once per deadline check; a probe waits for its answer and
+        then for the recorder at most ``probe_timeout`` each, and two
+        proofs further apart than two checks and those waits do not make
+        one span.
+        """
+        api = conductor_rpcapi.ConductorAPI(conf)
+        interval = conf.conductor.periodic_interval
+        probe_timeout = max(5, interval)
+        return hearing_mod.Hearing(
+            lambda: api.mark(rpc.admin_context(), probe_timeout),
+            self.recorder.wait_written,
+            max_gap=2 * interval + 2 * probe_timeout,
+            barrier_timeout=probe_timeout)
 
     def start(self):
         LOG.info('Starting osbackup-conductor %s on %s',

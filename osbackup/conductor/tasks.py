@@ -17,8 +17,11 @@ class TaskTracker:
     """Record task ends and route them to their operation."""
 
     def __init__(self, conf, catalogue, backups, restores, verifier=None,
-                 pruner=None):
+                 pruner=None, hearing=None):
         self.conf = conf
+        #: When this conductor could hear its agents (hearing.py); None
+        #: counts wall-clock time (tests, tools without a listener).
+        self.hearing = hearing
         self.catalogue = catalogue
         self.backups = backups
         self.restores = restores
@@ -34,6 +37,8 @@ class TaskTracker:
             return
         self._log_end(task)
         self._route(task)
+        if task.get('late'):
+            self._late_success(task)
 
     def ended(self, tasks: list) -> None:
         """Move on the operations of tasks a batch of reports ended.
@@ -53,6 +58,36 @@ class TaskTracker:
         for backup_id in backup_ids:
             self.backups.task_done({'kind': 'backup',
                                     'backup_id': backup_id})
+        for task in tasks:
+            if task.get('late'):
+                self._late_success(task)
+
+    def _late_success(self, task: dict) -> None:
+        """A timed-out backup task succeeded after all: keep its artifacts.
+
+        The catalogue has recorded them; a backup already judged FAILED is
+        judged again, and one being deleted is deleted again so that the
+        late objects go with it instead of staying in storage unknown.
+        """
+        backup_id = task['backup_id']
+        LOG.warning('Task %s (%s on %s) had timed out but its agent finished '
+                    'it: its artifacts are recorded in backup %s',
+                    task['id'], task['service'], task['host'], backup_id)
+        status = self.catalogue.rejudge_backup(backup_id)
+        if status:
+            LOG.info('Backup %s ended %s after all', backup_id, status)
+            return
+        try:
+            backup = self.catalogue.get_backup_summary(backup_id)
+        except exception.NotFound:
+            return
+        if backup['status'] == states.DELETING and self.pruner is not None:
+            try:
+                self.pruner.delete(backup_id, force=True)
+            except exception.OsbackupError as exc:
+                LOG.warning('Backup %s: the late artifacts of task %s wait '
+                            'for the next prune: %s', backup_id, task['id'],
+                            exc.message)
 
     def recheck(self, task_ids: list) -> None:
         """Close the backups of tasks that may have ended unseen.
@@ -96,10 +131,22 @@ class TaskTracker:
             self.verifier.task_done(task)
 
     def check_deadlines(self) -> None:
-        """Time out tasks whose agent went silent; move their operations."""
-        expired = self.catalogue.expire_tasks(
-            self.conf.conductor.task_start_timeout,
-            self.conf.conductor.task_silence_timeout)
+        """Time out tasks whose agent went silent; move their operations.
+
+        With ``hearing``, only the time this conductor could hear counts:
+        nothing times out before it has proven it hears (drained what was
+        queued for it), and an outage extends every deadline by its
+        length.
+        """
+        opts = self.conf.conductor
+        expired = []
+        if self.hearing is None:
+            expired = self.catalogue.expire_tasks(
+                opts.task_start_timeout, opts.task_silence_timeout)
+        elif self.hearing.check():
+            expired = self.catalogue.expire_tasks(
+                opts.task_start_timeout, opts.task_silence_timeout,
+                until=self.hearing.until, heard=self.hearing.heard)
         for task in expired:
             LOG.warning('Task %s on %s timed out: %s', task['id'],
                         task['host'], task['error'])

@@ -54,6 +54,17 @@ _RESTORE_FIELDS = ('id', 'backup_id', 'status', 'hosts', 'services', 'plan',
                    'phase', 'created_at', 'finished_at', 'error')
 
 
+def _late_success(kind: str, status: str, reported: str) -> bool:
+    """A backup task timed out, then its agent reports it succeeded.
+
+    Its artifacts are complete and stored: they are recorded (and the
+    backup judged again) rather than left in storage unknown to the
+    catalogue. Any other late report changes nothing.
+    """
+    return (kind == 'backup' and status == states.TIMED_OUT and
+            reported == states.SUCCEEDED)
+
+
 def _held(info) -> list:
     """The task ids a heartbeat says its agent holds."""
     tasks = info.get('tasks', []) if isinstance(info, dict) else []
@@ -218,35 +229,61 @@ class Catalogue(policy_api.PolicyQueries):
 
     def finish_backup_if_done(self, backup_id: int) -> str | None:
         """Close a backup whose tasks all ended; return its final status."""
+        return self._judge_backup(backup_id, states.RUNNING,
+                                  finished_at=_now())
+
+    def rejudge_backup(self, backup_id: int) -> str | None:
+        """Judge a FAILED backup again after a late task success.
+
+        Returns SUCCEEDED when its tasks now all are good, else None.
+        Only a FAILED backup moves: one being deleted stays so (its
+        deletion takes the late artifacts too).
+        """
+        status = self._judge_backup(backup_id, states.FAILED)
+        return status if status == states.SUCCEEDED else None
+
+    def _judge_backup(self, backup_id, from_status, **values):
+        """Set a backup's status from its tasks', compare-and-set.
+
+        Returns the status set, or None while a task is active or when the
+        backup was not ``from_status``.
+        """
         with self.session() as s:
-            # One active task is enough to answer; the index on (backup_id,
-            # kind, status) finds it without reading the ended ones.
-            active = s.scalar(
-                sa.select(models.Task.id)
-                .where(models.Task.backup_id == backup_id,
-                       models.Task.kind == 'backup',
-                       models.Task.status.in_(states.TASK_ACTIVE)).limit(1))
-            if active is not None:
+            verdict = self._verdict(s, backup_id)
+            if verdict is None:
                 return None
-            counts = dict(s.execute(
-                sa.select(models.Task.status, sa.func.count())
-                .where(models.Task.backup_id == backup_id,
-                       models.Task.kind == 'backup')
-                .group_by(models.Task.status)).all())
-            if any(counts.get(st) for st in states.TASK_ACTIVE):
-                return None
-            total = sum(counts.values())
-            bad = total - sum(counts.get(st, 0) for st in states.TASK_GOOD)
-            status = states.SUCCEEDED if not bad else states.FAILED
-            error = '%d of %d tasks did not succeed' % (bad, total) \
-                if bad else None
+            status, error = verdict
             done = s.execute(
                 sa.update(models.Backup)
                 .where(models.Backup.id == backup_id,
-                       models.Backup.status == states.RUNNING)
-                .values(status=status, finished_at=_now(), error=error)
-            ).rowcount
+                       models.Backup.status == from_status)
+                .values(status=status, error=error, **values)).rowcount
             return status if done else None
+
+    @staticmethod
+    def _verdict(s, backup_id):
+        """(status, error) of a backup from its tasks; None while active."""
+        # One active task is enough to answer; the index on (backup_id,
+        # kind, status) finds it without reading the ended ones.
+        active = s.scalar(
+            sa.select(models.Task.id)
+            .where(models.Task.backup_id == backup_id,
+                   models.Task.kind == 'backup',
+                   models.Task.status.in_(states.TASK_ACTIVE)).limit(1))
+        if active is not None:
+            return None
+        counts = dict(s.execute(
+            sa.select(models.Task.status, sa.func.count())
+            .where(models.Task.backup_id == backup_id,
+                   models.Task.kind == 'backup')
+            .group_by(models.Task.status)).all())
+        if any(counts.get(st) for st in states.TASK_ACTIVE):
+            return None
+        total = sum(counts.values())
+        bad = total - sum(counts.get(st, 0) for st in states.TASK_GOOD)
+        if not bad:
+            return states.SUCCEEDED, None
+        return states.FAILED, '%d of %d tasks did not succeed' % (bad, total)
 
     def fail_backup(self, backup_id: int, error: str) -> None:
         with self.session() as s:
@@ -339,7 +376,8 @@ class Catalogue(policy_api.PolicyQueries):
         """Record a task's end and its artifacts, once.
 
         Returns the task, or None when the task had already ended (a
-        duplicate or late report, which must change nothing).
+        duplicate or late report, which must change nothing) except for
+        a late success (see _late_success): then ``late`` is True.
         """
         now = _now()
         with self.session() as s:
@@ -350,9 +388,15 @@ class Catalogue(policy_api.PolicyQueries):
             if result and 'bytes' in result:
                 values.update(progress_bytes=result['bytes'],
                               progress_files=result.get('files', 0))
+            current = s.execute(
+                sa.select(models.Task.kind, models.Task.status)
+                .where(models.Task.id == task_id)).first()
+            late = current is not None and _late_success(
+                current.kind, current.status, status)
             done = s.execute(
                 sa.update(models.Task)
                 .where(models.Task.id == task_id,
+                       models.Task.status == states.TIMED_OUT if late else
                        models.Task.status.in_(states.TASK_ACTIVE))
                 .values(**values)).rowcount
             if not done:
@@ -360,7 +404,7 @@ class Catalogue(policy_api.PolicyQueries):
             task = s.get(models.Task, task_id)
             if task.backup_id is not None and task.kind == 'backup':
                 self._add_artifacts(s, task, status, result or {}, now)
-            return _row(task, *_TASK_FIELDS)
+            return dict(_row(task, *_TASK_FIELDS), late=late)
 
     @_retry_deadlock
     def record_reports(self, reports: list) -> list[dict]:
@@ -374,7 +418,8 @@ class Catalogue(policy_api.PolicyQueries):
         rows are locked first, so a task ends once whoever else reports or
         expires it. All or nothing: a batch that fails changes nothing and
         can be applied again. Returns the tasks this batch ended, with the
-        fields that route them (``_ENDED_FIELDS``).
+        fields that route them (``_ENDED_FIELDS``) and ``late`` (a timed
+        out backup task that succeeded after all, see _late_success).
         """
         now = _now()
         ids, beats = set(), {}
@@ -394,7 +439,7 @@ class Catalogue(policy_api.PolicyQueries):
                 sa.select(*[table.c[f] for f in _LOCKED_FIELDS])
                 .where(table.c.id.in_(sorted(ids))).with_for_update())
             } if ids else {}
-            changes, ended = {}, []
+            changes, ended, late = {}, [], set()
             for kind, task_id, args in reports:
                 if kind == 'heartbeat':
                     # Tasks the agent holds (queued or running) are alive
@@ -414,7 +459,10 @@ class Catalogue(policy_api.PolicyQueries):
                     continue
                 values = changes.setdefault(task_id, {})
                 status = values.get('status', row.status)
-                if status not in states.TASK_ACTIVE:
+                if kind == 'finished' and _late_success(row.kind, status,
+                                                        args[0]):
+                    late.add(task_id)
+                elif status not in states.TASK_ACTIVE:
                     continue    # a late or repeated report
                 if kind == 'started':
                     if status == states.PENDING:
@@ -444,9 +492,9 @@ class Catalogue(policy_api.PolicyQueries):
                     self._add_artifacts(s, row, task['status'],
                                         task['result'] or {}, now,
                                         pending=artifacts)
-                out.append({f: _iso(task.get(f)) if isinstance(
+                out.append(dict({f: _iso(task.get(f)) if isinstance(
                     task.get(f), datetime.datetime) else task.get(f)
-                    for f in _ENDED_FIELDS})
+                    for f in _ENDED_FIELDS}, late=task_id in late))
             if artifacts:
                 s.execute(sa.insert(models.Artifact.__table__), artifacts)
             s.flush()
@@ -547,14 +595,28 @@ class Catalogue(policy_api.PolicyQueries):
                     sha256=copy.get('sha256'), status=states.AVAILABLE,
                     created_at=now))
 
-    def expire_tasks(self, start_timeout: int, silence_timeout: int
-                     ) -> list[dict]:
-        """Mark tasks whose agent went silent TIMED_OUT; return them."""
+    def expire_tasks(self, start_timeout: int, silence_timeout: int,
+                     until: datetime.datetime | None = None,
+                     heard=None) -> list[dict]:
+        """Mark tasks whose agent went silent TIMED_OUT; return them.
+
+        ``heard(since)`` gives the seconds the conductor could hear its
+        agents from ``since`` to ``until`` (conductor/hearing.py): a
+        deadline counts only that time, so an outage of the broker or of
+        the conductor pauses every deadline. Without it, wall-clock time
+        up to now counts.
+        """
         now = _now()
-        not_started = now - datetime.timedelta(seconds=start_timeout)
-        silent = now - datetime.timedelta(seconds=silence_timeout)
+        until = until or now
+        if heard is None:
+            def heard(since):
+                return (until - since).total_seconds()
+        not_started = until - datetime.timedelta(seconds=start_timeout)
+        silent = until - datetime.timedelta(seconds=silence_timeout)
         expired = []
         with self.session() as s:
+            # Heard time never exceeds wall-clock time: these are the
+            # tasks that may be late, the checks below say which are.
             candidates = s.scalars(sa.select(models.Task).where(
                 models.Task.status.in_(states.TASK_ACTIVE),
                 sa.or_(
@@ -562,16 +624,12 @@ class Catalogue(policy_api.PolicyQueries):
                             models.Task.created_at < not_started),
                     sa.and_(models.Task.status == states.RUNNING,
                             models.Task.updated_at < silent),
-                    models.Task.expires_at < now))).all()
+                    models.Task.expires_at < until))).all()
             for task in candidates:
-                if task.status == states.PENDING:
-                    why = ('agent %s did not start the task within %d s'
-                           % (task.host, start_timeout))
-                else:
-                    why = ('agent %s went silent for more than %d s'
-                           % (task.host, silence_timeout))
-                if task.expires_at < now:
-                    why = 'task passed its deadline'
+                why = self._overdue(task, start_timeout, silence_timeout,
+                                    heard)
+                if why is None:
+                    continue
                 done = s.execute(
                     sa.update(models.Task)
                     .where(models.Task.id == task.id,
@@ -585,6 +643,21 @@ class Catalogue(policy_api.PolicyQueries):
                                     'verification_id': task.verification_id,
                                     'host': task.host, 'error': why})
         return expired
+
+    @staticmethod
+    def _overdue(task, start_timeout, silence_timeout, heard) -> str | None:
+        """Why ``task`` is past a deadline in heard time, or None."""
+        allowed = (task.expires_at - task.created_at).total_seconds()
+        if heard(task.created_at) > allowed:
+            return 'task passed its deadline'
+        if task.status == states.PENDING:
+            if heard(task.created_at) > start_timeout:
+                return ('agent %s did not start the task within %d s'
+                        % (task.host, start_timeout))
+        elif heard(task.updated_at) > silence_timeout:
+            return ('agent %s went silent for more than %d s'
+                    % (task.host, silence_timeout))
+        return None
 
     def running_backups(self) -> list[int]:
         with self.session() as s:

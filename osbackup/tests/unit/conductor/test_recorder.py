@@ -258,3 +258,25 @@ class RecorderTest(base.TestCase):
             self.rec.flush()
         agent = [a for a in self.cat.list_agents(60) if a['host'] == 'late']
         self.assertEqual('2', agent[0]['version'])
+
+    def test_wait_written_is_a_barrier_behind_the_database(self):
+        backup_id, sent = self._backup()
+        self.assertTrue(self.rec.wait_written(0))     # nothing received
+        real = self.cat.record_reports
+        down = [True]
+
+        def flaky(batch):
+            if down[0]:
+                raise db_exc.DBConnectionError('catalogue down')
+            return real(batch)
+
+        with mock.patch.object(self.cat, 'record_reports', side_effect=flaky):
+            self.rec.retry_interval = 0.05
+            self.rec.start()
+            self.addCleanup(self.rec.stop)
+            self._report_all(sent)
+            # Received but not written: the barrier does not pass.
+            self.assertFalse(self.rec.wait_written(0.3))
+            down[0] = False
+            self.assertTrue(self.rec.wait_written(10))
+        self._check_once(backup_id, sent)

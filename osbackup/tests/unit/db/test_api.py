@@ -120,10 +120,18 @@ class CatalogueTest(base.TestCase):
         self.assertIn('did not start', tasks[pending['id']]['error'])
         self.assertIn('went silent', tasks[running['id']]['error'])
         self.assertEqual(states.RUNNING, tasks[fresh['id']]['status'])
-        # A result arriving after the timeout does not resurrect the task.
+        # A failure arriving after the timeout changes nothing; a success
+        # is recorded: its artifact is complete (see the outage tests).
         self.assertIsNone(self.cat.task_finished(
-            running['id'], states.SUCCEEDED, {'artifacts': [_artifact()]}))
+            running['id'], states.FAILED, {}, 'late'))
         self.assertEqual([], self.cat.get_backup(backup['id'])['artifacts'])
+        late = self.cat.task_finished(
+            running['id'], states.SUCCEEDED, {'artifacts': [_artifact()]})
+        self.assertTrue(late['late'])
+        self.assertEqual(1, len(self.cat.get_backup(
+            backup['id'])['artifacts']))
+        self.assertIsNone(self.cat.task_finished(
+            pending['id'], states.FAILED, {}, 'late'))
 
     def test_unknown_backup(self):
         self.assertRaises(exception.NotFound, self.cat.get_backup, 42)
