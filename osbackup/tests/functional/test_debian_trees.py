@@ -1,0 +1,148 @@
+"""Backups of real Debian packages' trees restore exactly.
+
+The trees come from the packages themselves (debian_trees): whatever they
+ship, links to outside the tree included, must come back as it was, both
+through the archive code directly and through a fleet's backup and
+restore commands.
+"""
+
+import io
+import os
+import shutil
+import tempfile
+
+import fixtures
+import testtools
+
+from osbackup import archive
+from osbackup.tests.functional import debian_trees
+from osbackup.tests.functional import fleet as fleet_mod
+from osbackup.tests.unit import test_archive
+
+# What Debian 12's swift package ships (dpkg-deb -c): the link that made
+# every swift backup unrestorable.
+SWIFT_LINK = ('etc/swift/backups', '/var/backups/swift')
+UNITS = {service: ['%s-standin' % service]
+         for service in debian_trees.PACKAGES}
+
+
+def tree(root: str, path: str) -> dict:
+    """Mode, owner, mtime, content or target of everything under ``path``."""
+    return test_archive._snapshot(os.path.join(root, path.lstrip('/')))
+
+
+class PackageTreeArchiveTest(testtools.TestCase):
+    """Each service's packaged tree through write and extract, in process."""
+
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        debian_trees.fetch()
+        cls.root = tempfile.mkdtemp(prefix='osbackup-debian-')
+        debian_trees.node_tree(cls.root)
+
+    @classmethod
+    def tearDownClass(cls):
+        shutil.rmtree(cls.root, ignore_errors=True)
+        super().tearDownClass()
+
+    def round_trip(self, service):
+        paths = debian_trees.service_paths(service, self.root)
+        self.assertNotEqual([], paths, '%s ships none of its paths' % service)
+        out = io.BytesIO()
+        stats = archive.write_archive(out, self.root, paths)
+        self.assertEqual([], stats.warnings)
+        self.assertEqual([p.lstrip('/') for p in paths],
+                         stats.manifest['paths'])
+        out.seek(0)
+        self.assertEqual(stats.manifest, archive.verify_archive(out))
+        staging = self.useFixture(fixtures.TempDir()).path
+        targets = {p.lstrip('/'): os.path.join(staging, str(n))
+                   for n, p in enumerate(paths)}
+        for hash_files in (True, False):
+            shutil.rmtree(staging)
+            os.mkdir(staging)
+            out.seek(0)
+            archive.extract_archive(out, targets, hash_files=hash_files)
+            for top, dest in targets.items():
+                self.assertEqual(tree(self.root, top), tree(dest, ''),
+                                 '%s: %s differs' % (service, top))
+        return targets
+
+    def test_swift_package_ships_an_absolute_link(self):
+        link = os.path.join(self.root, SWIFT_LINK[0])
+        self.assertEqual(SWIFT_LINK[1], os.readlink(link))
+
+    def test_swift_tree_restores_its_link_as_a_link(self):
+        targets = self.round_trip('swift')
+        self.assertEqual(SWIFT_LINK[1], os.readlink(os.path.join(
+            targets['etc/swift'], 'backups')))
+
+    def test_every_service_tree_restores_identically(self):
+        for service in debian_trees.PACKAGES:
+            self.round_trip(service)
+
+
+class PackageTreeFleetTest(fleet_mod.FleetTestCase):
+    """A controller made of the five packages, through the commands."""
+
+    @classmethod
+    def build_fleet(cls, fleet):
+        debian_trees.node_tree(fleet.node_root('ctl'))
+        # The packages' trees alone: no databases to load.
+        fleet.start_conductor(sections={s: {'databases': ''}
+                                        for s in debian_trees.PACKAGES})
+        sections = fleet.standin_sections('ctl', UNITS)
+        sections['agent'] = {'drivers': ','.join(debian_trees.PACKAGES)}
+        # The whole packaged trees: nothing left out to carry across (a
+        # carried subtree moves the restored parent's mtime on).
+        sections['nova']['include_instances'] = 'True'
+        sections['glance']['include_images'] = 'True'
+        fleet.start_agent('ctl', sections)
+        for names in UNITS.values():
+            for unit in names:
+                fleet.unit('ctl', 'start', unit)
+        fleet.wait_for_agents([fleet.host('ctl')])
+
+    def test_backup_of_package_trees_restores_exactly(self):
+        fleet = self.fleet
+        root = fleet.node_root('ctl')
+        services = [a for s in debian_trees.PACKAGES
+                    for a in ('--service', s)]
+        backup, proc = fleet.manage_json('backup', 'create', '--wait',
+                                         '--full', *services)
+        self.assertEqual('SUCCEEDED', backup['status'], proc.stderr)
+        arts = {a['name']: a for a in backup['artifacts']}
+        self.assertEqual(sorted(debian_trees.PACKAGES), sorted(arts))
+        paths = {s: debian_trees.service_paths(s, root)
+                 for s in debian_trees.PACKAGES}
+        before = {p: tree(root, p) for ps in paths.values() for p in ps}
+        # Damage: the packaged link gone, files edited and removed.
+        os.unlink(os.path.join(root, SWIFT_LINK[0]))
+        with open(os.path.join(root, 'etc/swift/swift.conf'), 'a') as f:
+            f.write('damaged = yes\n')
+        os.unlink(os.path.join(root, 'etc/keystone/logging.conf'))
+        os.rmdir(os.path.join(root, 'var/lib/nova/CA/private'))
+        os.chmod(os.path.join(root, 'etc/cinder/rootwrap.conf'), 0o600)
+
+        restore, proc = fleet.manage_json(
+            'restore', 'create', str(backup['id']), '--wait', *services,
+            check=False)
+        self.assertEqual('SUCCEEDED', restore['status'],
+                         '%s\n%s' % (proc.stderr, restore))
+        self.assertEqual(SWIFT_LINK[1],
+                         os.readlink(os.path.join(root, SWIFT_LINK[0])))
+        for art in arts.values():
+            # Nothing the restore would refuse, so nothing to warn about.
+            self.assertEqual(0, art['meta']['warnings'], art)
+        for path, snap in before.items():
+            self.assertEqual(snap, tree(root, path), '%s differs' % path)
+        for names in UNITS.values():
+            for unit in names:
+                self.assertEqual(0, fleet.unit('ctl', 'status', unit),
+                                 '%s is not running' % unit)
+        # Nothing was written through the link on this node.
+        self.assertFalse(os.path.lexists(os.path.join(
+            root, 'var/backups/swift')))
+        self.assertEqual([], [n for n in os.listdir(os.path.join(root, 'etc'))
+                              if 'osbackup-restore' in n])
