@@ -9,6 +9,7 @@ more processes, so a multi-process launcher would add nothing.
 
 import signal
 import threading
+import time
 
 from oslo_log import log as logging
 
@@ -31,13 +32,59 @@ class PeriodicTimer:
     def _loop(self):
         if self._stop.wait(self.initial_delay):
             return
+        streak = _FailureStreak(self.name)
         while True:
             try:
                 self.func()
-            except Exception:
-                LOG.exception('Periodic job %s failed', self.name)
+            except Exception as exc:
+                streak.failed(exc)
+            else:
+                streak.succeeded()
             if self._stop.wait(self.interval):
                 return
+
+
+class _FailureStreak:
+    """Log a periodic job's failures once per outage, and its recovery.
+
+    A job runs every few seconds: while the catalogue is down the same
+    error would otherwise fill the log with a traceback per run.
+    """
+
+    def __init__(self, name: str):
+        self.name = name
+        self.since = None
+        self.count = 0
+        self.last = None
+
+    def failed(self, exc: Exception) -> None:
+        from oslo_db import exception as db_exc
+
+        from osbackup.db import engine
+        kind = (type(exc), str(exc))
+        self.count += 1
+        if self.since is None:
+            self.since = time.monotonic()
+        if kind == self.last:
+            LOG.debug('Periodic job %s failed again: %s', self.name, exc)
+            return
+        self.last = kind
+        if isinstance(exc, db_exc.DBConnectionError):
+            # An outage, not a bug: its reason is enough.
+            LOG.error('Periodic job %s failed: the catalogue database is '
+                      'unreachable (%s); retrying quietly until it is back',
+                      self.name, engine.reason(exc))
+        else:
+            LOG.exception('Periodic job %s failed (further identical '
+                          'failures are logged at debug level)', self.name)
+
+    def succeeded(self) -> None:
+        if self.since is not None:
+            LOG.info('Periodic job %s works again after %d s (%d failed '
+                     'runs)', self.name, time.monotonic() - self.since,
+                     self.count)
+        self.since = self.last = None
+        self.count = 0
 
     def start(self):
         self._thread.start()

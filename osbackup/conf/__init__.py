@@ -10,6 +10,7 @@ from osbackup.conf import agent
 from osbackup.conf import conductor
 from osbackup.conf import database
 from osbackup.conf import default
+from osbackup.conf import manage
 from osbackup.conf import mariabackup
 from osbackup.conf import mysql
 from osbackup.conf import rpc
@@ -25,6 +26,7 @@ default.register_opts(CONF)
 agent.register_opts(CONF)
 conductor.register_opts(CONF)
 database.register_opts(CONF)
+manage.register_opts(CONF)
 mariabackup.register_opts(CONF)
 mysql.register_opts(CONF)
 rpc.register_opts(CONF)

@@ -12,10 +12,10 @@ import uuid
 
 from oslo_db import api as oslo_db_api
 from oslo_db import exception as db_exc
-from oslo_db.sqlalchemy import engines
 import sqlalchemy as sa
 from sqlalchemy import orm
 
+from osbackup.db import engine
 from osbackup.db import migration
 from osbackup.db import models
 from osbackup.db import policy_api
@@ -75,18 +75,13 @@ class Catalogue(policy_api.PolicyQueries):
     """Access to the catalogue database named by ``[database] connection``."""
 
     def __init__(self, connection: str, **engine_kw):
-        self.engine = engines.create_engine(connection, **engine_kw)
+        self.engine = engine.create(connection, **engine_kw)
         self._sessions = orm.sessionmaker(bind=self.engine,
                                           expire_on_commit=False)
 
     @classmethod
     def from_conf(cls, conf) -> 'Catalogue':
-        db = conf.database
-        return cls(db.connection, max_retries=db.max_retries,
-                   retry_interval=db.retry_interval,
-                   max_pool_size=db.max_pool_size,
-                   max_overflow=db.max_overflow,
-                   pool_timeout=db.pool_timeout)
+        return cls(conf.database.connection, **engine.options(conf))
 
     @contextlib.contextmanager
     def session(self):

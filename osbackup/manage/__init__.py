@@ -23,10 +23,12 @@ def args(*flags, **kwargs):
 
 
 def format_arg(func):
-    """Add ``--format table|json`` to an action."""
-    return args('--format', dest='fmt', choices=['table', 'json'],
+    """Add ``--format table|json`` and its ``--json`` alias to an action."""
+    func = args('--format', dest='fmt', choices=['table', 'json'],
                 default='table',
                 help='Output format (default: table).')(func)
+    return args('--json', dest='fmt', action='store_const', const='json',
+                default='table', help='Same as --format json.')(func)
 
 
 def methods_of(obj) -> list:

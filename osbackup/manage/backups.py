@@ -53,8 +53,13 @@ def public(backup: dict) -> dict:
     return out
 
 
+def _services(backup: dict):
+    """The services a backup selected; none named means all."""
+    return backup['services'] or 'all'
+
+
 def print_backup(backup: dict) -> None:
-    output.fields(backup, _SHOW_FIELDS)
+    output.fields(dict(backup, services=_services(backup)), _SHOW_FIELDS)
     output.table(artifact_rows(backup), [
         ('Host', 'host'), ('Service', 'service'), ('Name', 'name'),
         ('Status', 'status'), ('Size', lambda r: output.human_size(r['size'])),
@@ -128,7 +133,7 @@ class BackupCommands:
             output.table(backups, [
                 ('ID', 'id'), ('Status', 'status'),
                 ('Created', 'created_at'), ('Hosts', 'hosts'),
-                ('Services', lambda b: b['services'] or 'all'),
+                ('Services', _services),
                 ('Artifacts', 'artifact_count'),
                 ('Size', lambda b: output.human_size(b['size'])),
                 ('Policy', 'policy'),

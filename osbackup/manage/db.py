@@ -1,6 +1,5 @@
 """``osbackup-manage db``: catalogue schema."""
 
-from osbackup.db import api as db_api
 from osbackup.db import migration
 from osbackup import manage
 
@@ -13,14 +12,14 @@ class DbCommands:
 
     def sync(self):
         """Create or upgrade the catalogue schema to the newest version."""
-        catalogue = db_api.Catalogue.from_conf(self.env.conf)
+        catalogue = self.env.open_database()
         version = catalogue.sync()
         print('Catalogue schema is at version %s' % version)
         return manage.EXIT_OK
 
     def version(self):
         """Print the catalogue schema version."""
-        catalogue = db_api.Catalogue.from_conf(self.env.conf)
+        catalogue = self.env.open_database()
         print('%s (newest: %s)' % (migration.current(catalogue.engine)
                                    or 'none', migration.head()))
         return manage.EXIT_OK

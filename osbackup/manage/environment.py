@@ -7,17 +7,43 @@ command backs up the node it runs on.
 """
 
 import os
+import threading
 
+from oslo_config import cfg
 from oslo_log import log as logging
 import oslo_messaging as messaging
 
+from osbackup.cmd import common
 from osbackup.conductor import rpcapi as conductor_rpcapi
 from osbackup.db import api as db_api
 from osbackup import exception
+from osbackup.manage import broker
 from osbackup import rpc
 from osbackup import version
 
 LOG = logging.getLogger(__name__)
+
+#: Seconds closing the broker connections may take before the command
+#: exits anyway (they retry a vanished broker for a long time).
+CLOSE_TIMEOUT = 5
+
+
+def all_in_one_notice(files: list) -> str:
+    """The line saying osbackup-manage runs all-in-one, and why."""
+    if files:
+        why = 'no transport_url in %s' % ', '.join(files)
+    else:
+        why = 'no config file found in %s (osbackup.conf)' % ', '.join(
+            common.SEARCHED)
+    return ('all-in-one mode: %s; this command runs a conductor and an '
+            'agent for this node itself. Give --config-file (or set '
+            'transport_url) to manage a fleet.' % why)
+
+
+def _connection_set(conf) -> bool:
+    where = conf.get_location('connection', 'database').location
+    return where not in (cfg.Locations.opt_default,
+                         cfg.Locations.set_default)
 
 
 class Environment:
@@ -30,17 +56,37 @@ class Environment:
         self._services = []
         self._conductor = None
 
+    def notice(self) -> str | None:
+        """What the operator must know about the mode, or None."""
+        if not self.all_in_one:
+            return None
+        return all_in_one_notice(list(self.conf.config_file or []) +
+                                 list(self.conf.config_dir or []))
+
+    def open_database(self) -> db_api.Catalogue:
+        """The catalogue named by the config, schema unchecked."""
+        if self.all_in_one:
+            os.makedirs(self.conf.state_path, mode=0o700, exist_ok=True)
+        elif not _connection_set(self.conf):
+            # The all-in-one SQLite default would be a new, empty
+            # catalogue: not the fleet's.
+            raise exception.InvalidInput(
+                '[database] connection is not set in %s: osbackup-manage '
+                'needs the catalogue database of the conductor (is this an '
+                'agent\'s config?)' % (', '.join(self.conf.config_file)
+                                       or 'the configuration'))
+        return db_api.Catalogue.from_conf(self.conf)
+
     @property
     def catalogue(self) -> db_api.Catalogue:
         if self._catalogue is None:
-            if self.all_in_one:
-                os.makedirs(self.conf.state_path, mode=0o700, exist_ok=True)
-            self._catalogue = db_api.Catalogue.from_conf(self.conf)
+            catalogue = self.open_database()
             if self.all_in_one:
                 # Nothing else will ever sync the local SQLite catalogue.
-                self._catalogue.sync()
+                catalogue.sync()
             else:
-                self._catalogue.check_schema()
+                catalogue.check_schema()
+            self._catalogue = catalogue
         return self._catalogue
 
     @property
@@ -49,6 +95,9 @@ class Environment:
             rpc.init(self.conf)
             if self.all_in_one:
                 self._start_local_services()
+            else:
+                broker.connect(rpc.TRANSPORT, self.conf.transport_url,
+                               self.conf.manage.broker_timeout)
             self._conductor = conductor_rpcapi.ConductorAPI(self.conf)
         return self._conductor
 
@@ -81,6 +130,12 @@ class Environment:
         except messaging.MessageDeliveryFailure as exc:
             raise exception.ConductorUnavailable(
                 'Cannot reach the message broker: %s' % exc)
+        finally:
+            if not self.all_in_one:
+                # The rest of the command reads the catalogue: holding no
+                # broker connection, it neither logs a broker outage nor
+                # waits for one at exit.
+                self._close_transport()
 
     def close(self):
         for svc in reversed(self._services):
@@ -89,6 +144,16 @@ class Environment:
             except Exception:
                 LOG.exception('Error stopping %s', svc)
         self._services = []
-        if self._conductor is not None:
-            rpc.cleanup()
-            self._conductor = None
+        self._close_transport()
+
+    def _close_transport(self):
+        if self._conductor is None:
+            return
+        self._conductor = None
+        closer = threading.Thread(target=rpc.cleanup, name='rpc-cleanup',
+                                  daemon=True)
+        closer.start()
+        closer.join(CLOSE_TIMEOUT)
+        if closer.is_alive():
+            LOG.debug('Broker connections still closing after %d s; '
+                      'exiting anyway', CLOSE_TIMEOUT)

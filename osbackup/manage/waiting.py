@@ -1,30 +1,111 @@
-"""Wait for an operation to end, showing progress on stderr."""
+"""Wait for an operation to end, showing progress on stderr.
+
+The operation runs in the conductor and the agents, not here: when the
+catalogue cannot be read for a while, waiting says so and polls on; it
+gives up (with the operation still running) only after the catalogue was
+unreachable for as long as ``[database] max_retries`` x
+``retry_interval`` allow.
+"""
 
 import sys
 import time
 
+from oslo_db import exception as db_exc
+
+import osbackup.conf
+from osbackup.db import engine
 from osbackup.manage import output
 from osbackup import states
 
+CONF = osbackup.conf.CONF
 
-def progress_line(op: dict, elapsed: float) -> str:
+
+def _restore_line(op: dict) -> str:
+    # Restores run phase by phase and create each phase's tasks when it
+    # starts: phases and steps are what stays meaningful.
+    from osbackup.conductor import restore_plan
+    from osbackup.conductor import restores
+    planned = len(restore_plan.steps(op['plan'])) if op.get('plan') else 0
+    done = len(op.get('steps') or [])
+    index = op.get('phase') or 0
+    if index < len(restore_plan.PHASES):
+        phase = 'phase %d/%d %s' % (index + 1, len(restore_plan.PHASES),
+                                    restores.phase_name(index))
+    else:
+        phase = 'phase %s' % restores.phase_name(index)
+    running = [t['host'] for t in op.get('tasks', [])
+               if t['status'] in states.TASK_ACTIVE]
+    return '%s, %d/%d steps done%s' % (
+        phase, min(done, planned) if planned else done, planned,
+        ', running on %s' % ', '.join(sorted(set(running))) if running
+        else '')
+
+
+def _tasks_line(op: dict) -> str:
     tasks = op.get('tasks', [])
     done = sum(t['status'] in states.TASK_DONE for t in tasks)
     running = sum(t['status'] == states.RUNNING for t in tasks)
     nbytes = sum(t.get('progress_bytes') or 0 for t in tasks)
     nfiles = sum(t.get('progress_files') or 0 for t in tasks)
-    return ('[%4ds] %s: %d/%d tasks done, %d running, %s read, %d files'
-            % (elapsed, op['status'], done, len(tasks), running,
-               output.human_size(nbytes), nfiles))
+    return ('%d/%d tasks done, %d running, %s read, %d files'
+            % (done, len(tasks), running, output.human_size(nbytes), nfiles))
+
+
+def progress_line(op: dict, elapsed: float) -> str:
+    body = _restore_line(op) if 'phase' in op else _tasks_line(op)
+    return '[%4ds] %s: %s' % (elapsed, op['status'], body)
+
+
+def outage_budget() -> float | None:
+    """Seconds an unreachable catalogue is waited out; None: forever."""
+    db = CONF.database
+    if db.max_retries < 0:
+        return None
+    return max(db.max_retries * db.retry_interval, db.retry_interval)
+
+
+class _Outage:
+    """Say once that the catalogue is unreachable, and when it is back."""
+
+    def __init__(self, out, budget):
+        self.out = out
+        self.budget = budget
+        self.since = None
+
+    def failed(self, exc) -> None:
+        now = time.monotonic()
+        if self.since is None:
+            self.since = now
+            print('Catalogue database unreachable (%s); the operation goes '
+                  'on, retrying every %d s' % (
+                      engine.reason(exc),
+                      CONF.database.retry_interval),
+                  file=self.out, flush=True)
+        elif self.budget is not None and now - self.since > self.budget:
+            raise exc
+
+    def recovered(self) -> None:
+        if self.since is not None:
+            print('Catalogue database reachable again after %d s'
+                  % (time.monotonic() - self.since), file=self.out,
+                  flush=True)
+            self.since = None
 
 
 def wait(fetch, interval: float = 1.0, out=None, done=None) -> dict:
     """Poll ``fetch()`` until the operation is no longer running."""
     out = out or sys.stderr
     start = time.monotonic()
+    outage = _Outage(out, outage_budget())
     last = None
     while True:
-        op = fetch()
+        try:
+            op = fetch()
+        except db_exc.DBConnectionError as exc:
+            outage.failed(exc)
+            time.sleep(max(interval, CONF.database.retry_interval))
+            continue
+        outage.recovered()
         line = progress_line(op, time.monotonic() - start)
         if line != last:
             print(line, file=out, flush=True)

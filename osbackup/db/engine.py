@@ -1,0 +1,33 @@
+"""The catalogue's SQLAlchemy engine, set up from ``[database]``."""
+
+from oslo_db.sqlalchemy import engines
+
+#: oslo.db's own default of ``[database] mysql_sql_mode``: without a mode
+#: set on each connection, oslo.db warns on every process start.
+SQL_MODE = 'TRADITIONAL'
+
+
+def options(conf) -> dict:
+    """create_engine() keyword arguments from the ``[database]`` options."""
+    db = conf.database
+    return {'max_retries': db.max_retries,
+            'retry_interval': db.retry_interval,
+            'max_pool_size': db.max_pool_size,
+            'max_overflow': db.max_overflow,
+            'pool_timeout': db.pool_timeout,
+            'mysql_sql_mode': db.mysql_sql_mode,
+            'mysql_wsrep_sync_wait': db.mysql_wsrep_sync_wait,
+            'connection_recycle_time': db.connection_recycle_time,
+            'connection_debug': db.connection_debug}
+
+
+def create(connection: str, **kw):
+    """An oslo.db engine; MySQL connections get an SQL mode by default."""
+    kw.setdefault('mysql_sql_mode', SQL_MODE)
+    return engines.create_engine(connection, **kw)
+
+
+def reason(exc: Exception) -> str:
+    """The driver's own words for an oslo.db error, without SQLAlchemy's."""
+    inner = getattr(exc, 'inner_exception', None) or exc
+    return str(getattr(inner, 'orig', None) or inner)

@@ -1,0 +1,81 @@
+"""Waiting for an operation: outages and restore progress (18.5, 20.8)."""
+
+import io
+
+import fixtures
+from oslo_db import exception as db_exc
+
+from osbackup.manage import waiting
+from osbackup.tests import base
+
+
+def _plan():
+    return {'hosts': {'c1': {'files': [{'artifact': {'name': 'nova'},
+                                        'paths': ['/etc/nova']}],
+                             'databases': [{'database': 'nova'}],
+                             'units': ['nova-api']}},
+            'skipped': []}
+
+
+class RestoreProgressTest(base.TestCase):
+
+    def test_phases_and_steps_not_bytes(self):
+        op = {'status': 'RUNNING', 'phase': 2, 'plan': _plan(),
+              'steps': [{'status': 'SUCCEEDED'}] * 4,
+              'tasks': [{'host': 'c1', 'status': 'RUNNING',
+                         'kind': 'restore_load_db'}]}
+        line = waiting.progress_line(op, 12)
+        self.assertEqual('[  12s] RUNNING: phase 3/7 load_db, 4/8 steps '
+                         'done, running on c1', line)
+        self.assertNotIn('read', line)
+
+    def test_total_does_not_change_as_phases_create_tasks(self):
+        first = {'status': 'RUNNING', 'phase': 0, 'plan': _plan(),
+                 'steps': [], 'tasks': [{'host': 'c1',
+                                         'status': 'RUNNING'}]}
+        later = dict(first, phase=3, steps=[{}] * 5,
+                     tasks=first['tasks'] * 4)
+        self.assertIn(' 0/8 steps', waiting.progress_line(first, 1))
+        self.assertIn(' 5/8 steps', waiting.progress_line(later, 1))
+
+    def test_rollback(self):
+        op = {'status': 'RUNNING', 'phase': 100, 'plan': _plan(),
+              'steps': [], 'tasks': []}
+        self.assertIn('phase rollback', waiting.progress_line(op, 1))
+
+
+class OutageTest(base.TestCase):
+
+    def setUp(self):
+        super().setUp()
+        self.flags(group='database', retry_interval=1, max_retries=3)
+
+    def _fetch(self, results):
+        results = list(results)
+
+        def fetch():
+            item = results.pop(0)
+            if isinstance(item, Exception):
+                raise item
+            return item
+        return fetch
+
+    def test_catalogue_outage_is_said_and_waited_out(self):
+        self.useFixture(fixtures.MockPatch('time.sleep'))
+        down = db_exc.DBConnectionError(OSError('Connection refused'))
+        out = io.StringIO()
+        op = waiting.wait(self._fetch(
+            [{'status': 'RUNNING', 'tasks': []}, down, down,
+             {'status': 'SUCCEEDED', 'tasks': []}]), interval=0, out=out)
+        self.assertEqual('SUCCEEDED', op['status'])
+        text = out.getvalue()
+        self.assertEqual(1, text.count('Catalogue database unreachable '
+                                       '(Connection refused)'), text)
+        self.assertIn('Catalogue database reachable again', text)
+
+    def test_gives_up_after_the_retry_budget(self):
+        self.flags(group='database', retry_interval=1, max_retries=0)
+        down = db_exc.DBConnectionError(OSError('Connection refused'))
+        self.assertRaises(db_exc.DBConnectionError, waiting.wait,
+                          self._fetch([down] * 5), interval=0,
+                          out=io.StringIO())
