@@ -51,17 +51,31 @@ class Journal:
 
     def finish(self, task: dict, report: dict) -> None:
         self._write(task['id'], {'state': DONE, 'task': task,
-                                 'report': report, 'since': time.time()})
+                                 'report': report, 'since': time.time(),
+                                 'reported': False})
+
+    def reported(self, task_id: str) -> None:
+        """Note that the task's result reached the broker."""
+        record = self.get(task_id)
+        if record is not None and record.get('reported') is False:
+            self._write(task_id, dict(record, reported=True))
+
+    def unreported(self) -> list[dict]:
+        """Finished tasks whose result a previous process did not send."""
+        return [r for r in self._records()
+                if r.get('state') == DONE and r.get('reported') is False]
 
     def interrupted(self) -> list[dict]:
         """Tasks left running by a previous agent process."""
-        found = []
+        return [r['task'] for r in self._records()
+                if r.get('state') == RUNNING]
+
+    def _records(self):
         for name in sorted(os.listdir(self.path)):
             if name.endswith('.json'):
                 record = self.get(name[:-5])
-                if record and record.get('state') == RUNNING:
-                    found.append(record['task'])
-        return found
+                if record:
+                    yield record
 
     def prune(self, max_age: float) -> None:
         """Forget finished tasks older than ``max_age`` seconds."""

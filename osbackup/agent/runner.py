@@ -2,8 +2,9 @@
 
 The runner is the agent's unit of work, independent of RPC: it gets a task
 dict, checks it may run it, calls the service driver and hands every report
-to a ``reporter`` (the conductor's RPC client in production, a recorder in
-tests).
+to a ``reporter`` (agent/reporter.py in production, a recorder in tests).
+Handing a report over never waits for the broker: progress is reported
+from the thread that writes the archive.
 """
 
 import os
@@ -219,6 +220,12 @@ class TaskRunner:
         removed = self.storage.cleanup_partials(self.host)
         for path in removed:
             LOG.info('Removed partial artifact %s', path)
+        # Results the previous process could not send (the broker was
+        # away when it stopped): the conductor records a late success.
+        for record in self.journal.unreported():
+            LOG.info('Sending the result of task %s again: the previous '
+                     'agent process could not', record['task']['id'])
+            self.reporter.finished(record['task'], **record['report'])
         for task in self.journal.interrupted():
             LOG.warning('Task %s (%s %s) was interrupted by an agent '
                         'restart', task['id'], task['kind'], task['service'])

@@ -40,9 +40,10 @@ class AgentService(service.RPCService):
         self.units = units_mod.UnitCache(self.service_manager)
         journal = journal_mod.Journal(
             os.path.join(conf.state_path, 'agent', 'tasks'))
+        self.reporter = reporter_mod.ConductorReporter(
+            self.conductor, self.host, journal)
         self.runner = runner_mod.TaskRunner(
-            conf, self.host, self.drivers, self.storage,
-            reporter_mod.ConductorReporter(self.conductor, self.host),
+            conf, self.host, self.drivers, self.storage, self.reporter,
             journal, restore_mod.RestoreWorker(
                 conf, self.host, self.drivers, self.storage,
                 self.service_manager))
@@ -94,3 +95,6 @@ class AgentService(service.RPCService):
     def stop(self):
         super().stop()
         self.manager.stop()
+        # The results of the tasks that just ended, sent while the
+        # transport is still open.
+        self.reporter.stop()

@@ -33,21 +33,35 @@ class ConductorAPI:
         self.client.prepare(version='1.0').cast(
             ctxt, 'heartbeat', host=host, version=version, info=info)
 
-    def task_started(self, ctxt, task_id: str, host: str) -> None:
-        self.client.prepare(version='1.0').cast(
+    # ``retry`` bounds oslo.messaging's reconnect attempts (None: for
+    # ever); ``at_least_once`` makes the broker refuse a report no queue
+    # can receive instead of dropping it (agent/reporter.py).
+
+    def task_started(self, ctxt, task_id: str, host: str,
+                     retry: int | None = None,
+                     at_least_once: bool = False) -> None:
+        self._report(retry, at_least_once).cast(
             ctxt, 'task_started', task_id=task_id, host=host)
 
     def task_progress(self, ctxt, task_id: str, host: str, nbytes: int,
-                      nfiles: int) -> None:
-        self.client.prepare(version='1.0').cast(
+                      nfiles: int, retry: int | None = None) -> None:
+        self._report(retry, False).cast(
             ctxt, 'task_progress', task_id=task_id, host=host,
             nbytes=nbytes, nfiles=nfiles)
 
     def task_finished(self, ctxt, task_id: str, host: str, status: str,
-                      result: dict, error: str | None) -> None:
-        self.client.prepare(version='1.0').cast(
+                      result: dict, error: str | None,
+                      retry: int | None = None,
+                      at_least_once: bool = False) -> None:
+        self._report(retry, at_least_once).cast(
             ctxt, 'task_finished', task_id=task_id, host=host,
             status=status, result=result, error=error)
+
+    def _report(self, retry, at_least_once):
+        options = messaging.TransportOptions(at_least_once=True) \
+            if at_least_once else None
+        return self.client.prepare(version='1.0', retry=retry,
+                                   transport_options=options)
 
     def mark(self, ctxt, timeout: float) -> None:
         """A round trip through the conductors' shared report queue.
