@@ -43,6 +43,15 @@ class PeriodicTimer:
             if self._stop.wait(self.interval):
                 return
 
+    def start(self):
+        self._thread.start()
+
+    def stop(self):
+        self._stop.set()
+        if self._thread.is_alive() and \
+                self._thread is not threading.current_thread():
+            self._thread.join(timeout=self.interval + 5)
+
 
 class _FailureStreak:
     """Log a periodic job's failures once per outage, and its recovery.
@@ -85,15 +94,6 @@ class _FailureStreak:
                      self.count)
         self.since = self.last = None
         self.count = 0
-
-    def start(self):
-        self._thread.start()
-
-    def stop(self):
-        self._stop.set()
-        if self._thread.is_alive() and \
-                self._thread is not threading.current_thread():
-            self._thread.join(timeout=self.interval + 5)
 
 
 class Service:

@@ -59,3 +59,16 @@ class FailureStreakTest(base.TestCase):
         timer._loop()
         self.assertEqual(1, self.log.output.count('unreachable'))
         self.assertIn('works again', self.log.output)
+
+    def test_timer_starts_and_stops_its_thread(self):
+        ran = []
+        timer = service.PeriodicTimer(0.01, lambda: ran.append(1), 'job')
+        timer.start()
+        self.addCleanup(timer.stop)
+        for _ in range(500):
+            if len(ran) >= 2:
+                break
+            timer._stop.wait(0.01)
+        timer.stop()
+        self.assertGreaterEqual(len(ran), 2)
+        self.assertFalse(timer._thread.is_alive())
