@@ -7,6 +7,7 @@ from osbackup.conductor import backups as backups_mod
 from osbackup.conductor import dispatch as dispatch_mod
 from osbackup.conductor import hearing as hearing_mod
 from osbackup.conductor import manager as manager_mod
+from osbackup.conductor import metrics as metrics_mod
 from osbackup.conductor import policies as policies_mod
 from osbackup.conductor import prune as prune_mod
 from osbackup.conductor import recorder as recorder_mod
@@ -61,6 +62,7 @@ class ConductorService(service.RPCService):
         self.tracker.hearing = self._hearing(conf)
         self.backups.on_success.append(self.rings.after_backup)
         self.manager = manager_mod.ConductorManager(self)
+        self.metrics = metrics_mod.MetricsExporter(conf, self.catalogue)
 
     def _hearing(self, conf) -> hearing_mod.Hearing:
         """Deadlines count only while this conductor hears (hearing.py).
@@ -93,10 +95,15 @@ class ConductorService(service.RPCService):
             self.add_timer(interval, self.policies.run_due, 'run-policies')
             self.add_timer(self.conf.conductor.prune_interval,
                            self.pruner.prune, 'prune')
+        self.metrics.start()
+        if self.conf.metrics.textfile_path:
+            self.add_timer(self.conf.metrics.textfile_interval,
+                           self.metrics.write_textfile, 'metrics-textfile')
 
     def stop(self):
         # The RPC server first: no report arrives after it, and every
         # report it handed over is written before the recorder ends.
         super().stop()
+        self.metrics.stop()
         self.recorder.stop()
         self.dispatcher.stop()

@@ -12,6 +12,7 @@ from osbackup.conf import database
 from osbackup.conf import default
 from osbackup.conf import manage
 from osbackup.conf import mariabackup
+from osbackup.conf import metrics
 from osbackup.conf import mysql
 from osbackup.conf import rpc
 from osbackup.conf import service_command
@@ -28,6 +29,7 @@ conductor.register_opts(CONF)
 database.register_opts(CONF)
 manage.register_opts(CONF)
 mariabackup.register_opts(CONF)
+metrics.register_opts(CONF)
 mysql.register_opts(CONF)
 rpc.register_opts(CONF)
 service_command.register_opts(CONF)

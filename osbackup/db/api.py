@@ -20,6 +20,7 @@ from osbackup.db import migration
 from osbackup.db import models
 from osbackup.db import policy_api
 from osbackup.db import rows
+from osbackup.db import status_api
 from osbackup import exception
 from osbackup import states
 
@@ -71,7 +72,7 @@ def _held(info) -> list:
     return [t for t in tasks if isinstance(t, str)]
 
 
-class Catalogue(policy_api.PolicyQueries):
+class Catalogue(policy_api.PolicyQueries, status_api.StatusQueries):
     """Access to the catalogue database named by ``[database] connection``."""
 
     def __init__(self, connection: str, **engine_kw):

@@ -5,6 +5,7 @@ import time
 
 from osbackup import exception
 from osbackup import manage
+from osbackup.manage import check
 from osbackup.manage import output
 from osbackup.manage import waiting
 from osbackup import states
@@ -68,7 +69,7 @@ def print_backup(backup: dict) -> None:
         ('Location / error', lambda r: r.get('location') or r.get('error'))])
 
 
-class BackupCommands:
+class BackupCommands(check.CheckCommand):
     """Backups of the fleet."""
 
     def __init__(self, env):

@@ -1,0 +1,119 @@
+"""``osbackup-manage backup check``: a Nagios/Icinga plugin of freshness.
+
+Reads the catalogue only (no broker, no conductor), so it answers while
+the conductor is down. Exit codes are the plugin convention: 0 OK,
+1 WARNING, 2 CRITICAL, 3 UNKNOWN (the catalogue cannot be read).
+"""
+
+from oslo_db import exception as db_exc
+from oslo_log import log as logging
+from oslo_utils import timeutils
+import sqlalchemy.exc
+
+from osbackup.db import rows
+from osbackup import exception
+from osbackup import freshness
+from osbackup import manage
+from osbackup.manage import output
+
+LOG = logging.getLogger(__name__)
+
+DEFAULT_WARNING = '26h'
+DEFAULT_CRITICAL = '48h'
+
+
+def limits_from(max_age=None, warning=None, critical=None,
+                verified_within=None) -> freshness.Thresholds:
+    """Thresholds from the command line; ``--max-age`` is both at once."""
+    if max_age is not None and (warning is not None or
+                                critical is not None):
+        raise exception.InvalidInput(
+            'Give either --max-age or --warning/--critical, not both')
+    if max_age is not None:
+        warning = critical = max_age
+    warn = freshness.parse_duration(warning or DEFAULT_WARNING)
+    if critical is None:
+        crit = max(warn, freshness.parse_duration(DEFAULT_CRITICAL))
+    else:
+        crit = freshness.parse_duration(critical)
+    within = freshness.parse_duration(verified_within) \
+        if verified_within is not None else None
+    return freshness.Thresholds(warn, crit, within)
+
+
+def _json(report: freshness.Report) -> dict:
+    items = []
+    for item in report.items:
+        items.append(dict(item, last_success=rows.iso(item['last_success']),
+                          last_verify=rows.iso(item['last_verify']),
+                          age=None if item['age'] is None
+                          else round(item['age'], 1)))
+    return {'state': report.state, 'exit_code': report.exit_code,
+            'summary': report.summary, 'perfdata': report.perfdata,
+            'items': items}
+
+
+class CheckCommand:
+    """The ``check`` action of the backup category."""
+
+    @manage.args('--max-age', metavar='DURATION',
+                 help='CRITICAL when a service\'s newest good backup is '
+                      'older than this (e.g. 26h, 3d); the same as '
+                      '--warning D --critical D.')
+    @manage.args('--warning', metavar='DURATION',
+                 help='WARNING age (default %s).' % DEFAULT_WARNING)
+    @manage.args('--critical', metavar='DURATION',
+                 help='CRITICAL age (default %s, or the warning age when '
+                      'that is larger).' % DEFAULT_CRITICAL)
+    @manage.args('--verified-within', metavar='DURATION',
+                 help='Also WARNING when a service\'s backups were not '
+                      'verified within this time; a verify that found '
+                      'corruption is always CRITICAL.')
+    @manage.args('--host', dest='hosts', action='append', default=[],
+                 metavar='HOST',
+                 help='Check only this host (repeatable); a host with no '
+                      'backup at all is CRITICAL.')
+    @manage.args('--service', dest='services', action='append', default=[],
+                 metavar='SERVICE',
+                 help='Check only this service (repeatable).')
+    @manage.format_arg
+    def check(self, max_age=None, warning=None, critical=None,
+              verified_within=None, hosts=None, services=None, fmt='table'):
+        """Nagios-style freshness check: exit 0 OK, 1 WARN, 2 CRIT, 3 UNKNOWN.
+
+        A service is WARNING when its newest successful backup is older
+        than the warning age or its newest attempt failed, CRITICAL when
+        older than the critical age or never backed up (services an agent
+        found but nobody backed up count too). Reads only the catalogue.
+        """
+        try:
+            limits = limits_from(max_age, warning, critical, verified_within)
+        except exception.InvalidInput as exc:
+            # The plugin convention: bad arguments are UNKNOWN, not CRITICAL.
+            print('OSBACKUP UNKNOWN - %s' % exc.message)
+            return freshness.EXIT_CODES[freshness.UNKNOWN]
+        try:
+            report = self._report(limits, hosts or [], services or [])
+        except (db_exc.DBError, sqlalchemy.exc.SQLAlchemyError,
+                exception.OsbackupError) as exc:
+            msg = getattr(exc, 'message', None) or str(exc).splitlines()[0]
+            report = freshness.Report(
+                freshness.UNKNOWN, [],
+                'cannot read the catalogue: %s' % msg, "'services'=0")
+        if fmt == 'json':
+            output.emit_json(_json(report))
+        else:
+            print(report.line())
+        return report.exit_code
+
+    def _report(self, limits, hosts, services) -> freshness.Report:
+        # A monitoring check answers within its own timeout: one attempt
+        # to reach the catalogue, not oslo.db's start-up retries.
+        self.env.conf.set_override('max_retries', 0, 'database')
+        catalogue = self.env.catalogue
+        agents = catalogue.list_agents(self.env.conf.conductor.agent_down_time)
+        present = {a['host']: (a['info'] or {}).get('services') or []
+                   for a in agents}
+        status = catalogue.backup_status(hosts, services, present)
+        return freshness.evaluate(status, timeutils.utcnow(), limits,
+                                  hosts=hosts, services=services)
