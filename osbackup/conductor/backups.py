@@ -9,6 +9,7 @@ import re
 
 from oslo_log import log as logging
 
+from osbackup.conductor import notify
 from osbackup import exception
 from osbackup import states
 from osbackup import storage as storage_mod
@@ -44,6 +45,7 @@ class BackupOrchestrator:
         self.dispatch = dispatcher
         #: Called with the backup when one ends SUCCEEDED.
         self.on_success = []
+        self.notifications = notify.DISABLED
 
     def _agents(self):
         return {a['host']: a for a in self.catalogue.list_agents(
@@ -77,6 +79,7 @@ class BackupOrchestrator:
                                               targets)
         LOG.info('Backup %s: hosts %s, services %s', backup['id'],
                  ', '.join(hosts), ', '.join(services) or 'all')
+        self.notifications.backup_started(backup)
         bases = {} if full else self._bases(hosts)
         # An incremental is about as large as the last backup; a full one
         # as the last full one, however small the incrementals since.
@@ -100,8 +103,11 @@ class BackupOrchestrator:
                 else:
                     self._skip(backup['id'], host, service)
         self.dispatch.wave(wave)
-        self.catalogue.finish_backup_if_done(backup['id'])
-        return self.catalogue.get_backup(backup['id'])
+        final = self.catalogue.finish_backup_if_done(backup['id'])
+        backup = self.catalogue.get_backup(backup['id'])
+        if final:
+            self.notifications.backup_ended(backup)
+        return backup
 
     def _bases(self, hosts) -> dict:
         """The artifact each (host, service) may be incremental against.
@@ -128,6 +134,10 @@ class BackupOrchestrator:
         final = self.catalogue.finish_backup_if_done(task['backup_id'])
         if final:
             LOG.info('Backup %s ended %s', task['backup_id'], final)
+            if self.notifications.enabled:
+                # The whole backup: the payload carries its size.
+                self.notifications.backup_ended(
+                    self.catalogue.get_backup(task['backup_id']))
         if final == states.SUCCEEDED and self.on_success:
             # The summary: hooks that need the artifacts read them, so a
             # 1000-host backup is not loaded whole for nothing.

@@ -11,6 +11,7 @@ losing track of the objects.
 
 from oslo_log import log as logging
 
+from osbackup.conductor import notify
 from osbackup.conductor import retention
 from osbackup.db import rows
 from osbackup import exception
@@ -75,6 +76,7 @@ class Pruner:
         self.conf = conf
         self.catalogue = catalogue
         self.dispatch = dispatcher
+        self.notifications = notify.DISABLED
 
     def plan(self) -> list[dict]:
         """Backups the policies no longer keep, with the reason."""
@@ -207,6 +209,7 @@ class Pruner:
             return
         self.catalogue.delete_backup_rows(backup_id)
         LOG.info('Backup %s deleted', backup_id)
+        self.notifications.backup_deleted(backup_id)
         for base in sorted(below):
             backup = self.catalogue.get_backup(base)
             if backup['status'] == DELETING and \

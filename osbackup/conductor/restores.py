@@ -10,6 +10,7 @@ compare-and-set updates, so several conductors can drive restores.
 
 from oslo_log import log as logging
 
+from osbackup.conductor import notify
 from osbackup.conductor import restore_plan
 from osbackup import exception
 from osbackup import states
@@ -35,6 +36,7 @@ class RestoreOrchestrator:
         self.conf = conf
         self.catalogue = catalogue
         self.dispatch = dispatcher
+        self.notifications = notify.DISABLED
 
     def create(self, backup_id: int, hosts: list, services: list,
                dry_run: bool = False) -> dict:
@@ -62,6 +64,7 @@ class RestoreOrchestrator:
             backup_id, hosts or [], services or [], plan)
         LOG.info('Restore %s of backup %s: hosts %s', restore['id'],
                  backup_id, ', '.join(sorted(plan['hosts'])))
+        self.notifications.restore_started(restore)
         if plan['skipped']:
             self.catalogue.add_restore_steps(restore['id'], 'load_db', [
                 dict(s, action='skip', status=states.SKIPPED,
@@ -117,6 +120,7 @@ class RestoreOrchestrator:
                 self.catalogue.finish_restore(restore_id, states.FAILED)
                 LOG.warning('Restore %s FAILED and was rolled back: %s',
                             restore_id, restore['error'])
+                self._ended(restore_id)
             return
         failed = [t for t in tasks if t['status'] not in states.TASK_GOOD]
         if failed:
@@ -134,9 +138,14 @@ class RestoreOrchestrator:
                                                  DONE_PHASE):
                 self.catalogue.finish_restore(restore_id, states.SUCCEEDED)
                 LOG.info('Restore %s SUCCEEDED', restore_id)
+                self._ended(restore_id)
             return
         if self.catalogue.move_restore_phase(restore_id, index, following):
             self._start_phase(restore, following)
+
+    def _ended(self, restore_id: int) -> None:
+        self.notifications.restore_ended(
+            self.catalogue.get_restore(restore_id))
 
     def check(self) -> None:
         """Periodic: move on restores whose last report was lost."""

@@ -8,6 +8,7 @@ from osbackup.conductor import dispatch as dispatch_mod
 from osbackup.conductor import hearing as hearing_mod
 from osbackup.conductor import manager as manager_mod
 from osbackup.conductor import metrics as metrics_mod
+from osbackup.conductor import notify as notify_mod
 from osbackup.conductor import policies as policies_mod
 from osbackup.conductor import prune as prune_mod
 from osbackup.conductor import recorder as recorder_mod
@@ -63,6 +64,13 @@ class ConductorService(service.RPCService):
         self.backups.on_success.append(self.rings.after_backup)
         self.manager = manager_mod.ConductorManager(self)
         self.metrics = metrics_mod.MetricsExporter(conf, self.catalogue)
+        self.notifications = notify_mod.Notifications(conf)
+        for orchestrator in (self.backups, self.restores, self.verifier,
+                             self.pruner):
+            orchestrator.notifications = self.notifications
+        self.agent_watch = notify_mod.AgentWatch(
+            self.catalogue, self.notifications,
+            conf.conductor.agent_down_time)
 
     def _hearing(self, conf) -> hearing_mod.Hearing:
         """Deadlines count only while this conductor hears (hearing.py).
@@ -96,6 +104,8 @@ class ConductorService(service.RPCService):
             self.add_timer(self.conf.conductor.prune_interval,
                            self.pruner.prune, 'prune')
         self.metrics.start()
+        if self.notifications.enabled:
+            self.add_timer(interval, self.agent_watch.check, 'agent-watch')
         if self.conf.metrics.textfile_path:
             self.add_timer(self.conf.metrics.textfile_interval,
                            self.metrics.write_textfile, 'metrics-textfile')

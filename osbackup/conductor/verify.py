@@ -8,6 +8,7 @@ recorded per backup, so ``backup list`` shows when it was last proven.
 
 from oslo_log import log as logging
 
+from osbackup.conductor import notify
 from osbackup import exception
 from osbackup import states
 
@@ -20,6 +21,7 @@ class VerifyOrchestrator:
         self.conf = conf
         self.catalogue = catalogue
         self.dispatch = dispatcher
+        self.notifications = notify.DISABLED
 
     def create(self, backup_id: int, deep: bool) -> dict:
         backup = self.catalogue.get_backup(backup_id)
@@ -63,3 +65,6 @@ class VerifyOrchestrator:
         if summary:
             LOG.info('Verification %s ended %s', task['verification_id'],
                      summary['status'])
+            self.notifications.verify_ended(dict(
+                summary, backup_id=(task.get('params') or {}).get(
+                    'backup_id')))

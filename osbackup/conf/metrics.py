@@ -9,8 +9,9 @@ metrics_group = cfg.OptGroup(
 
 metrics_opts = [
     cfg.StrOpt('listen',
-               help='Address (host:port) on which the conductor serves /metrics over '
-                    'HTTP for Prometheus to scrape, e.g. 127.0.0.1:9871 '
+               help='Address (host:port) on which the conductor serves '
+                    '/metrics over HTTP for Prometheus to scrape, e.g. '
+                    '127.0.0.1:9871 '
                     '(IPv6: [::1]:9871). Empty: no HTTP endpoint. With '
                     'several conductors, scrape one: each reports the '
                     'whole catalogue.'),

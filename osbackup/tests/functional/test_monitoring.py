@@ -11,9 +11,12 @@ import os
 import socket
 import subprocess
 import sys
+import time
 import urllib.request
 
 import fixtures
+from oslo_config import cfg
+import oslo_messaging as messaging
 import testtools
 
 from osbackup.tests.functional import fleet as fleet_mod
@@ -35,15 +38,55 @@ class MonitoringTest(testtools.TestCase):
         fleet_mod.make_controller_tree(fleet.node_root('ctl'))
         self.port = _free_port()
         self.textfile = os.path.join(fleet.dir, 'textfile', 'osbackup.prom')
-        fleet.start_conductor(sections={'metrics': {
-            'listen': '127.0.0.1:%d' % self.port,
-            'textfile_path': self.textfile, 'textfile_interval': '1'}})
+        self.events = self.listen(fleet)
+        fleet.start_conductor(sections={
+            'metrics': {'listen': '127.0.0.1:%d' % self.port,
+                        'textfile_path': self.textfile,
+                        'textfile_interval': '1'},
+            'oslo_messaging_notifications': {'driver': 'messagingv2'}})
         fleet.start_agent('ctl', {
             'agent': {'drivers': 'mysql,nova'},
             'mysql': {'user': 'nosuchuser', 'password': 'wrong-Pw-123',
                       'host': '127.0.0.1'}})
         self.ctl = fleet.host('ctl')
         fleet.wait_for_agents([self.ctl])
+
+    def listen(self, fleet):
+        """A real consumer of the fleet's notifications on the broker."""
+        conf = cfg.ConfigOpts()
+        conf([], project='osbackup-test', default_config_files=[])
+        transport = messaging.get_notification_transport(
+            conf, url=fleet.transport_url)
+        events = []
+
+        class Endpoint:
+            def info(self, ctxt, publisher_id, event_type, payload, meta):
+                events.append(('INFO', publisher_id, event_type, payload))
+
+            def error(self, ctxt, publisher_id, event_type, payload, meta):
+                events.append(('ERROR', publisher_id, event_type, payload))
+
+        listener = messaging.get_notification_listener(
+            transport, [messaging.Target(topic='notifications',
+                                         exchange=fleet.exchange)],
+            [Endpoint()], executor='threading')
+        listener.start()
+
+        def stop():
+            listener.stop()
+            listener.wait()
+            transport.cleanup()
+        self.addCleanup(stop)
+        return events
+
+    def wait_events(self, wanted, timeout=30):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            seen = [e[2] for e in self.events]
+            if all(w in seen for w in wanted):
+                return
+            time.sleep(0.2)
+        self.fail('notifications %s not all seen: %s' % (wanted, self.events))
 
     def scrape(self):
         with urllib.request.urlopen('http://127.0.0.1:%d/metrics'
@@ -101,6 +144,19 @@ class MonitoringTest(testtools.TestCase):
                                        '--max-age', '3d')[0])
         older = self.scrape()[nova]
         self.assertAlmostEqual(got[nova] - 50 * 3600, older, delta=5)
+
+        # The consumer saw the backup start and fail, from this conductor.
+        self.wait_events(['backup.create.start', 'backup.create.error'])
+        (priority, publisher, _e, payload), = [
+            e for e in self.events if e[2] == 'backup.create.error']
+        self.assertEqual(('ERROR', 'osbackup-conductor.%s'
+                          % self.fleet.host('conductor')),
+                         (priority, publisher))
+        data = payload['osbackup_object.data']
+        self.assertEqual((backup['id'], 'FAILED', [self.ctl]),
+                         (data['id'], data['status'], data['hosts']))
+        self.assertGreater(data['size'], 0)
+        self.assertEqual('1.0', payload['osbackup_object.version'])
 
 
 class UnreachableCatalogueTest(testtools.TestCase):
