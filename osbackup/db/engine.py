@@ -1,7 +1,5 @@
 """The catalogue's SQLAlchemy engine, set up from ``[database]``."""
 
-from oslo_db.sqlalchemy import engines
-
 #: oslo.db's own default of ``[database] mysql_sql_mode``: without a mode
 #: set on each connection, oslo.db warns on every process start.
 SQL_MODE = 'TRADITIONAL'
@@ -23,6 +21,8 @@ def options(conf) -> dict:
 
 def create(connection: str, **kw):
     """An oslo.db engine; MySQL connections get an SQL mode by default."""
+    # Imported here: SQLAlchemy is costly and many commands never connect.
+    from oslo_db.sqlalchemy import engines
     kw.setdefault('mysql_sql_mode', SQL_MODE)
     return engines.create_engine(connection, **kw)
 

@@ -8,18 +8,21 @@ command backs up the node it runs on.
 
 import os
 import threading
+import typing
 
 from oslo_config import cfg
 from oslo_log import log as logging
 import oslo_messaging as messaging
 
 from osbackup.cmd import common
-from osbackup.conductor import rpcapi as conductor_rpcapi
-from osbackup.db import api as db_api
 from osbackup import exception
 from osbackup.manage import broker
 from osbackup import rpc
 from osbackup import version
+
+if typing.TYPE_CHECKING:
+    from osbackup.conductor import rpcapi as conductor_rpcapi
+    from osbackup.db import api as db_api
 
 LOG = logging.getLogger(__name__)
 
@@ -63,8 +66,10 @@ class Environment:
         return all_in_one_notice(list(self.conf.config_file or []) +
                                  list(self.conf.config_dir or []))
 
-    def open_database(self) -> db_api.Catalogue:
+    def open_database(self) -> 'db_api.Catalogue':
         """The catalogue named by the config, schema unchecked."""
+        # SQLAlchemy and the models load only for commands that use them.
+        from osbackup.db import api as db_api
         if self.all_in_one:
             os.makedirs(self.conf.state_path, mode=0o700, exist_ok=True)
         elif not _connection_set(self.conf):
@@ -78,7 +83,7 @@ class Environment:
         return db_api.Catalogue.from_conf(self.conf)
 
     @property
-    def catalogue(self) -> db_api.Catalogue:
+    def catalogue(self) -> 'db_api.Catalogue':
         if self._catalogue is None:
             catalogue = self.open_database()
             if self.all_in_one:
@@ -90,7 +95,8 @@ class Environment:
         return self._catalogue
 
     @property
-    def conductor(self) -> conductor_rpcapi.ConductorAPI:
+    def conductor(self) -> 'conductor_rpcapi.ConductorAPI':
+        from osbackup.conductor import rpcapi as conductor_rpcapi
         if self._conductor is None:
             rpc.init(self.conf)
             if self.all_in_one:
