@@ -10,6 +10,10 @@ their pre-restore dump back and stopped units are started again.
 
 Target directories come from the driver's own allow-list, never from the
 message: an artifact naming any other path is refused.
+
+A rollback run at start-up is remembered (``<id>.rolled-back.json``): the
+conductor, which may have given up on this agent meanwhile, asks for the
+rollback again once it hears from it, and gets what was done.
 """
 
 import contextlib
@@ -30,13 +34,17 @@ from osbackup import streams
 LOG = logging.getLogger(__name__)
 
 CHECK_INTERVAL = 0.5
+#: How long the record of a start-up rollback is kept for the conductor.
+RECORD_RETENTION = 7 * 86400
+RECORD_SUFFIX = '.rolled-back.json'
 
 
 class RestoreJournal:
     """What one restore changed on this node."""
 
     def __init__(self, directory, restore_id):
-        self.path = os.path.join(directory, '%d.json' % int(restore_id))
+        self.restore_id = int(restore_id)
+        self.path = os.path.join(directory, '%d.json' % self.restore_id)
         self.data = {'staged': {}, 'replaced': {}, 'stopped': [],
                      'loaded': [], 'keep': {}, 'carried': []}
         with contextlib.suppress(FileNotFoundError):
@@ -397,7 +405,18 @@ class RestoreWorker:
         return steps
 
     def rollback(self, params, progress):
-        return self.undo(self._journal(params), progress)
+        """Undo the restore here; or say what start-up recovery undid."""
+        journal = self._journal(params)
+        record = self._recovered(params['restore_id'])
+        if record is None or os.path.exists(journal.path):
+            return self.undo(journal, progress)
+        steps = [_step(self.host, 'recover', 'at agent start-up',
+                       record['status'], record.get('error'))]
+        steps += record['steps']
+        if record['status'] != states.SUCCEEDED:
+            raise PhaseFailed(record.get('error') or 'rollback at agent '
+                              'start-up left steps undone', steps)
+        return steps
 
     def undo(self, journal, progress=None):
         """Undo what the journal lists; never stop early."""
@@ -440,8 +459,27 @@ class RestoreWorker:
         for entry in data['loaded']:
             if entry['pre_restore']:
                 self.storage.delete(entry['pre_restore']['location'])
+        self._drop_storage_dirs(journal.restore_id)
         journal.remove()
         return steps
+
+    def _drop_storage_dirs(self, restore_id):
+        """Remove what is left of the restore's own storage directory.
+
+        A pre-restore dump that failed (or was cut short by a crash and
+        its partial file removed) leaves its empty directory behind; only
+        a local storage has directories, and only empty ones go.
+        """
+        prefix = '%s/restore-%d' % (self.host, int(restore_id))
+        for path in self.storage.cleanup_partials(prefix):
+            LOG.info('Removed partial pre-restore dump %s', path)
+        root = getattr(self.storage, 'path', None)
+        if not isinstance(root, str):
+            return
+        top = os.path.join(root, prefix)
+        for dirpath, _dirs, _files in os.walk(top, topdown=False):
+            with contextlib.suppress(OSError):
+                os.rmdir(dirpath)
 
     @staticmethod
     def _swapped(target, orig):
@@ -481,20 +519,55 @@ class RestoreWorker:
             steps.append(_step(self.host, action, target))
 
     def recover(self) -> list:
-        """Roll back restores a previous agent process left unfinished."""
+        """Roll back restores a previous agent process left unfinished.
+
+        What each rollback did is recorded for the conductor (see
+        rollback()); the journal stays when steps failed, so the next
+        start-up tries again.
+        """
         undone = []
         for name in sorted(os.listdir(self.directory)):
-            if not name.endswith('.json'):
+            stem = name[:-len('.json')] if name.endswith('.json') else ''
+            if not stem.isdigit():
                 continue
-            journal = RestoreJournal(self.directory, int(name[:-5]))
+            journal = RestoreJournal(self.directory, int(stem))
             LOG.warning('Rolling back restore %s, interrupted by an agent '
-                        'restart', name[:-5])
+                        'restart', stem)
+            record = {'status': states.SUCCEEDED, 'error': None,
+                      'at': time.time()}
             try:
-                undone.extend(self.undo(journal))
+                record['steps'] = self.undo(journal)
             except PhaseFailed as exc:
                 LOG.error('%s', exc.message)
-                undone.extend(exc.steps)
+                record.update(steps=exc.steps, status=states.FAILED,
+                              error=exc.message)
+            durable.write_json(self._record_path(stem), record)
+            undone.extend(record['steps'])
+        self._forget_records(time.time() - RECORD_RETENTION)
         return undone
+
+    def _record_path(self, restore_id):
+        return os.path.join(self.directory,
+                            '%d%s' % (int(restore_id), RECORD_SUFFIX))
+
+    def _recovered(self, restore_id) -> dict | None:
+        """What the start-up rollback of a restore did, if one ran."""
+        try:
+            with open(self._record_path(restore_id)) as f:
+                return json.load(f)
+        except (FileNotFoundError, json.JSONDecodeError):
+            return None
+
+    def _forget_records(self, before):
+        for name in os.listdir(self.directory):
+            if not name.endswith(RECORD_SUFFIX):
+                continue
+            path = os.path.join(self.directory, name)
+            record = self._recovered(name[:-len(RECORD_SUFFIX)]) \
+                if name[:-len(RECORD_SUFFIX)].isdigit() else None
+            if record is None or record.get('at', 0) < before:
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(path)
 
 
 class _Progress:

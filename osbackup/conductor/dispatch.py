@@ -69,6 +69,13 @@ class Dispatcher:
         tasks = self.catalogue.create_tasks(
             specs, self.conf.conductor.task_timeout,
             deliver_within=self.conf.conductor.task_start_timeout)
+        return self.send(tasks)
+
+    def send(self, tasks: list) -> list[dict]:
+        """Send tasks already recorded (by the caller's own transaction).
+
+        Undeliverable ones are failed once all were sent, as in wave().
+        """
         with self.batch():
             for failure in self._send_all(tasks):
                 if failure:

@@ -5,12 +5,22 @@ stage and verify everything, stop units everywhere, load databases,
 swap directories, start units, check them. When any task of a phase
 fails, every host rolls back what it did (its own journal says what) and
 the restore ends FAILED with the failing step. Phase changes are
-compare-and-set updates, so several conductors can drive restores.
+compare-and-set updates, so several conductors can drive restores, and a
+phase change commits together with the new phase's tasks: a conductor
+killed (or a database failing) while moving on leaves the restore at the
+phase it was at, never at a phase whose tasks are missing (which would
+look finished, and skip it). A phase has as many tasks as the plan has
+hosts with work in it; one with fewer fails the restore.
+
+A host whose agent cannot roll back (it is down) is reported as such
+(restore_outcome.py); once the agent is heard from again, its rollback
+is asked for again and the answer recorded.
 """
 
 from oslo_log import log as logging
 
 from osbackup.conductor import notify
+from osbackup.conductor import restore_outcome
 from osbackup.conductor import restore_plan
 from osbackup import exception
 from osbackup import states
@@ -19,6 +29,8 @@ LOG = logging.getLogger(__name__)
 
 ROLLBACK_PHASE = 100
 DONE_PHASE = 200
+#: Rollback tasks a host gets at most in one restore, retries included.
+ROLLBACK_ATTEMPTS = 5
 
 
 def phase_name(index: int) -> str:
@@ -61,32 +73,50 @@ class RestoreOrchestrator:
                 'Another restore is running; wait for it to end (see '
                 '"osbackup-manage restore list")')
         restore = self.catalogue.create_restore(
-            backup_id, hosts or [], services or [], plan)
+            backup_id, hosts or [], services or [], plan,
+            steps=[dict(s, action='skip', status=states.SKIPPED,
+                        error=s['reason']) for s in plan['skipped']],
+            first_tasks=lambda r: self._specs(r, 0),
+            **self._task_times())
         LOG.info('Restore %s of backup %s: hosts %s', restore['id'],
                  backup_id, ', '.join(sorted(plan['hosts'])))
         self.notifications.restore_started(restore)
-        if plan['skipped']:
-            self.catalogue.add_restore_steps(restore['id'], 'load_db', [
-                dict(s, action='skip', status=states.SKIPPED,
-                     error=s['reason']) for s in plan['skipped']])
-        self._start_phase(restore, 0)
+        self._send(restore, 0, restore['tasks'])
         return self.catalogue.get_restore(restore['id'])
 
     # -- phases --------------------------------------------------------
 
-    def _start_phase(self, restore: dict, index: int) -> None:
+    def _task_times(self):
+        return {'timeout': self.conf.conductor.task_timeout,
+                'deliver_within': self.conf.conductor.task_start_timeout}
+
+    @staticmethod
+    def _specs(restore: dict, index: int, only=None) -> list[dict]:
+        """The tasks of a phase: one per host with work in it."""
         name = phase_name(index)
-        sent = len(self.dispatch.wave([
-            dict(kind='restore_' + name, host=host, service='restore',
-                 params={'restore_id': restore['id'],
-                         'backup_id': restore['backup_id'],
-                         'plan': host_plan},
-                 restore_id=restore['id'])
-            for host, host_plan in sorted(restore['plan']['hosts'].items())
-            if restore_plan.has_work(host_plan, name)]))
-        LOG.info('Restore %s: phase %s on %d host(s)', restore['id'], name,
-                 sent)
-        if not sent:
+        return [dict(kind='restore_' + name, host=host, service='restore',
+                     params={'restore_id': restore['id'],
+                             'backup_id': restore['backup_id'],
+                             'plan': host_plan},
+                     restore_id=restore['id'])
+                for host, host_plan in sorted(restore['plan']['hosts']
+                                              .items())
+                if restore_plan.has_work(host_plan, name) and
+                (only is None or host == only)]
+
+    def _move(self, restore: dict, index: int, following: int) -> None:
+        """Go from phase ``index`` to ``following`` with its tasks."""
+        tasks = self.catalogue.start_restore_phase(
+            restore['id'], index, following,
+            self._specs(restore, following), **self._task_times())
+        if tasks is not None:
+            self._send(restore, following, tasks)
+
+    def _send(self, restore, index, tasks):
+        LOG.info('Restore %s: phase %s on %d host(s)', restore['id'],
+                 phase_name(index), len(tasks))
+        self.dispatch.send(tasks)
+        if not tasks:
             self.advance(restore['id'])
 
     def task_done(self, task: dict) -> None:
@@ -94,33 +124,46 @@ class RestoreOrchestrator:
         result = task.get('result') or {}
         phase = task['kind'].replace('restore_', '', 1)
         steps = list(result.get('steps') or [])
-        if task['status'] not in states.TASK_GOOD and not any(
-                s['status'] == states.FAILED for s in steps):
+        if not steps or (task['status'] not in states.TASK_GOOD and not any(
+                s['status'] == states.FAILED for s in steps)):
+            # Every task of every host shows in the timeline, even one
+            # that had nothing to do or never reported a step.
             steps.append({'host': task['host'], 'action': phase,
                           'target': '-', 'status': task['status'],
                           'error': task['error']})
-        if steps:
-            self.catalogue.add_restore_steps(task['restore_id'], phase,
-                                             steps)
+        self.catalogue.add_restore_steps(task['restore_id'], phase, steps)
         self.advance(task['restore_id'])
+        if task['kind'] == restore_outcome.ROLLBACK_KIND:
+            self._log_late_rollback(task)
 
     def advance(self, restore_id: int) -> None:
         restore = self.catalogue.get_restore(restore_id)
         if restore['status'] != states.RUNNING:
             return
         index = restore['phase']
+        if index >= DONE_PHASE:
+            # Left by an older conductor between its two writes.
+            self._end(restore, index)
+            return
         name = phase_name(index)
         tasks = [t for t in restore['tasks']
                  if t['kind'] == 'restore_' + name]
         if any(t['status'] in states.TASK_ACTIVE for t in tasks):
             return
+        expected = len(self._specs(restore, index))
+        if len(tasks) < expected:
+            error = ('phase %s has %d of its %d tasks in the catalogue; '
+                     'its other hosts never got theirs'
+                     % (name, len(tasks), expected))
+            LOG.error('Restore %s: %s', restore_id, error)
+            if index == ROLLBACK_PHASE:
+                self._end(restore, index, error)
+                return
+            self.catalogue.set_restore_error(restore_id, error)
+            self._move(restore, index, ROLLBACK_PHASE)
+            return
         if index == ROLLBACK_PHASE:
-            if self.catalogue.move_restore_phase(restore_id, index,
-                                                 DONE_PHASE):
-                self.catalogue.finish_restore(restore_id, states.FAILED)
-                LOG.warning('Restore %s FAILED and was rolled back: %s',
-                            restore_id, restore['error'])
-                self._ended(restore_id)
+            self._end(restore, index)
             return
         failed = [t for t in tasks if t['status'] not in states.TASK_GOOD]
         if failed:
@@ -128,26 +171,88 @@ class RestoreOrchestrator:
             self.catalogue.set_restore_error(
                 restore_id, '%s failed on %s: %s'
                 % (name, first['host'], first['error'] or first['status']))
-            if self.catalogue.move_restore_phase(restore_id, index,
-                                                 ROLLBACK_PHASE):
-                self._start_phase(restore, ROLLBACK_PHASE)
+            self._move(restore, index, ROLLBACK_PHASE)
             return
         following = index + 1
         if following >= len(restore_plan.PHASES):
-            if self.catalogue.move_restore_phase(restore_id, index,
-                                                 DONE_PHASE):
-                self.catalogue.finish_restore(restore_id, states.SUCCEEDED)
-                LOG.info('Restore %s SUCCEEDED', restore_id)
-                self._ended(restore_id)
+            self._end(restore, index)
             return
-        if self.catalogue.move_restore_phase(restore_id, index, following):
-            self._start_phase(restore, following)
+        self._move(restore, index, following)
 
-    def _ended(self, restore_id: int) -> None:
-        self.notifications.restore_ended(
-            self.catalogue.get_restore(restore_id))
+    def _end(self, restore, index, error=None):
+        rolled_back = index == ROLLBACK_PHASE or bool(restore['error'])
+        status = states.FAILED if rolled_back or error else \
+            states.SUCCEEDED
+        if not self.catalogue.end_restore(restore['id'], index, status,
+                                          DONE_PHASE, error):
+            return
+        restore = self.catalogue.get_restore(restore['id'])
+        self.notifications.restore_ended(restore)
+        if status == states.SUCCEEDED:
+            LOG.info('Restore %s SUCCEEDED', restore['id'])
+            return
+        doubt = restore_outcome.needs_attention(restore)
+        if not doubt:
+            LOG.warning('Restore %s FAILED and was rolled back on every '
+                        'host: %s', restore['id'], restore['error'])
+            return
+        LOG.error('Restore %s FAILED: %s; it was NOT rolled back on %s',
+                  restore['id'], restore['error'], ', '.join(
+                      '%s (rollback %s)' % (h['host'], h['rollback'])
+                      for h in doubt))
+
+    # -- rollbacks their agent could not run ---------------------------
+
+    def _log_late_rollback(self, task):
+        restore = self.catalogue.get_restore(task['restore_id'])
+        if restore['status'] == states.RUNNING or len(
+                restore_outcome.rollback_tasks(restore, task['host'])) < 2:
+            return      # the rollback phase's own task, not a retry
+        rollback = restore_outcome.host_rollback(restore, task['host'])
+        log = LOG.info if rollback == restore_outcome.DONE else LOG.error
+        log('Restore %s: rollback on %s is now %s', restore['id'],
+            task['host'], rollback)
+
+    def retry_rollbacks(self) -> None:
+        """Ask again for the rollbacks whose agent did not answer.
+
+        An agent killed mid-restore rolls back from its journal when it
+        starts again; asked again, it reports what that rollback did, and
+        the restore records it. Asked only once the agent is heard from
+        after the last attempt, and ``ROLLBACK_ATTEMPTS`` times at most.
+        """
+        pending = self.catalogue.restores_with_timed_out_rollback()
+        if not pending:
+            return
+        agents = {a['host']: a for a in self.catalogue.list_agents(
+            self.conf.conductor.agent_down_time)}
+        for restore_id in pending:
+            restore = self.catalogue.get_restore(restore_id)
+            if restore['status'] == states.RUNNING:
+                continue
+            for host in restore['plan']['hosts']:
+                self._retry_rollback(restore, host, agents.get(host))
+
+    def _retry_rollback(self, restore, host, agent):
+        tasks = restore_outcome.rollback_tasks(restore, host)
+        if not tasks or tasks[-1]['status'] != states.TIMED_OUT or \
+                len(tasks) >= ROLLBACK_ATTEMPTS:
+            return
+        last = tasks[-1]
+        if agent is None or agent['state'] != states.UP or \
+                agent['last_heartbeat'] <= last['finished_at']:
+            return
+        created = self.catalogue.retry_restore_task(
+            last, self._specs(restore, ROLLBACK_PHASE, only=host),
+            **self._task_times())
+        if created:
+            LOG.warning('Restore %s: the agent on %s is back; asking it '
+                        'again for the rollback it did not answer',
+                        restore['id'], host)
+            self.dispatch.send(created)
 
     def check(self) -> None:
         """Periodic: move on restores whose last report was lost."""
         for restore_id in self.catalogue.running_restores():
             self.advance(restore_id)
+        self.retry_rollbacks()

@@ -66,6 +66,35 @@ def _late_success(kind: str, status: str, reported: str) -> bool:
             reported == states.SUCCEEDED)
 
 
+def _insert_tasks(s, specs, timeout, deliver_within) -> list[dict]:
+    """Insert PENDING tasks in session ``s``; see Catalogue.create_tasks."""
+    now = _now()
+    deliver_by = _iso(now + datetime.timedelta(seconds=deliver_within))
+    expires_at = now + datetime.timedelta(seconds=timeout)
+    values = [dict(
+        id=str(uuid.uuid4()), kind=spec['kind'], host=spec['host'],
+        service=spec['service'], params=spec.get('params') or {},
+        status=states.PENDING, created_at=now, updated_at=now,
+        started_at=None, finished_at=None,
+        backup_id=spec.get('backup_id'),
+        restore_id=spec.get('restore_id'),
+        verification_id=spec.get('verification_id'),
+        expires_at=expires_at, progress_bytes=0, progress_files=0,
+        result=None, error=None) for spec in specs]
+    if values:
+        # One multi-row INSERT (executemany), not one ORM object and
+        # statement per task: a wave can hold thousands.
+        s.execute(sa.insert(models.Task.__table__), values)
+    rows_out = []
+    for value in values:
+        row = {f: _iso(value.get(f)) if isinstance(
+            value.get(f), datetime.datetime) else value.get(f)
+            for f in _TASK_FIELDS}
+        row['deliver_by'] = deliver_by
+        rows_out.append(row)
+    return rows_out
+
+
 def _held(info) -> list:
     """The task ids a heartbeat says its agent holds."""
     tasks = info.get('tasks', []) if isinstance(info, dict) else []
@@ -310,33 +339,10 @@ class Catalogue(policy_api.PolicyQueries, status_api.StatusQueries):
         the task before then or refuse it, because casts never expire and
         a task that waited in a dead agent's queue must not run late.
         """
-        now = _now()
-        deliver_by = _iso(now + datetime.timedelta(seconds=deliver_within))
-        expires_at = now + datetime.timedelta(seconds=timeout)
-        values = [dict(
-            id=str(uuid.uuid4()), kind=spec['kind'], host=spec['host'],
-            service=spec['service'], params=spec.get('params') or {},
-            status=states.PENDING, created_at=now, updated_at=now,
-            started_at=None, finished_at=None,
-            backup_id=spec.get('backup_id'),
-            restore_id=spec.get('restore_id'),
-            verification_id=spec.get('verification_id'),
-            expires_at=expires_at, progress_bytes=0, progress_files=0,
-            result=None, error=None) for spec in specs]
-        if not values:
+        if not specs:
             return []
         with self.session() as s:
-            # One multi-row INSERT (executemany), not one ORM object and
-            # statement per task: a wave can hold thousands.
-            s.execute(sa.insert(models.Task.__table__), values)
-        rows_out = []
-        for value in values:
-            row = {f: _iso(value.get(f)) if isinstance(
-                value.get(f), datetime.datetime) else value.get(f)
-                for f in _TASK_FIELDS}
-            row['deliver_by'] = deliver_by
-            rows_out.append(row)
-        return rows_out
+            return _insert_tasks(s, specs, timeout, deliver_within)
 
     def get_task(self, task_id: str) -> dict:
         with self.session() as s:
@@ -662,7 +668,17 @@ class Catalogue(policy_api.PolicyQueries, status_api.StatusQueries):
 
     # -- restores --------------------------------------------------------
 
-    def create_restore(self, backup_id, hosts, services, plan) -> dict:
+    def create_restore(self, backup_id, hosts, services, plan,
+                       steps: list = (), first_tasks=None, timeout=3600,
+                       deliver_within: int = 120) -> dict:
+        """Create a RUNNING restore at phase 0, with that phase's tasks.
+
+        ``first_tasks(restore)`` returns the task specs of phase 0; the
+        restore, its ``steps`` (phase ``load_db``: what the plan skips)
+        and those tasks are one transaction, so no restore is ever at a
+        phase whose tasks do not exist. The created tasks are returned in
+        ``tasks``, ready to be sent.
+        """
         with self.session() as s:
             restore = models.Restore(
                 backup_id=backup_id, status=states.RUNNING,
@@ -670,7 +686,50 @@ class Catalogue(policy_api.PolicyQueries, status_api.StatusQueries):
                 phase=0, created_at=_now())
             s.add(restore)
             s.flush()
-            return _row(restore, *_RESTORE_FIELDS)
+            out = _row(restore, *_RESTORE_FIELDS)
+            self._add_steps(s, restore.id, 'load_db', steps)
+            out['tasks'] = _insert_tasks(
+                s, first_tasks(out) if first_tasks else [], timeout,
+                deliver_within)
+            return out
+
+    def start_restore_phase(self, restore_id: int, from_phase: int,
+                            to_phase: int, specs: list, timeout: int,
+                            deliver_within: int = 120) -> list | None:
+        """Move a restore to its next phase together with its tasks.
+
+        Compare-and-set on the phase, so one conductor moves it; the new
+        phase and its tasks commit together, so a conductor killed (or a
+        database failing) here leaves the restore at the phase it was at,
+        never at one whose tasks are missing. Returns the created tasks,
+        or None when the restore was not at ``from_phase`` (any more).
+        """
+        with self.session() as s:
+            if not s.execute(
+                    sa.update(models.Restore)
+                    .where(models.Restore.id == restore_id,
+                           models.Restore.phase == from_phase,
+                           models.Restore.status == states.RUNNING)
+                    .values(phase=to_phase)).rowcount:
+                return None
+            return _insert_tasks(s, specs, timeout, deliver_within)
+
+    def end_restore(self, restore_id: int, from_phase: int, status: str,
+                    done_phase: int, error: str | None = None) -> bool:
+        """End a restore at ``from_phase``: status and phase at once.
+
+        ``error`` is set only when the restore has none yet.
+        """
+        values = dict(status=status, phase=done_phase, finished_at=_now())
+        if error:
+            values['error'] = sa.func.coalesce(models.Restore.error, error)
+        with self.session() as s:
+            return bool(s.execute(
+                sa.update(models.Restore)
+                .where(models.Restore.id == restore_id,
+                       models.Restore.phase == from_phase,
+                       models.Restore.status == states.RUNNING)
+                .values(**values)).rowcount)
 
     def get_restore(self, restore_id: int) -> dict:
         with self.session() as s:
@@ -700,16 +759,42 @@ class Catalogue(policy_api.PolicyQueries, status_api.StatusQueries):
                 query = query.limit(limit)
             return [_row(r, *_RESTORE_FIELDS) for r in s.scalars(query)]
 
-    def move_restore_phase(self, restore_id: int, from_phase: int,
-                           to_phase: int) -> bool:
-        """Compare-and-set the phase, so one conductor advances it."""
+    def restores_with_timed_out_rollback(self) -> list[int]:
+        """Ids of ended restores with a rollback task that timed out."""
         with self.session() as s:
-            return bool(s.execute(
-                sa.update(models.Restore)
-                .where(models.Restore.id == restore_id,
-                       models.Restore.phase == from_phase,
-                       models.Restore.status == states.RUNNING)
-                .values(phase=to_phase)).rowcount)
+            return list(s.scalars(
+                sa.select(models.Task.restore_id).distinct()
+                .join(models.Restore,
+                      models.Restore.id == models.Task.restore_id)
+                .where(models.Task.status == states.TIMED_OUT,
+                       models.Task.kind == 'restore_rollback',
+                       # Not one already retried (retry_restore_task).
+                       sa.not_(models.Task.error.like('%(asked again)')),
+                       models.Restore.status != states.RUNNING)
+                .order_by(models.Task.restore_id)).all())
+
+    def retry_restore_task(self, task: dict, specs: list, timeout: int,
+                           deliver_within: int = 120) -> list[dict]:
+        """Create ``specs`` in place of ``task``, which ended; once.
+
+        Compare-and-set on the ended task (its error gains a note), so
+        several conductors retrying it create one set of new tasks.
+        Returns the created tasks, or [] when another retried it first.
+        """
+        note = 'asked again'
+        with self.session() as s:
+            if not s.execute(
+                    sa.update(models.Task)
+                    .where(models.Task.id == task['id'],
+                           models.Task.status == task['status'],
+                           models.Task.error.is_(None)
+                           if task['error'] is None
+                           else models.Task.error == task['error'])
+                    .values(error='%s (%s)' % (task['error'] or
+                                               task['status'], note))
+            ).rowcount:
+                return []
+            return _insert_tasks(s, specs, timeout, deliver_within)
 
     def set_restore_error(self, restore_id: int, error: str) -> None:
         with self.session() as s:
@@ -718,28 +803,25 @@ class Catalogue(policy_api.PolicyQueries, status_api.StatusQueries):
                              models.Restore.error.is_(None))
                       .values(error=error))
 
-    def finish_restore(self, restore_id: int, status: str) -> bool:
-        with self.session() as s:
-            return bool(s.execute(
-                sa.update(models.Restore)
-                .where(models.Restore.id == restore_id,
-                       models.Restore.status == states.RUNNING)
-                .values(status=status, finished_at=_now())).rowcount)
-
     def add_restore_steps(self, restore_id: int, phase: str,
                           steps: list) -> None:
-        now = _now()
         with self.session() as s:
-            seq = s.scalar(sa.select(sa.func.count())
-                           .select_from(models.RestoreStep)
-                           .where(models.RestoreStep.restore_id ==
-                                  restore_id))
-            for n, step in enumerate(steps):
-                s.add(models.RestoreStep(
-                    restore_id=restore_id, seq=seq + n, phase=phase,
-                    host=step['host'], action=step['action'],
-                    target=step['target'], status=step['status'],
-                    error=step.get('error'), at=now))
+            self._add_steps(s, restore_id, phase, steps)
+
+    @staticmethod
+    def _add_steps(s, restore_id, phase, steps):
+        if not steps:
+            return
+        now = _now()
+        seq = s.scalar(sa.select(sa.func.count())
+                       .select_from(models.RestoreStep)
+                       .where(models.RestoreStep.restore_id == restore_id))
+        for n, step in enumerate(steps):
+            s.add(models.RestoreStep(
+                restore_id=restore_id, seq=seq + n, phase=phase,
+                host=step['host'], action=step['action'],
+                target=step['target'], status=step['status'],
+                error=step.get('error'), at=now))
 
     def restore_phase_tasks(self, restore_id: int, kind: str) -> list[dict]:
         with self.session() as s:

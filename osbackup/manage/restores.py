@@ -2,6 +2,7 @@
 
 import sys
 
+from osbackup.conductor import restore_outcome
 from osbackup import manage
 from osbackup.manage import output
 from osbackup.manage import waiting
@@ -13,12 +14,22 @@ _STEP_KEYS = ('host', 'phase', 'action', 'target', 'status', 'error', 'at')
 
 
 def public(restore: dict) -> dict:
-    """The JSON form of a restore (or of a dry-run plan)."""
+    """The JSON form of a restore (or of a dry-run plan).
+
+    ``host_status`` has, per host of the plan, its ``rollback`` status
+    (``not_needed``, ``pending``, ``done``, ``timed_out``, ``failed``;
+    see conductor/restore_outcome.py) and ``attention``: why the host
+    needs the operator, or null; ``needs_attention`` lists those hosts.
+    """
     out = {k: restore.get(k) for k in _SHOW_FIELDS}
     out['steps'] = [{k: s.get(k) for k in _STEP_KEYS}
                     for s in restore['steps']]
     if restore.get('dry_run'):
         out['dry_run'] = True
+        return out
+    out['host_status'] = restore_outcome.hosts(restore)
+    out['needs_attention'] = [h['host'] for h in out['host_status']
+                              if h['attention']]
     return out
 
 
@@ -31,6 +42,21 @@ def print_restore(restore: dict) -> None:
     output.table(restore['steps'], [
         ('Phase', 'phase'), ('Host', 'host'), ('Action', 'action'),
         ('Target', 'target'), ('Status', 'status'), ('Error', 'error')])
+    if restore.get('dry_run'):
+        return
+    hosts = restore_outcome.hosts(restore)
+    output.table(hosts, [('Host', 'host'), ('Rollback', 'rollback'),
+                         ('Attention', 'attention')])
+    doubt = [h for h in hosts if h['attention']]
+    if doubt:
+        print('ATTENTION: restore %s FAILED and was NOT rolled back on %d '
+              'host(s):' % (restore['id'], len(doubt)))
+        for host in doubt:
+            print('  %s (rollback %s): %s' % (host['host'], host['rollback'],
+                                              host['attention']))
+    elif restore['status'] == states.FAILED:
+        print('Restore %s FAILED and was rolled back on every host.'
+              % restore['id'])
 
 
 class RestoreCommands:

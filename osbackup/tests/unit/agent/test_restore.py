@@ -151,7 +151,9 @@ class RestoreWorkerTest(base.TestCase):
         self.assertEqual('disk-after\n', read(os.path.join(
             self.root, 'var/lib/nova/instances/i1/disk')))
         self.assertIn(('start', 'nova-api'), self.units.calls)
-        self.assertEqual([], os.listdir(self.worker.directory))
+        # The journal is gone; the record of the rollback stays.
+        self.assertEqual(['9' + restore.RECORD_SUFFIX],
+                         os.listdir(self.worker.directory))
 
     def test_foreign_paths_refused(self):
         self.params['plan']['files'][0]['paths'] = ['/etc/shadow-dir']
@@ -181,3 +183,104 @@ class RestoreWorkerTest(base.TestCase):
         err = self.assertRaises(restore.PhaseFailed, self.run_phases,
                                 'check')
         self.assertIn('did not stay active', err.message)
+
+    # -- an agent that died mid-restore -------------------------------------
+
+    def restart(self):
+        """A new agent process on the same state directory."""
+        self.units.calls.clear()
+        return restore.RestoreWorker(self.cfg.conf, 'h',
+                                     {'nova': self.driver}, self.storage,
+                                     self.units)
+
+    def test_rollback_asked_after_restart_reports_the_recovery(self):
+        self.damage()
+        self.run_phases('prepare', 'stop', 'replace')
+        fresh = self.restart()
+        fresh.recover()
+        self.assertEqual('damaged\n', read(os.path.join(
+            self.root, 'etc/nova/nova.conf')))
+        # The conductor gave up on this agent and asks again now.
+        steps = fresh.rollback(self.params, None)
+        self.assertEqual(('recover', states.SUCCEEDED),
+                         (steps[0]['action'], steps[0]['status']))
+        actions = [(s['action'], s['target']) for s in steps]
+        self.assertIn(('put_back', '/etc/nova'), actions)
+        self.assertIn(('start', 'nova-api'), actions)
+        # Nothing was undone twice.
+        self.assertEqual(1, self.units.calls.count(('start', 'nova-api')))
+        self.assertEqual(steps, fresh.rollback(self.params, None))
+
+    def test_recovery_that_left_steps_undone_is_reported_failed(self):
+        self.damage()
+        self.run_phases('prepare', 'stop', 'replace')
+        self.units.fail_start = ('nova-api',)
+        fresh = self.restart()
+        fresh.recover()
+        err = self.assertRaises(restore.PhaseFailed, fresh.rollback,
+                                self.params, None)
+        self.assertIn(('start', states.FAILED),
+                      [(s['action'], s['status']) for s in err.steps])
+
+    def test_records_of_old_recoveries_are_forgotten(self):
+        self.run_phases('prepare')
+        fresh = self.restart()
+        fresh.recover()
+        self.assertIsNotNone(fresh._recovered(9))
+        restore.RECORD_RETENTION = -1
+        self.addCleanup(setattr, restore, 'RECORD_RETENTION', 7 * 86400)
+        fresh.recover()
+        self.assertIsNone(fresh._recovered(9))
+        self.assertEqual([], os.listdir(self.worker.directory))
+
+    def with_database(self, mysql):
+        self.worker.drivers['mysql'] = mysql
+        self.params['plan']['databases'] = [{
+            'database': 'nova', 'owner': 'nova', 'artifact': {
+                'id': 1, 'name': 'nova', 'kind': 'sql', 'location': '/x',
+                'sha256': 'a' * 64, 'size': 1, 'meta': {}}}]
+
+    def restore_dirs(self):
+        host = os.path.join(self.storage.path, 'h')
+        return sorted(n for n in os.listdir(host) if n.startswith('restore-')
+                      ) if os.path.isdir(host) else []
+
+    def test_failed_pre_restore_dump_leaves_no_directory(self):
+        self.with_database(FakeMysql(abort=True))
+        self.run_phases('prepare', 'stop')
+        self.assertRaises(restore.PhaseFailed, self.run_phases, 'load_db')
+        self.assertEqual(['restore-9'], self.restore_dirs())
+        self.worker.rollback(self.params, None)
+        self.assertEqual([], self.restore_dirs())
+
+    def test_dump_cut_short_by_a_crash_leaves_no_directory(self):
+        self.with_database(FakeMysql(abort=False))
+        self.run_phases('prepare', 'stop')
+        self.assertRaises(restore.PhaseFailed, self.run_phases, 'load_db')
+        fresh = self.restart()
+        fresh.drivers['mysql'] = self.worker.drivers['mysql']
+        fresh.recover()
+        self.assertEqual([], self.restore_dirs())
+
+
+class FakeMysql:
+    """A mysql driver whose pre-restore dump dies half-way."""
+
+    def __init__(self, abort):
+        self.abort = abort
+
+    def list_databases(self):
+        return ['nova']
+
+    def verify(self, ctx, location, database, sha256):
+        pass
+
+    def backup(self, ctx, databases):
+        writer = ctx.storage.open_writer(ctx.key(databases[0], '.sql.zst'))
+        writer.write(b'-- half a dump')
+        if self.abort:
+            writer.abort()
+        raise exception.DumpFailed('mysqldump died')
+
+    def load(self, ctx, location, database, sha256, verified=False):
+        raise AssertionError('nothing was loaded')

@@ -1,0 +1,66 @@
+"""How a restore's per-host result is shown (issue 18.4)."""
+
+import io
+import json
+
+import fixtures
+
+from osbackup.manage import restores
+from osbackup.tests import base
+
+
+def _task(host, kind, status, at='2026-12-02T10:00:00Z'):
+    return {'host': host, 'kind': kind, 'status': status, 'created_at': at}
+
+
+def _restore(**kw):
+    return dict({
+        'id': 4, 'backup_id': 3, 'status': 'FAILED', 'hosts': [],
+        'services': [], 'created_at': 'x', 'finished_at': 'y',
+        'error': 'stop failed on cmp: agent cmp went silent',
+        'plan': {'hosts': {'cmp': {}, 'ctl': {}}}, 'steps': [],
+        'tasks': [_task('cmp', 'restore_stop', 'TIMED_OUT'),
+                  _task('ctl', 'restore_stop', 'SUCCEEDED'),
+                  _task('cmp', 'restore_rollback', 'TIMED_OUT'),
+                  _task('ctl', 'restore_rollback', 'SUCCEEDED')]}, **kw)
+
+
+class ShowTest(base.TestCase):
+
+    def capture(self, func, *args):
+        out = io.StringIO()
+        self.useFixture(fixtures.MonkeyPatch('sys.stdout', out))
+        func(*args)
+        return out.getvalue()
+
+    def test_json_carries_each_hosts_rollback(self):
+        data = json.loads(self.capture(
+            lambda: restores.output.emit_json(restores.public(_restore()))))
+        self.assertEqual({'cmp': 'timed_out', 'ctl': 'done'},
+                         {h['host']: h['rollback']
+                          for h in data['host_status']})
+        self.assertEqual(['cmp'], data['needs_attention'])
+
+    def test_table_says_which_hosts_need_attention(self):
+        text = self.capture(restores.print_restore, _restore())
+        self.assertIn('ATTENTION: restore 4 FAILED and was NOT rolled back '
+                      'on 1 host(s)', text)
+        self.assertIn('  cmp (rollback timed_out): its agent did not roll '
+                      'back', text)
+        self.assertNotIn('  ctl (rollback', text)
+
+    def test_rolled_back_everywhere_is_said_plainly(self):
+        restore = _restore()
+        restore['tasks'][2]['status'] = 'SUCCEEDED'
+        text = self.capture(restores.print_restore, restore)
+        self.assertNotIn('ATTENTION', text)
+        self.assertIn('Restore 4 FAILED and was rolled back on every host',
+                      text)
+
+    def test_dry_run_has_no_host_status(self):
+        plan = {'id': None, 'backup_id': 3, 'status': 'DRY_RUN',
+                'dry_run': True, 'plan': {'hosts': {'ctl': {}}},
+                'steps': []}
+        self.assertNotIn('host_status', restores.public(plan))
+        self.assertNotIn('Rollback', self.capture(restores.print_restore,
+                                                  plan))
