@@ -180,9 +180,8 @@ class RestoreOrchestrator:
         self._move(restore, index, following)
 
     def _end(self, restore, index, error=None):
-        rolled_back = index == ROLLBACK_PHASE or bool(restore['error'])
-        status = states.FAILED if rolled_back or error else \
-            states.SUCCEEDED
+        failed = index == ROLLBACK_PHASE or bool(restore['error'] or error)
+        status = states.FAILED if failed else states.SUCCEEDED
         if not self.catalogue.end_restore(restore['id'], index, status,
                                           DONE_PHASE, error):
             return

@@ -10,9 +10,11 @@ the nodes as they were before the restore, with the units running.
 import hashlib
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import tarfile
+import time
 
 
 from osbackup.tests.functional import fleet as fleet_mod
@@ -298,3 +300,169 @@ def _wrapper_exe(fleet, wrapper):
         f.write('#!/bin/sh\nexec %s %s "$@"\n' % (sys.executable, wrapper))
     os.chmod(path, 0o755)
     return path
+
+
+class InterruptedRestoreTest(fleet_mod.FleetTestCase):
+    """A conductor or an agent killed in the middle of a restore.
+
+    One compute node; short task timeouts so that the dead are given up
+    on within seconds.
+    """
+
+    UNITS = {'nova': ['nova-compute']}
+
+    @classmethod
+    def build_fleet(cls, fleet):
+        fleet_mod.make_compute_tree(fleet.node_root('cmp'))
+        cls.pause_flag = os.path.join(fleet.dir, 'pause-conductor.flag')
+        cls.hang_flag = os.path.join(fleet.dir, 'hang-start.flag')
+        cls.hang_pid = cls.hang_flag + '.pid'
+        cls.conductor_conf = fleet.write_conf(
+            'conductor', fleet.host('conductor'), {'conductor': {
+                'task_silence_timeout': '6', 'task_start_timeout': '6'}})
+        fleet.manage('db', 'sync', conf=cls.conductor_conf)
+        cls.start_conductor(fleet)
+        sections = fleet.standin_sections('cmp', cls.UNITS)
+        # The unit's start hangs while the flag exists: the agent is then
+        # killed with the directories swapped and the unit stopped.
+        hanging = os.path.join(fleet.dir, 'hanging-start')
+        with open(hanging, 'w') as f:
+            f.write('#!/bin/sh\nif [ -e %s ]; then echo $$ > %s; '
+                    'exec sleep 120; fi\nexec %s\n'
+                    % (cls.hang_flag, cls.hang_pid,
+                       sections['service_command']['start'].replace(
+                           '{unit}', '"$1"')))
+        os.chmod(hanging, 0o755)
+        sections['service_command']['start'] = hanging + ' {unit}'
+        sections['agent'] = {'drivers': 'nova'}
+        cls.agent_sections = sections
+        fleet.start_agent('cmp', sections)
+        fleet.unit('cmp', 'start', 'nova-compute')
+        fleet.wait_for_agents([fleet.host('cmp')])
+
+    @classmethod
+    def start_conductor(cls, fleet):
+        fleet.start('conductor', 'osbackup.tests.functional.'
+                    'pausing_conductor', cls.conductor_conf,
+                    env={'OSBACKUP_TEST_PAUSE_FLAG': cls.pause_flag})
+
+    # -- helpers -------------------------------------------------------
+
+    def backup_and_damage(self, name):
+        backup, proc = self.fleet.manage_json(
+            'backup', 'create', '--service', 'nova', '--wait')
+        self.assertEqual('SUCCEEDED', backup['status'], proc.stderr)
+        conf = os.path.join(self.fleet.node_root('cmp'), 'etc/nova/nova.conf')
+        with open(conf, 'a') as f:
+            f.write('# changed after backup %s\n' % backup['id'])
+        return backup, snapshot(self.fleet, 'cmp', name)
+
+    def start_restore(self, backup):
+        restore, proc = self.fleet.manage_json(
+            'restore', 'create', str(backup['id']), '--service', 'nova')
+        self.assertEqual('RUNNING', restore['status'], proc.stderr)
+        return restore['id']
+
+    def show(self, restore_id):
+        return self.fleet.manage_json('restore', 'show', str(restore_id))[0]
+
+    def wait_for(self, what, check, timeout=90):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            value = check()
+            if value:
+                return value
+            time.sleep(0.5)
+        raise AssertionError('%s within %d s; logs:\n%s' % (
+            what, timeout, '\n'.join(self.fleet.log(n)[-4000:]
+                                     for n in sorted(self.fleet.procs))))
+
+    def wait_ended(self, restore_id):
+        return self.wait_for('restore %s ended' % restore_id, lambda: (
+            lambda r: r if r['status'] != 'RUNNING' else None)(
+                self.show(restore_id)))
+
+    def assert_unit_running(self):
+        self.assertEqual(0, self.fleet.unit('cmp', 'status', 'nova-compute'))
+
+    def assert_tree_is(self, snap):
+        for top in NOVA_TREES:
+            src = os.path.join(snap, top)
+            dst = os.path.join(self.fleet.node_root('cmp'), top)
+            if os.path.exists(src):
+                test_backup.assert_same_tree(self, src, dst)
+                test_backup.assert_same_tree(self, dst, src)
+        self.assertEqual([], origs(self.fleet, 'cmp'))
+
+    def rollback_of(self, restore):
+        return {h['host']: h['rollback'] for h in restore['host_status']}
+
+    # -- tests ---------------------------------------------------------
+
+    def test_conductor_killed_between_phases_skips_none(self):
+        fleet = self.fleet
+        backup, before = self.backup_and_damage('conductor-killed')
+        stops = len([e for e in fleet.unit_events('cmp') if e[1] == 'stop'])
+        open(self.pause_flag, 'w').close()
+        self.addCleanup(lambda: os.path.exists(self.pause_flag) and
+                        os.unlink(self.pause_flag))
+        restore_id = self.start_restore(backup)
+        self.wait_for('the conductor reaching the stop phase',
+                      lambda: os.path.exists(self.pause_flag + '.reached'))
+        fleet.stop('conductor', signal.SIGKILL)
+        os.unlink(self.pause_flag)
+        self.start_conductor(fleet)
+        restore = self.wait_ended(restore_id)
+        # The stop tasks never left the killed conductor: the restore
+        # fails and rolls back; nothing is swapped under a running unit.
+        self.assertEqual('FAILED', restore['status'], restore)
+        self.assertIn('stop failed', restore['error'])
+        phases = {s['phase'] for s in restore['steps']}
+        self.assertNotIn('replace', phases, restore['steps'])
+        self.assertIn(('stop', fleet.host('cmp'), 'TIMED_OUT'),
+                      [(s['phase'], s['host'], s['status'])
+                       for s in restore['steps']])
+        self.assertEqual({fleet.host('cmp'): 'done'},
+                         self.rollback_of(restore))
+        self.assertEqual(stops, len([e for e in fleet.unit_events('cmp')
+                                     if e[1] == 'stop']))
+        self.assert_tree_is(before)
+        self.assert_unit_running()
+
+    def test_agent_killed_mid_restore_is_reported_then_recorded(self):
+        fleet = self.fleet
+        host = fleet.host('cmp')
+        backup, before = self.backup_and_damage('agent-killed')
+        open(self.hang_flag, 'w').close()
+        restore_id = self.start_restore(backup)
+        self.wait_for('the start phase hanging',
+                      lambda: os.path.exists(self.hang_pid))
+        fleet.stop('cmp', signal.SIGKILL)
+        with open(self.hang_pid) as f:
+            os.kill(int(f.read()), signal.SIGKILL)
+        os.unlink(self.hang_pid)
+        os.unlink(self.hang_flag)
+        restore = self.wait_ended(restore_id)
+        self.assertEqual('FAILED', restore['status'])
+        self.assertEqual({host: 'timed_out'}, self.rollback_of(restore))
+        self.assertEqual([host], restore['needs_attention'])
+        table = fleet.manage('restore', 'show', str(restore_id)).stdout
+        self.assertIn('was NOT rolled back on 1 host(s)', table)
+        self.assertIn('%s (rollback timed_out)' % host, table)
+        # The host is half-restored until its agent comes back.
+        self.assertNotEqual([], origs(fleet, 'cmp'))
+
+        fleet.start_agent('cmp', self.agent_sections)
+        restore = self.wait_for('the rollback recorded', lambda: (
+            lambda r: r if self.rollback_of(r)[host] == 'done' else None)(
+                self.show(restore_id)))
+        self.assertEqual('FAILED', restore['status'])
+        self.assertEqual([], restore['needs_attention'])
+        steps = [(s['phase'], s['action'], s['status'])
+                 for s in restore['steps'] if s['host'] == host]
+        self.assertIn(('rollback', 'recover', 'SUCCEEDED'), steps)
+        self.assertIn(('rollback', 'put_back', 'SUCCEEDED'), steps)
+        self.assert_tree_is(before)
+        self.assert_unit_running()
+        self.assertEqual([], [n for n in os.listdir(
+            os.path.join(fleet.storage, host)) if n.startswith('restore-')])
