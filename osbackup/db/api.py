@@ -769,7 +769,9 @@ class Catalogue(policy_api.PolicyQueries, status_api.StatusQueries):
                 .where(models.Task.status == states.TIMED_OUT,
                        models.Task.kind == 'restore_rollback',
                        # Not one already retried (retry_restore_task).
-                       sa.not_(models.Task.error.like('%(asked again)')),
+                       sa.or_(models.Task.error.is_(None),
+                              sa.not_(models.Task.error.like(
+                                  '%(asked again)'))),
                        models.Restore.status != states.RUNNING)
                 .order_by(models.Task.restore_id)).all())
 
