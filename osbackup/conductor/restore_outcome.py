@@ -20,7 +20,9 @@ record of what happened there):
     stopped, databases loaded, staging directories left). The conductor
     asks again once the agent is heard from;
 ``failed``
-    the agent rolled back but some steps failed (see the timeline).
+    the agent rolled back but some steps failed (see the timeline), or
+    it did not run the rollback (refused it, or died running it: then
+    the conductor asks again once it hears from the agent).
 
 A finished restore whose host is not ``done`` or ``not_needed`` needs the
 operator's attention there.
@@ -46,6 +48,10 @@ _ADVICE = {
     FAILED: 'rollback left steps undone (see the FAILED rollback steps); '
             'fix them by hand',
 }
+#: A failed rollback that never ran (see unanswered).
+_NOT_RUN = ('its agent did not run the rollback (see its error): the host '
+            'may be half-restored; once the agent is up the rollback is '
+            'asked for again')
 
 
 def rollback_tasks(restore: dict, host: str) -> list[dict]:
@@ -53,6 +59,19 @@ def rollback_tasks(restore: dict, host: str) -> list[dict]:
     return sorted((t for t in restore['tasks']
                    if t['kind'] == ROLLBACK_KIND and t['host'] == host),
                   key=lambda t: t['created_at'])
+
+
+def unanswered(task: dict) -> bool:
+    """Whether a rollback task ended without the rollback's own answer.
+
+    It timed out, or failed without a step: refused (expired in a dead
+    agent's queue) or cut short by the agent's death, whose start-up
+    rollback then did the work. A rollback that ran reports its steps.
+    """
+    if task['status'] == states.TIMED_OUT:
+        return True
+    return task['status'] == states.FAILED and not (
+        task.get('result') or {}).get('steps')
 
 
 def host_rollback(restore: dict, host: str) -> str:
@@ -79,6 +98,9 @@ def hosts(restore: dict) -> list[dict]:
         attention = None
         if finished and rollback not in _FINE:
             attention = _ADVICE[rollback]
+            if rollback == FAILED and unanswered(
+                    rollback_tasks(restore, host)[-1]):
+                attention = _NOT_RUN
         out.append({'host': host, 'rollback': rollback,
                     'attention': attention})
     return out

@@ -215,12 +215,13 @@ class RestoreOrchestrator:
     def retry_rollbacks(self) -> None:
         """Ask again for the rollbacks whose agent did not answer.
 
-        An agent killed mid-restore rolls back from its journal when it
-        starts again; asked again, it reports what that rollback did, and
-        the restore records it. Asked only once the agent is heard from
-        after the last attempt, and ``ROLLBACK_ATTEMPTS`` times at most.
+        An agent killed mid-restore (or in the middle of the rollback
+        itself) rolls back from its journal when it starts again; asked
+        again, it reports what that rollback did, and the restore records
+        it. Asked only once the agent is heard from after the last
+        attempt, and ``ROLLBACK_ATTEMPTS`` times at most.
         """
-        pending = self.catalogue.restores_with_timed_out_rollback()
+        pending = self.catalogue.restores_with_unanswered_rollback()
         if not pending:
             return
         agents = {a['host']: a for a in self.catalogue.list_agents(
@@ -234,7 +235,7 @@ class RestoreOrchestrator:
 
     def _retry_rollback(self, restore, host, agent):
         tasks = restore_outcome.rollback_tasks(restore, host)
-        if not tasks or tasks[-1]['status'] != states.TIMED_OUT or \
+        if not tasks or not restore_outcome.unanswered(tasks[-1]) or \
                 len(tasks) >= ROLLBACK_ATTEMPTS:
             return
         last = tasks[-1]

@@ -759,16 +759,20 @@ class Catalogue(policy_api.PolicyQueries, status_api.StatusQueries):
                 query = query.limit(limit)
             return [_row(r, *_RESTORE_FIELDS) for r in s.scalars(query)]
 
-    def restores_with_timed_out_rollback(self) -> list[int]:
-        """Ids of ended restores with a rollback task that timed out."""
+    def restores_with_unanswered_rollback(self) -> list[int]:
+        """Ids of ended restores with a rollback that may be asked again.
+
+        Those with a rollback task that timed out or failed and was not
+        retried yet (retry_restore_task); the caller decides which.
+        """
         with self.session() as s:
             return list(s.scalars(
                 sa.select(models.Task.restore_id).distinct()
                 .join(models.Restore,
                       models.Restore.id == models.Task.restore_id)
-                .where(models.Task.status == states.TIMED_OUT,
+                .where(models.Task.status.in_((states.TIMED_OUT,
+                                               states.FAILED)),
                        models.Task.kind == 'restore_rollback',
-                       # Not one already retried (retry_restore_task).
                        sa.or_(models.Task.error.is_(None),
                               sa.not_(models.Task.error.like(
                                   '%(asked again)'))),

@@ -289,3 +289,45 @@ class RestoreOrchestratorTest(base.TestCase):
         self.assertEqual(states.SUCCEEDED, restore['status'])
         self.assertEqual({restore_outcome.NOT_NEEDED}, {
             h['rollback'] for h in restore_outcome.hosts(restore)})
+
+    def test_rollback_cut_short_by_the_agents_death_is_asked_again(self):
+        self.start()
+        self.answer('restore_prepare', status=states.FAILED, hosts=['cmp'],
+                    error='verify failed')
+        self.answer('restore_prepare', hosts=['ctl'])
+        self.answer('restore_rollback', hosts=['ctl'])
+        # The agent died in the rollback; the next one rolled back from
+        # its journal at start-up and reports the interrupted task.
+        (first,) = [t for t in self.sent('restore_rollback')
+                    if t['host'] == 'cmp']
+        self.tracker.finished(first['id'], states.FAILED, {},
+                              'the agent on cmp stopped while running the '
+                              'task')
+        restore = self.restore()
+        (doubt,) = restore_outcome.needs_attention(restore)
+        self.assertIn('did not run the rollback', doubt['attention'])
+        later = datetime.datetime.utcnow() + datetime.timedelta(seconds=5)
+        with mock.patch.object(api, '_now', return_value=later):
+            self.beat('cmp')
+        self.restores.check()
+        (retry,) = [t for t in self.sent('restore_rollback')
+                    if t['host'] == 'cmp' and t['id'] != first['id']]
+        self.tracker.finished(retry['id'], states.SUCCEEDED, {'steps': [
+            {'host': 'cmp', 'action': 'recover', 'target': 'journal',
+             'status': states.SUCCEEDED}]}, None)
+        self.assertEqual([], restore_outcome.needs_attention(self.restore()))
+
+    def test_rollback_that_ran_and_failed_is_not_asked_again(self):
+        self.start()
+        self.answer('restore_prepare', status=states.FAILED, hosts=['cmp'],
+                    error='verify failed')
+        self.answer('restore_prepare', hosts=['ctl'])
+        self.answer('restore_rollback', hosts=['ctl'])
+        self.answer('restore_rollback', status=states.FAILED, hosts=['cmp'],
+                    error='Rollback left 1 step(s) undone')
+        sent = len(self.agent_api.sent)
+        later = datetime.datetime.utcnow() + datetime.timedelta(seconds=5)
+        with mock.patch.object(api, '_now', return_value=later):
+            self.beat('cmp')
+        self.restores.check()
+        self.assertEqual(sent, len(self.agent_api.sent))
