@@ -1047,20 +1047,26 @@ class _Extractor:
 
     def _dir_fd(self, prefix: str, rel: str) -> int:
         """Directory ``rel`` of a staging tree, reached without links."""
-        key = (prefix, rel)
-        fd = self._fds.get(key)
-        if fd is not None:
-            self._fds.move_to_end(key)
-            return fd
-        if rel:
-            head, _, tail = rel.rpartition('/')
-            fd = os.open(tail, _DIR_FLAGS, dir_fd=self._dir_fd(prefix, head))
+        # Up to the nearest directory held open, then down from it.
+        below = []
+        while (fd := self._fds.get((prefix, rel))) is None and rel:
+            rel, _, tail = rel.rpartition('/')
+            below.append(tail)
+        if fd is None:
+            fd = self._hold((prefix, ''), os.open(self.targets[prefix],
+                                                  _DIR_FLAGS))
         else:
-            fd = os.open(self.targets[prefix], _DIR_FLAGS)
+            self._fds.move_to_end((prefix, rel))
+        for tail in reversed(below):
+            rel = rel + '/' + tail if rel else tail
+            fd = self._hold((prefix, rel),
+                            os.open(tail, _DIR_FLAGS, dir_fd=fd))
+        return fd
+
+    def _hold(self, key: tuple[str, str], fd: int) -> int:
         self._fds[key] = fd
         if len(self._fds) > _OPEN_DIRS:
-            # The oldest; never one a caller still holds, as each one
-            # returned is used before the next is opened.
+            # The oldest: never the one just used to open ``fd``.
             os.close(self._fds.popitem(last=False)[1])
         return fd
 

@@ -482,6 +482,30 @@ class ExtractArchiveTest(ArchiveTestBase):
             self.assertEqual(65534, os.stat(os.path.join(
                 targets['var/lib/nova'], 'state.json')).st_uid)
 
+    def test_more_directories_than_are_held_open(self):
+        # Directories are reached through a bounded set of open fds: files
+        # after a subtree, links made at the end and directories sealed
+        # deepest first all go back to ones closed meanwhile.
+        top = os.path.join(self.root, 'etc/nova')
+        deep = os.path.join(top, 'deep', *['d'] * (archive._OPEN_DIRS + 10))
+        os.makedirs(deep)
+        with open(os.path.join(deep, 'bottom'), 'wb') as f:
+            f.write(b'bottom\n')
+        for i in range(archive._OPEN_DIRS + 10):
+            d = os.path.join(top, 'w%03d' % i)
+            os.makedirs(os.path.join(d, 'sub'))
+            for name in ('sub/f', 'z'):
+                with open(os.path.join(d, name), 'wb') as f:
+                    f.write(name.encode())
+            os.symlink('../w%03d/z' % (i + 1), os.path.join(d, 'l'))
+            os.chmod(d, 0o750)
+            os.utime(d, ns=(MTIME_NS, MTIME_NS))
+        os.utime(top, ns=(MTIME_NS, MTIME_NS))
+        out, _ = self.write(paths=['/etc/nova'])
+        _, targets = self.staging('etc/nova')
+        archive.extract_archive(out, targets)
+        self.assertEqual(_snapshot(top), _snapshot(targets['etc/nova']))
+
     def test_partial_restore(self):
         self.make_tree()
         out, _ = self.write(excludes=EXCLUDES + ['/etc/nova/shadow'])
