@@ -128,8 +128,10 @@ def hostile_archive(member: tarfile.TarInfo, data: bytes = b'',
 class Fleet:
     """Config, processes and CLI of one isolated osbackup deployment."""
 
-    def __init__(self, base_dir=None):
+    def __init__(self, base_dir=None, broker=None):
+        """``broker``: a private RabbitMQ node (rabbitmq_server.py)."""
         require_services()
+        self.ctl = broker.ctl if broker is not None else rabbitmqctl
         self.id = uuid.uuid4().hex[:8]
         self.dir = base_dir or tempfile.mkdtemp(prefix='osbackup-ft-')
         self.exchange = 'osbackup_ft_%s' % self.id
@@ -141,10 +143,11 @@ class Fleet:
         # queue names derive from topics, not exchanges, so fleets sharing
         # a vhost would consume each other's reports.
         self.vhost = 'osbackup_ft_%s' % self.id
-        rabbitmqctl('add_vhost', self.vhost)
-        rabbitmqctl('set_permissions', '-p', self.vhost, RABBIT_USER,
-                    '.*', '.*', '.*')
-        self.transport_url = RABBIT_URL.rstrip('/') + '/' + self.vhost
+        self.ctl('add_vhost', self.vhost)
+        self.ctl('set_permissions', '-p', self.vhost, RABBIT_USER,
+                 '.*', '.*', '.*')
+        url = broker.url if broker is not None else RABBIT_URL
+        self.transport_url = url.rstrip('/') + '/' + self.vhost
         sql('CREATE DATABASE %s' % self.catalogue_db)
         # The key every process of the fleet signs its messages with.
         self.key_file = os.path.join(self.dir, 'rpc.key')
@@ -345,7 +348,7 @@ class Fleet:
             sql('DROP DATABASE IF EXISTS %s' % db)
         # Deleting the vhost deletes its queues, which oslo.messaging
         # never removes by itself.
-        rabbitmqctl('delete_vhost', self.vhost, check=False)
+        self.ctl('delete_vhost', self.vhost, check=False)
         if not os.environ.get('OSBACKUP_TEST_KEEP'):
             shutil.rmtree(self.dir, ignore_errors=True)
 
