@@ -15,10 +15,12 @@ from osbackup.conf import mariabackup
 from osbackup.conf import metrics
 from osbackup.conf import mysql
 from osbackup.conf import rpc
+from osbackup.conf import s3_storage
 from osbackup.conf import service_command
 from osbackup.conf import services
 from osbackup.conf import ssh_storage
 from osbackup.conf import storage
+from osbackup.conf import swift_storage
 from osbackup.conf import upgrade_levels
 
 CONF = cfg.CONF
@@ -32,8 +34,10 @@ mariabackup.register_opts(CONF)
 metrics.register_opts(CONF)
 mysql.register_opts(CONF)
 rpc.register_opts(CONF)
+s3_storage.register_opts(CONF)
 service_command.register_opts(CONF)
 services.register_opts(CONF)
 ssh_storage.register_opts(CONF)
 storage.register_opts(CONF)
+swift_storage.register_opts(CONF)
 upgrade_levels.register_opts(CONF)

@@ -30,6 +30,25 @@ storage_opts = [
 ]
 
 
+# The connection options every object-store backend ([swift_storage],
+# [s3_storage]) has, with one meaning.
+object_store_opts = [
+    cfg.StrOpt('cafile',
+               help='CA bundle that verifies the TLS certificates of the '
+                    'object store (and of Keystone). Unset: the system\'s.'),
+    cfg.BoolOpt('insecure', default=False,
+                help='Do not verify TLS certificates (test setups only).'),
+    cfg.IntOpt('retries', default=5, min=0,
+               help='Retries of a request that failed with a 5xx status, a '
+                    'timeout or a broken connection, with exponential '
+                    'back-off from 1 s up to 30 s. Only the failed request '
+                    '(one part or segment, or a read from where it broke) '
+                    'is sent again.'),
+    cfg.IntOpt('timeout', default=60, min=1,
+               help='Seconds to wait for a connection or an answer.'),
+]
+
+
 def register_opts(conf):
     conf.register_group(storage_group)
     conf.register_opts(storage_opts, group=storage_group)

@@ -82,3 +82,13 @@ class Storage(abc.ABC):
         another node's write in progress on shared storage.
         """
         return []
+
+    def cleanup_orphans(self, max_age: float = 24 * 3600) -> list[str]:
+        """Remove leftovers of interrupted writes older than ``max_age`` s.
+
+        For prune: an object store keeps the parts of an upload that its
+        writer could not abort (killed, cut off); this finds them
+        anywhere in the target, leaving younger ones to writes that may
+        still be running.
+        """
+        return []

@@ -242,6 +242,9 @@ class EncryptedStorage(base.Storage):
     def cleanup_partials(self, prefix: str = '') -> list[str]:
         return self.inner.cleanup_partials(prefix)
 
+    def cleanup_orphans(self, max_age: float = 24 * 3600) -> list[str]:
+        return self.inner.cleanup_orphans(max_age)
+
 
 def wrap(conf, backend: base.Storage) -> base.Storage:
     """``backend``, encrypting if ``[storage] encryption_key_file`` is set."""
