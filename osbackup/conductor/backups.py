@@ -73,7 +73,7 @@ class BackupOrchestrator:
                     'No agent is up: start osbackup-agent on the nodes '
                     'first (see "osbackup-manage agent list")')
         targets = validate_names('target', targets or [],
-                                 storage_mod.installed_names()) or \
+                                 storage_mod.target_names(self.conf)) or \
             [self.conf.storage.backend]
         backup = self.catalogue.create_backup(hosts, services, policy,
                                               targets)

@@ -6,7 +6,20 @@ storage_group = cfg.OptGroup('storage', title='Artifact storage')
 
 storage_opts = [
     cfg.StrOpt('backend', default='local',
-               help='Storage backend (an osbackup.storage entry point).'),
+               help='The default target: a storage backend (an '
+                    'osbackup.storage entry point: local, ssh, swift, s3) '
+                    'configured by its own group ([storage] local_path, '
+                    '[ssh_storage], [swift_storage], [s3_storage]), or one '
+                    'of the named targets.'),
+    cfg.ListOpt('targets', default=[],
+                help='Named storage targets, e.g. "offsite,dr", so that '
+                     'one cloud can copy to two regions or two buckets of '
+                     'the same kind. Each name has a group of its own '
+                     'holding "backend = local|ssh|swift|s3" and the options '
+                     'of that backend ([offsite] backend = swift, auth_url '
+                     '= ..., container = ...). The names are what "--target" '
+                     'takes, beside the backend names that stand for the '
+                     'single-target options above.'),
     cfg.StrOpt('local_path', default='$state_path/backups',
                help='Directory of the local backend; may be an NFS mount '
                     'shared by all nodes. Created 0700.'),

@@ -64,7 +64,7 @@ class PolicyCommands:
         self.env = env
 
     def _targets(self):
-        return storage_mod.installed_names()
+        return storage_mod.target_names(self.env.conf)
 
     def _print(self, policy, fmt):
         if fmt == 'json':

@@ -365,9 +365,10 @@ class SSHStorage(base.Storage):
 
     name = 'ssh'
 
-    def __init__(self, conf, destination: str | None = None):
+    def __init__(self, conf, destination: str | None = None, options=None):
         super().__init__(conf)
-        self.options = conf.ssh_storage
+        # A named target's group, or [ssh_storage].
+        self.options = options if options is not None else conf.ssh_storage
         self.user, self.host, self.path = parse_destination(
             destination or self.options.destination)
         self.port = self.options.port

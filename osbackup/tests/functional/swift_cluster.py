@@ -36,7 +36,9 @@ RING_BUILDER = '/usr/bin/swift-ring-builder'
 MEMCACHED = '/usr/bin/memcached'
 PACKAGES = ['swift', 'swift-proxy', 'swift-account', 'swift-container',
             'swift-object', 'memcached']
-START_TIMEOUT = 30
+# Four servers import Swift at once: on a loaded test machine that
+# takes a minute.
+START_TIMEOUT = 120
 BASE_DIR = os.environ.get('OSBACKUP_TEST_SWIFT_DIR', '/var/tmp')
 SERVERS = ('account', 'container', 'object', 'proxy')
 

@@ -402,9 +402,10 @@ class S3StorageTest(_Contract, base.TestCase):
 class FleetObjectStorageTest(fleet_mod.FleetTestCase):
     """Backup, copies, deep verify, restore and delete on a real fleet.
 
-    The agent's primary target is swift (tempauth), encrypted at rest,
-    with copies to s3 (s3api on the same Swift) and to the local
-    directory; segments and parts are small so that artifacts are
+    The agent's primary target is swift (tempauth, the single-target
+    [swift_storage] options), encrypted at rest, with copies to the named
+    target ``offsite`` (s3 through s3api on the same Swift) and to the
+    local directory; segments and parts are small so that artifacts are
     multipart objects.
     """
 
@@ -416,13 +417,14 @@ class FleetObjectStorageTest(fleet_mod.FleetTestCase):
         fleet_mod.write_file(key_file, os.urandom(32).hex(), 0o600)
         sections = {
             'storage': {'backend': 'swift', 'local_path': fleet.storage,
-                        'encryption_key_file': key_file},
+                        'encryption_key_file': key_file,
+                        'targets': 'offsite'},
             'swift_storage': dict(cls.cluster.swift_flags(),
                                   container=cls.container,
                                   segment_size=str(MiB)),
-            's3_storage': dict(cls.cluster.s3_flags(),
-                               bucket=cls.container + '-s3',
-                               part_size=str(5 * MiB))}
+            'offsite': dict(cls.cluster.s3_flags(), backend='s3',
+                            bucket=cls.container + '-s3',
+                            part_size=str(5 * MiB))}
         root = fleet.node_root('ctl')
         fleet_mod.make_controller_tree(root)
         fleet_mod.write_file(os.path.join(root, 'var/lib/nova/big'),
@@ -460,17 +462,18 @@ class FleetObjectStorageTest(fleet_mod.FleetTestCase):
         fleet = self.fleet
         backup, proc = fleet.manage_json(
             'backup', 'create', '--service', 'nova', '--target', 'swift',
-            '--target', 's3', '--target', 'local', '--wait', check=False)
+            '--target', 'offsite', '--target', 'local', '--wait',
+            check=False)
         self.assertEqual('SUCCEEDED', backup['status'], proc.stderr)
         (art,) = backup['artifacts']
         copies = {c['target']: c for c in art['copies']}
-        self.assertEqual({'swift', 's3', 'local'}, set(copies))
+        self.assertEqual({'swift', 'offsite', 'local'}, set(copies))
         for target, copy in copies.items():
             self.assertEqual(art['sha256'], copy['sha256'], target)
             self.assertTrue(copy['location'].endswith('.enc'), copy)
         self.assertTrue(copies['swift']['location'].startswith(
             'swift://%s/' % self.container))
-        self.assertTrue(copies['s3']['location'].startswith(
+        self.assertTrue(copies['offsite']['location'].startswith(
             's3://%s-s3/' % self.container))
         # More than one segment: a Static Large Object.
         self.assertGreater(len(self.objects(self.container + '_segments')),
@@ -479,7 +482,7 @@ class FleetObjectStorageTest(fleet_mod.FleetTestCase):
         result, _ = fleet.manage_json('backup', 'verify', str(backup['id']),
                                       '--deep')
         self.assertEqual('OK', result['status'], result)
-        self.assertEqual({'swift', 's3', 'local'},
+        self.assertEqual({'swift', 'offsite', 'local'},
                          {c['copy'] for c in result['checked']})
 
         big = os.path.join(fleet.node_root('ctl'), 'var/lib/nova/big')
@@ -503,3 +506,16 @@ class FleetObjectStorageTest(fleet_mod.FleetTestCase):
         self.assertEqual([], self.objects(self.container))
         self.assertEqual([], self.objects(self.container + '_segments'))
         self.assertEqual([], self.objects(self.container + '-s3'))
+
+    def test_policy_takes_named_targets(self):
+        policy, _ = self.fleet.manage_json(
+            'policy', 'create', 'twice', '--schedule', '0 3 * * *',
+            '--target', 'swift', '--target', 'offsite')
+        self.addCleanup(self.fleet.manage, 'policy', 'delete', 'twice',
+                        check=False)
+        self.assertEqual(['swift', 'offsite'], policy['targets'])
+        proc = self.fleet.manage('policy', 'create', 'bad', '--target',
+                                 'nowhere', check=False)
+        self.assertNotEqual(0, proc.returncode)
+        self.assertIn('nowhere', proc.stderr)
+        self.assertNotIn('Traceback', proc.stderr)
