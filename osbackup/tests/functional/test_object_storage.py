@@ -510,12 +510,13 @@ class FleetObjectStorageTest(fleet_mod.FleetTestCase):
     def test_policy_takes_named_targets(self):
         policy, _ = self.fleet.manage_json(
             'policy', 'create', 'twice', '--schedule', '0 3 * * *',
-            '--target', 'swift', '--target', 'offsite')
+            '--keep-last', '3', '--target', 'swift', '--target', 'offsite')
         self.addCleanup(self.fleet.manage, 'policy', 'delete', 'twice',
                         check=False)
         self.assertEqual(['swift', 'offsite'], policy['targets'])
-        proc = self.fleet.manage('policy', 'create', 'bad', '--target',
-                                 'nowhere', check=False)
+        proc = self.fleet.manage('policy', 'create', 'bad', '--schedule',
+                                 '0 3 * * *', '--keep-last', '3',
+                                 '--target', 'nowhere', check=False)
         self.assertNotEqual(0, proc.returncode)
         self.assertIn('nowhere', proc.stderr)
         self.assertNotIn('Traceback', proc.stderr)
