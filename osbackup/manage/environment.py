@@ -94,6 +94,12 @@ class Environment:
             self._catalogue = catalogue
         return self._catalogue
 
+    def agent_roots(self) -> dict:
+        """{host: [agent] root_path} of the agents the catalogue knows."""
+        from osbackup.manage import paths
+        return paths.agent_roots(self.catalogue.list_agents(
+            self.conf.conductor.agent_down_time))
+
     @property
     def conductor(self) -> 'conductor_rpcapi.ConductorAPI':
         from osbackup.conductor import rpcapi as conductor_rpcapi

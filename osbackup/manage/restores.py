@@ -5,6 +5,7 @@ import sys
 from osbackup.conductor import restore_outcome
 from osbackup import manage
 from osbackup.manage import output
+from osbackup.manage import paths
 from osbackup.manage import waiting
 from osbackup import states
 
@@ -95,7 +96,8 @@ class RestoreCommands:
         if fmt == 'json':
             output.emit_json(public(restore))
         else:
-            print_restore(restore)
+            print_restore(paths.real_targets(restore,
+                                             self.env.agent_roots()))
         if dry_run or restore['status'] in (states.RUNNING,
                                             states.SUCCEEDED):
             return manage.EXIT_OK
@@ -129,5 +131,6 @@ class RestoreCommands:
         if fmt == 'json':
             output.emit_json(public(restore))
         else:
-            print_restore(restore)
+            print_restore(paths.real_targets(restore,
+                                             self.env.agent_roots()))
         return manage.EXIT_OK
