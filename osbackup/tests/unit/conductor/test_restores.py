@@ -245,9 +245,7 @@ class RestoreOrchestratorTest(base.TestCase):
         # Still down: nothing is asked.
         self.restores.check()
         self.assertEqual(sent, len(self.sent('restore_rollback')))
-        later = datetime.datetime.utcnow() + datetime.timedelta(seconds=5)
-        with mock.patch.object(api, '_now', return_value=later):
-            self.beat('cmp')
+        self.agent_heard_again('cmp')
         self.restores.check()
         self.restores.check()   # asked once, not once per check
         retry = self.sent('restore_rollback')[sent:]
@@ -266,12 +264,21 @@ class RestoreOrchestratorTest(base.TestCase):
                       [(s['phase'], s['host'], s['action'])
                        for s in restore['steps']])
 
-    def test_rollback_that_failed_needs_attention(self):
+    def fail_in_prepare_on_cmp(self):
+        """Prepare fails on cmp; ctl has rolled back, cmp is asked to."""
         self.start()
         self.answer('restore_prepare', status=states.FAILED, hosts=['cmp'],
                     error='verify failed')
         self.answer('restore_prepare', hosts=['ctl'])
         self.answer('restore_rollback', hosts=['ctl'])
+
+    def agent_heard_again(self, host):
+        later = datetime.datetime.utcnow() + datetime.timedelta(seconds=5)
+        with mock.patch.object(api, '_now', return_value=later):
+            self.beat(host)
+
+    def test_rollback_that_failed_needs_attention(self):
+        self.fail_in_prepare_on_cmp()
         self.answer('restore_rollback', status=states.FAILED, hosts=['cmp'],
                     error='Rollback left 1 step(s) undone')
         restore = self.restore()
@@ -291,11 +298,7 @@ class RestoreOrchestratorTest(base.TestCase):
             h['rollback'] for h in restore_outcome.hosts(restore)})
 
     def test_rollback_cut_short_by_the_agents_death_is_asked_again(self):
-        self.start()
-        self.answer('restore_prepare', status=states.FAILED, hosts=['cmp'],
-                    error='verify failed')
-        self.answer('restore_prepare', hosts=['ctl'])
-        self.answer('restore_rollback', hosts=['ctl'])
+        self.fail_in_prepare_on_cmp()
         # The agent died in the rollback; the next one rolled back from
         # its journal at start-up and reports the interrupted task.
         (first,) = [t for t in self.sent('restore_rollback')
@@ -306,9 +309,7 @@ class RestoreOrchestratorTest(base.TestCase):
         restore = self.restore()
         (doubt,) = restore_outcome.needs_attention(restore)
         self.assertIn('did not run the rollback', doubt['attention'])
-        later = datetime.datetime.utcnow() + datetime.timedelta(seconds=5)
-        with mock.patch.object(api, '_now', return_value=later):
-            self.beat('cmp')
+        self.agent_heard_again('cmp')
         self.restores.check()
         (retry,) = [t for t in self.sent('restore_rollback')
                     if t['host'] == 'cmp' and t['id'] != first['id']]
@@ -318,16 +319,10 @@ class RestoreOrchestratorTest(base.TestCase):
         self.assertEqual([], restore_outcome.needs_attention(self.restore()))
 
     def test_rollback_that_ran_and_failed_is_not_asked_again(self):
-        self.start()
-        self.answer('restore_prepare', status=states.FAILED, hosts=['cmp'],
-                    error='verify failed')
-        self.answer('restore_prepare', hosts=['ctl'])
-        self.answer('restore_rollback', hosts=['ctl'])
+        self.fail_in_prepare_on_cmp()
         self.answer('restore_rollback', status=states.FAILED, hosts=['cmp'],
                     error='Rollback left 1 step(s) undone')
         sent = len(self.agent_api.sent)
-        later = datetime.datetime.utcnow() + datetime.timedelta(seconds=5)
-        with mock.patch.object(api, '_now', return_value=later):
-            self.beat('cmp')
+        self.agent_heard_again('cmp')
         self.restores.check()
         self.assertEqual(sent, len(self.agent_api.sent))
