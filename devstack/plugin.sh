@@ -33,6 +33,28 @@ function install_osbackup {
     fi
 }
 
+# _osbackup_write_rpc_key - the RPC signing key, readable by its services
+function _osbackup_write_rpc_key {
+    # Every RPC message is signed; all nodes of a deployment need the same
+    # key, so multinode jobs set OSBACKUP_RPC_KEY on every node. The
+    # conductor and osbackup-manage run as $STACK_USER and the agent as
+    # root: the key belongs to $STACK_USER, and it is 0600 before it holds
+    # anything.
+    local key_file=$OSBACKUP_RPC_KEY_FILE
+    if [[ -n "$OSBACKUP_RPC_KEY" ]] || ! sudo test -s $key_file; then
+        sudo install -o $STACK_USER -m 0600 /dev/null $key_file.new
+        if [[ -n "$OSBACKUP_RPC_KEY" ]]; then
+            echo "$OSBACKUP_RPC_KEY" | sudo tee $key_file.new >/dev/null
+        else
+            openssl rand -hex 32 | sudo tee $key_file.new >/dev/null
+        fi
+        sudo mv -f $key_file.new $key_file
+    fi
+    # A key kept from an earlier stack may still be root's.
+    sudo chown $STACK_USER $key_file
+    sudo chmod 0600 $key_file
+}
+
 # configure_osbackup - write osbackup.conf, create the catalogue
 function configure_osbackup {
     sudo install -d -o $STACK_USER -m 0755 $OSBACKUP_CONF_DIR
@@ -55,14 +77,7 @@ function configure_osbackup {
     fi
     iniset_rpc_backend osbackup $OSBACKUP_CONF DEFAULT $OSBACKUP_RPC_VHOST
 
-    # Every RPC message is signed; all nodes of a deployment need the same
-    # key, so multinode jobs set OSBACKUP_RPC_KEY on every node.
-    if [[ -n "$OSBACKUP_RPC_KEY" ]]; then
-        echo "$OSBACKUP_RPC_KEY" | sudo tee $OSBACKUP_RPC_KEY_FILE >/dev/null
-    elif [[ ! -s $OSBACKUP_RPC_KEY_FILE ]]; then
-        openssl rand -hex 32 | sudo tee $OSBACKUP_RPC_KEY_FILE >/dev/null
-    fi
-    sudo chmod 600 $OSBACKUP_RPC_KEY_FILE
+    _osbackup_write_rpc_key
     iniset $OSBACKUP_CONF DEFAULT rpc_signing_key_file $OSBACKUP_RPC_KEY_FILE
 
     iniset $OSBACKUP_CONF DEFAULT debug $ENABLE_DEBUG_LOG_LEVEL
@@ -85,8 +100,12 @@ function configure_osbackup {
     # administrator account, on the node that runs it. Elsewhere it keeps
     # its defaults and finds no local server, so it skips its tasks
     # instead of dumping the controller's server once per node.
+    # DATABASE_HOST is bracketed on IPv6 DevStacks ([::1]) for SQLAlchemy
+    # URLs; the mysql clients want the bare address, which DevStack keeps
+    # in MYSQL_HOST, as its own recreate_database does.
     if is_service_enabled mysql; then
-        iniset $OSBACKUP_CONF mysql host $DATABASE_HOST
+        iniset $OSBACKUP_CONF mysql host \
+            $(ipv6_unquote ${MYSQL_HOST:-$DATABASE_HOST})
         iniset $OSBACKUP_CONF mysql user $DATABASE_USER
         iniset $OSBACKUP_CONF mysql password $DATABASE_PASSWORD
     fi
@@ -120,31 +139,64 @@ function start_osbackup {
         "" "$OSBACKUP_AGENT_USER"
 }
 
-# _osbackup_agent_up HOST - true when the catalogue lists HOST as up
-function _osbackup_agent_up {
+# _osbackup_unit_running SERVICE - true while devstack@SERVICE runs
+function _osbackup_unit_running {
+    $SYSTEMCTL is-active --quiet devstack@$1.service
+}
+
+# _osbackup_wait_for_services HOST - wait until both services run and the
+# conductor has recorded the agent on HOST as up; die, with the last
+# error, when either service stops or after OSBACKUP_AGENT_TIMEOUT seconds
+function _osbackup_wait_for_services {
     local host=$1
+    local deadline
     local check='import json, sys; sys.exit(not any(a["host"] == sys.argv[1] and a["state"] == "up" for a in json.load(sys.stdin)))'
-    $OSBACKUP_BIN_DIR/osbackup-manage --config-file $OSBACKUP_CONF \
-        agent list --format json 2>/dev/null | python3 -c "$check" $host \
-        2>/dev/null
+    local errors
+    local agents
+    local last=""
+    local service
+
+    deadline=$((SECONDS + OSBACKUP_AGENT_TIMEOUT))
+    errors=$(mktemp)
+    echo "Waiting up to $OSBACKUP_AGENT_TIMEOUT seconds for" \
+        "osbackup-conductor to record osbackup-agent on $host as up"
+    while true; do
+        for service in osbackup-conductor osbackup-agent; do
+            if ! _osbackup_unit_running $service; then
+                rm -f $errors
+                die $LINENO "$service is not running; see its log" \
+                    "(journalctl -u devstack@$service)"
+            fi
+        done
+        # agent list's own errors (catalogue, configuration) are shown,
+        # each once, not hidden: they are why the wait would fail.
+        if agents=$($OSBACKUP_BIN_DIR/osbackup-manage \
+                --config-file $OSBACKUP_CONF agent list --format json \
+                2>$errors); then
+            if echo "$agents" | python3 -c "$check" $host; then
+                break
+            fi
+            last="osbackup-agent on $host is not up"
+        elif [[ "$(cat $errors)" != "$last" ]]; then
+            last=$(cat $errors)
+            echo "osbackup-manage agent list failed: $last" >&2
+        fi
+        if [[ $SECONDS -ge $deadline ]]; then
+            rm -f $errors
+            die $LINENO "osbackup-agent on $host is not up after" \
+                "$OSBACKUP_AGENT_TIMEOUT seconds: $last"
+        fi
+        sleep 1
+    done
+    rm -f $errors
 }
 
 # smoke_osbackup - back up this node; any failure fails the stack
 function smoke_osbackup {
     local host
-    local deadline
 
     host=${OSBACKUP_HOST:-$(hostname)}
-    deadline=$((SECONDS + OSBACKUP_AGENT_TIMEOUT))
-
-    echo "Waiting for osbackup-agent on $host to report"
-    until _osbackup_agent_up $host; do
-        if [[ $SECONDS -ge $deadline ]]; then
-            die $LINENO "osbackup-agent on $host is not up after" \
-                "$OSBACKUP_AGENT_TIMEOUT seconds"
-        fi
-        sleep 1
-    done
+    _osbackup_wait_for_services $host
 
     $OSBACKUP_BIN_DIR/osbackup-manage --config-file $OSBACKUP_CONF \
         backup create --host $host --wait \
@@ -157,10 +209,15 @@ function stop_osbackup {
     stop_process osbackup-conductor
 }
 
-# cleanup_osbackup - remove state and archives left by earlier runs
+# cleanup_osbackup - remove state, archives and the configuration (it
+# holds the RabbitMQ and database passwords and the RPC key)
 function cleanup_osbackup {
     sudo rm -rf $OSBACKUP_STATE_DIR $OSBACKUP_BACKUP_DIR
-    sudo rm -f $OSBACKUP_RPC_KEY_FILE
+    sudo rm -f $OSBACKUP_CONF $OSBACKUP_RPC_KEY_FILE
+    # Only when nothing else is left in it: it may be shared.
+    if [[ -d $OSBACKUP_CONF_DIR ]]; then
+        sudo rmdir --ignore-fail-on-non-empty $OSBACKUP_CONF_DIR
+    fi
 }
 
 if is_service_enabled osbackup-conductor osbackup-agent; then

@@ -1,116 +1,32 @@
 #!/bin/bash
-# A SMALL STAND-IN FOR DEVSTACK'S FUNCTIONS, NOT DEVSTACK.
+# THE FEW PIECES OF DEVSTACK THAT CANNOT RUN ON A TEST MACHINE.
 #
-# test_devstack.py sources this file, then devstack/settings and
-# devstack/plugin.sh, to run the plugin's phases on a machine without
-# DevStack. It implements only the functions of DevStack's functions-common,
-# inc/ini-config, inc/python, lib/database and lib/rpc_backend that the
-# plugin calls, with the same arguments and the same effect where that
-# matters to the plugin:
+# test_devstack.py sources DevStack's real function library (functions,
+# functions-common, inc/*, lib/database, lib/databases/mysql and
+# lib/rpc_backend, vendored under data/devstack/), then this file, then
+# runs the plugin's phases with DevStack's own run_phase, as an
+# unprivileged STACK_USER with passwordless sudo. Everything the plugin
+# calls is DevStack's code, except what this file replaces:
 #
-# - iniset, rpc_backend_add_vhost, iniset_rpc_backend, recreate_database,
-#   database_connection_url, die, trueorfalse, is_service_enabled and
-#   enable_service behave like DevStack's, against the real config file,
-#   RabbitMQ (rabbitmqctl) and MariaDB (mysql client);
-# - run_process starts the command in the background with nohup (a pid file
-#   in $SERVICE_DIR, output in $LOGDIR/<service>.log) instead of writing
-#   and starting a devstack@<service> systemd unit, and stop_process sends
-#   SIGTERM to that pid, as systemctl stop would;
-# - setup_develop only installs the project when the venv does not already
-#   have it installed from that directory; install_package installs nothing
-#   and fails when the package's program is missing;
-# - sudo runs the command as the invoking user, and run_process ignores its
-#   user argument: every path the test uses is its own temporary directory.
-#
-# Inputs, as DevStack's stackrc/localrc would set them: DEST, DATA_DIR,
-# SERVICE_DIR, LOGDIR, STACK_USER, DEVSTACK_VENV, ENABLED_SERVICES,
-# DATABASE_HOST/USER/PASSWORD, RABBIT_HOST/USERID/PASSWORD,
-# ENABLE_DEBUG_LOG_LEVEL, SERVICE_TIMEOUT.
+# - echo_summary belongs to stack.sh, not to the library: it prints.
+# - install_package would run apt-get/dnf: it installs nothing and fails
+#   when the package's program is missing.
+# - pip_install would install into the venv, which belongs to the test
+#   runner, not to STACK_USER: it fails unless the project is already
+#   installed (editable) from that directory, as tox does.
+# - systemctl: there is no systemd here, so SYSTEMCTL (stackrc sets it to
+#   "sudo systemctl") is _standin_systemctl. DevStack's real run_process
+#   writes the devstack@ unit file as usual (into SYSTEMD_DIR); the
+#   stand-in starts its ExecStart as its User= with its Environment=, in a
+#   session of its own, output to $LOGDIR/<unit>.log; "stop" sends
+#   SIGTERM and waits, as KillMode=process does.
 
-DISABLED_SERVICES=${DISABLED_SERVICES:-}
-MYSQL_HOST=${MYSQL_HOST:-$DATABASE_HOST}
 STANDIN_STOP_TIMEOUT=${STANDIN_STOP_TIMEOUT:-60}
-STANDIN_PYTHON=${STANDIN_PYTHON:-$DEVSTACK_VENV/bin/python}
-
-# functions-common ------------------------------------------------------
+STANDIN_STATE_DIR=${STANDIN_STATE_DIR:-$SYSTEMD_DIR/state}
+SYSTEMCTL=_standin_systemctl
 
 function echo_summary {
     echo "echo_summary: $*"
-}
-
-# die $LINENO "message"
-function die {
-    local exitcode=$?
-    local line=$1
-    shift
-    if [[ $exitcode == 0 ]]; then
-        exitcode=1
-    fi
-    echo "[ERROR] ${BASH_SOURCE[1]}:$line $*" >&2
-    exit $exitcode
-}
-
-function warn {
-    local line=$1
-    shift
-    echo "[WARNING] ${BASH_SOURCE[1]}:$line $*" >&2
-}
-
-# trueorfalse default varname
-function trueorfalse {
-    local default=$1
-    local testval=${!2:-}
-    case "$testval" in
-        1|yes|Yes|YES|true|True|TRUE|on|On|ON)
-            echo "True"
-            ;;
-        0|no|No|NO|false|False|FALSE|off|Off|OFF)
-            echo "False"
-            ;;
-        "")
-            echo "$default"
-            ;;
-        *)
-            die $LINENO "Unknown value \"$testval\" for $2"
-            ;;
-    esac
-}
-
-function define_plugin {
-    :
-}
-
-# is_service_enabled service [service ...]: true if any is enabled
-function is_service_enabled {
-    local service
-    for service in "$@"; do
-        if [[ ,${ENABLED_SERVICES}, =~ ,${service}, ]]; then
-            return 0
-        fi
-    done
-    return 1
-}
-
-function enable_service {
-    local service
-    for service in "$@"; do
-        if [[ ,${DISABLED_SERVICES}, =~ ,${service}, ]]; then
-            warn $LINENO "Attempt to enable_service $service when it has" \
-                "been disabled"
-            continue
-        fi
-        if ! is_service_enabled $service; then
-            ENABLED_SERVICES=${ENABLED_SERVICES:+$ENABLED_SERVICES,}$service
-        fi
-    done
-}
-
-function is_fedora {
-    [[ -r /etc/redhat-release ]]
-}
-
-function sudo {
-    "$@"
 }
 
 # install_package package [package ...]
@@ -135,166 +51,118 @@ function install_package {
     done
 }
 
-# run_process service "command line" [group] [user]
-function run_process {
-    local service=$1
-    local command=$2
-    local user=${4:-$STACK_USER}
-    if ! is_service_enabled $service; then
-        return 0
+# pip_install [-e] project_dir: DevStack passes the flags and the directory
+function pip_install {
+    local project_dir=${!#}
+    local python=$DEVSTACK_VENV/bin/python
+    local name
+    name=$(awk '/^name.*=/ {print $3}' $project_dir/setup.cfg)
+    if ! $python -c 'import importlib, os, sys
+m = importlib.import_module(sys.argv[1])
+top = os.path.realpath(sys.argv[2]) + os.sep
+sys.exit(not os.path.realpath(m.__file__).startswith(top))' \
+            $name $project_dir; then
+        die $LINENO "pip_install: $name is not installed from" \
+            "$project_dir in $DEVSTACK_VENV and the stand-in installs nothing"
     fi
-    mkdir -p $SERVICE_DIR $LOGDIR
-    echo "run_process: $service (DevStack would run it as $user;" \
-        "the stand-in runs it as $(id -un))"
-    nohup $command >>$LOGDIR/$service.log 2>&1 </dev/null &
-    echo $! >$SERVICE_DIR/$service.pid
+    echo "pip_install: $name is already installed from $project_dir"
+}
+
+# _standin_pid unit: the pid of a started unit, if any
+function _standin_pid {
+    cat $STANDIN_STATE_DIR/$1.pid 2>/dev/null
 }
 
 # _standin_alive pid: running, and not a zombie waiting to be reaped
 function _standin_alive {
     local state
+    [[ -n "$1" ]] || return 1
     state=$(ps -o stat= -p $1 2>/dev/null) || return 1
     [[ -n "$state" && "$state" != Z* ]]
 }
 
-# stop_process service
-function stop_process {
-    local service=$1
-    local pidfile=$SERVICE_DIR/$service.pid
-    local pid
-    local waited=0
-    if ! is_service_enabled $service || [[ ! -f $pidfile ]]; then
+# _standin_start unit: run the unit file's ExecStart as its User=
+function _standin_start {
+    local unit=$1
+    local unitfile=$SYSTEMD_DIR/$unit
+    local user
+    local command
+    local environment
+    local log=$LOGDIR/$unit.log
+    if _standin_alive "$(_standin_pid $unit)"; then
         return 0
     fi
-    pid=$(cat $pidfile)
-    if _standin_alive $pid; then
-        kill -TERM $pid
+    user=$(iniget $unitfile Service User)
+    command=$(iniget $unitfile Service ExecStart)
+    environment=$(iniget $unitfile Service Environment)
+    # Environment="PATH=..." as DevStack writes it: unquote like systemd.
+    eval "environment=($environment)"
+    sudo mkdir -p $STANDIN_STATE_DIR $LOGDIR
+    # setsid and setpriv exec, so $! is the service itself.
+    sudo bash -c 'log=$1 pidfile=$2 user=$3; shift 3
+        setsid setpriv --reuid="$user" --regid="$(id -g "$user")" \
+            --init-groups env -i HOME="$(getent passwd "$user" | cut -d: -f6)" \
+            "$@" >>"$log" 2>&1 </dev/null &
+        echo $! >"$pidfile"' _ $log $STANDIN_STATE_DIR/$unit.pid $user \
+        "${environment[@]}" $command
+    echo "systemctl start $unit: pid $(_standin_pid $unit) as $user"
+}
+
+# _standin_stop unit
+function _standin_stop {
+    local unit=$1
+    local pid
+    local waited=0
+    pid=$(_standin_pid $unit)
+    if _standin_alive "$pid"; then
+        sudo kill -TERM $pid
         while _standin_alive $pid; do
             if [[ $waited -ge $STANDIN_STOP_TIMEOUT ]]; then
-                echo "stop_process: $service ignored SIGTERM for" \
+                echo "systemctl stop $unit: ignored SIGTERM for" \
                     "$STANDIN_STOP_TIMEOUT s, sending SIGKILL"
-                kill -KILL $pid
+                sudo kill -KILL $pid
                 break
             fi
             sleep 1
             waited=$((waited + 1))
         done
     fi
-    rm -f $pidfile
-    echo "stop_process: $service stopped"
+    sudo rm -f $STANDIN_STATE_DIR/$unit.pid
+    echo "systemctl stop $unit: stopped"
 }
 
-# inc/python ------------------------------------------------------------
-
-function get_python_exec_prefix {
-    echo "$DEVSTACK_VENV/bin"
-}
-
-# setup_develop project_dir
-function setup_develop {
-    local project_dir=$1
-    local name
-    name=$($STANDIN_PYTHON -c 'import configparser, sys
-c = configparser.ConfigParser()
-c.read(sys.argv[1])
-print(c["metadata"]["name"])' $project_dir/setup.cfg)
-    if $STANDIN_PYTHON -c 'import importlib, os, sys
-m = importlib.import_module(sys.argv[1])
-top = os.path.realpath(sys.argv[2]) + os.sep
-sys.exit(not os.path.realpath(m.__file__).startswith(top))' \
-            $name $project_dir 2>/dev/null; then
-        echo "setup_develop: $name is already installed from $project_dir"
-    else
-        $STANDIN_PYTHON -m pip install -e $project_dir
-    fi
-}
-
-# inc/ini-config --------------------------------------------------------
-
-# iniset [-sudo] config-file section option value
-function iniset {
-    if [[ "$1" == "-sudo" ]]; then
+# _standin_systemctl action [--quiet] [unit]: what DevStack asks of systemctl
+function _standin_systemctl {
+    local action=$1
+    shift
+    if [[ "$1" == "--quiet" ]]; then
         shift
     fi
-    if [[ -z "$2" || -z "$3" ]]; then
-        return 0
-    fi
-    # Like DevStack: replace the option's active line in the section, else
-    # add it right below the section header, else add the section.
-    $STANDIN_PYTHON - "$1" "$2" "$3" "$4" <<'PYTHON'
-import re
-import sys
-
-path, section, option, value = sys.argv[1:]
-try:
-    with open(path) as f:
-        lines = f.read().splitlines()
-except FileNotFoundError:
-    lines = []
-new = '%s = %s' % (option, value)
-header = None
-for i, line in enumerate(lines):
-    if line.strip() == '[%s]' % section:
-        header = i
-        break
-if header is None:
-    lines += ['', '[%s]' % section, new]
-else:
-    end = next((j for j in range(header + 1, len(lines))
-                if lines[j].startswith('[')), len(lines))
-    pattern = re.compile(r'^%s\s*=' % re.escape(option))
-    for j in range(header + 1, end):
-        if pattern.match(lines[j]):
-            lines[j] = new
-            break
-    else:
-        lines.insert(header + 1, new)
-with open(path, 'w') as f:
-    f.write('\n'.join(lines) + '\n')
-PYTHON
-}
-
-# lib/database, lib/databases/mysql -------------------------------------
-
-function _standin_mysql {
-    mysql -u$DATABASE_USER ${DATABASE_PASSWORD:+-p$DATABASE_PASSWORD} \
-        -h$MYSQL_HOST "$@"
-}
-
-# recreate_database name
-function recreate_database {
-    _standin_mysql -e "DROP DATABASE IF EXISTS $1;"
-    _standin_mysql -e "CREATE DATABASE $1 CHARACTER SET utf8;"
-}
-
-# database_connection_url name
-function database_connection_url {
-    local base="mysql+pymysql://$DATABASE_USER:$DATABASE_PASSWORD"
-    echo "$base@$DATABASE_HOST/$1?charset=utf8"
-}
-
-# lib/rpc_backend -------------------------------------------------------
-
-function rpc_backend_add_vhost {
-    local vhost=$1
-    if ! rabbitmqctl -q list_vhosts | grep -qx "$vhost"; then
-        rabbitmqctl -q add_vhost $vhost
-        rabbitmqctl -q set_permissions -p $vhost $RABBIT_USERID \
-            ".*" ".*" ".*"
-    fi
-}
-
-function get_transport_url {
-    echo "rabbit://$RABBIT_USERID:$RABBIT_PASSWORD@$RABBIT_HOST:5672/$1"
-}
-
-# iniset_rpc_backend package file [section] [vhost]
-function iniset_rpc_backend {
-    local file=$2
-    local section=${3:-DEFAULT}
-    local vhost=$4
-    if is_service_enabled rabbit || \
-            [[ -n "$RABBIT_HOST" && -n "$RABBIT_PASSWORD" ]]; then
-        iniset $file $section transport_url $(get_transport_url "$vhost")
-    fi
+    local unit=$1
+    case $action in
+        daemon-reload)
+            ;;
+        enable)
+            sudo mkdir -p $STANDIN_STATE_DIR
+            sudo touch $STANDIN_STATE_DIR/$unit.enabled
+            ;;
+        disable)
+            sudo rm -f $STANDIN_STATE_DIR/$unit.enabled
+            ;;
+        is-enabled)
+            [[ -f $STANDIN_STATE_DIR/$unit.enabled ]]
+            ;;
+        is-active)
+            _standin_alive "$(_standin_pid $unit)"
+            ;;
+        start)
+            _standin_start $unit
+            ;;
+        stop)
+            _standin_stop $unit
+            ;;
+        *)
+            die $LINENO "systemctl $action: the stand-in does not know it"
+            ;;
+    esac
 }
