@@ -122,8 +122,9 @@ class BrokerOutageTest(test_faults.FaultTestMixin, testtools.TestCase):
         # The agent ends its task while no conductor runs: the report
         # waits in the broker.
         os.unlink(self.mode_file)
-        test_faults.wait_for('the result to be sent', lambda: (
-            self.journal(task['id']) or {}).get('reported'), timeout=OUTAGE)
+        test_faults.wait_for('the task to end on the agent', lambda: (
+            self.journal(task['id']) or {}).get('state') == 'done',
+            timeout=OUTAGE)
         time.sleep(max(0, OUTAGE - (time.monotonic() - down)))
         # Restarted, it reads the queued result before judging deadlines.
         fleet.start_conductor(sections=self.conductor_sections)
