@@ -100,12 +100,15 @@ def setup(argv, default_log_levels=None, use_stderr=False):
     return CONF
 
 
-def config_files_found(argv) -> list:
-    """Config files osbackup would read for ``argv``, before parsing it."""
+def has_config(argv) -> bool:
+    """Whether ``argv`` names a config or one is in the standard places.
+
+    For a command line that could not be parsed.
+    """
     if any(a.startswith('--config-') for a in argv):
-        return ['(given)']
-    return cfg.find_config_files(project=PROJECT) + cfg.find_config_dirs(
-        project=PROJECT)
+        return True
+    return bool(cfg.find_config_files(project=PROJECT) or
+                cfg.find_config_dirs(project=PROJECT))
 
 
 def _logs_elsewhere(conf) -> bool:

@@ -119,7 +119,7 @@ def _run(conf, argv):
         return exc.code
     except SystemExit as exc:
         # A usage error: still say which mode a command would run in.
-        if exc.code and not common.config_files_found(argv):
+        if exc.code and not common.has_config(argv):
             print(environment.all_in_one_notice([]), file=sys.stderr)
         raise
     env = environment.Environment(conf)

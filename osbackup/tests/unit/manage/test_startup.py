@@ -85,7 +85,7 @@ class ManageStartupTest(_Stderr):
 
     def test_usage_error_without_config_names_all_in_one_mode(self):
         self.useFixture(fixtures.MockPatch(
-            'osbackup.cmd.common.config_files_found', return_value=[]))
+            'osbackup.cmd.common.has_config', return_value=False))
         self.assertRaises(SystemExit, manage_cmd.main, [])
         self.assertIn('all-in-one mode: no config file found in '
                       '~/.osbackup, ~, /etc/osbackup, /etc',
