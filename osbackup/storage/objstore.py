@@ -204,24 +204,29 @@ class ObjectWriter(base.Writer):
             # Keep at least one byte back: only commit knows whether a
             # full buffer is the whole object or its first part.
             while len(self._buf) > self._part_size:
-                part = bytes(self._buf[:self._part_size])
-                del self._buf[:self._part_size]
-                self._submit(part)
+                self._submit(self._take)
         except BaseException:
             self.abort()
             raise
         return n
 
-    def _submit(self, data: bytes) -> None:
+    def _take(self) -> bytes:
+        part = bytes(self._buf[:self._part_size])
+        del self._buf[:self._part_size]
+        return part
+
+    def _submit(self, take: typing.Callable[[], bytes]) -> None:
         if self._upload is None:
             self._upload = self._target.begin()
             self._pool = concurrent.futures.ThreadPoolExecutor(
                 self._concurrency, thread_name_prefix='osbackup-upload')
         self._raise_failed()
+        # A free slot first, then the copy of the part: at most
+        # concurrency parts exist beside the buffer.
         self._slots.acquire()
         number = len(self._futures) + 1
         try:
-            future = self._pool.submit(self._put_part, number, data)
+            future = self._pool.submit(self._put_part, number, take())
         except BaseException:
             self._slots.release()
             raise
@@ -249,7 +254,7 @@ class ObjectWriter(base.Writer):
                 self._target.put_whole(data, sha256,
                                        hashlib.md5(data).digest())
             else:
-                self._submit(data)
+                self._submit(lambda: data)
                 parts = [f.result() for f in self._futures]
                 self._upload.complete(parts, sha256, self._size)
         except BaseException:
