@@ -155,16 +155,21 @@ class Upload(typing.Protocol):
         """Remove every part uploaded (or being uploaded) so far."""
 
 
-class Target(typing.Protocol):
+class Target:
     """What ObjectWriter needs from a backend for one object."""
 
-    location: str
+    def __init__(self, storage: 'ObjectStorage', key: str):
+        self.storage = storage
+        self.key = key
+        self.location = storage.location(key)
 
     def put_whole(self, data: bytes, sha256: str, md5: bytes) -> None:
         """Store the object with a single request: the commit."""
+        raise NotImplementedError
 
     def begin(self) -> Upload:
         """Start a multipart upload."""
+        raise NotImplementedError
 
 
 class ObjectWriter(base.Writer):

@@ -105,12 +105,7 @@ class _S3Upload:
             pass
 
 
-class _S3Target:
-    def __init__(self, storage: 'S3Storage', key: str):
-        self.storage = storage
-        self.key = key
-        self.location = storage.location(key)
-
+class _S3Target(objstore.Target):
     def put_whole(self, data, sha256, md5):
         self.storage.call(
             'Uploading %s' % self.location, self.storage.client().put_object,

@@ -88,12 +88,7 @@ class _SwiftUpload:
         self.storage.delete_segments(self.prefix)
 
 
-class _SwiftTarget:
-    def __init__(self, storage: 'SwiftStorage', key: str):
-        self.storage = storage
-        self.key = key
-        self.location = storage.location(key)
-
+class _SwiftTarget(objstore.Target):
     def put_whole(self, data, sha256, md5):
         self.storage.call(
             'Uploading %s' % self.location, self.storage.request,
