@@ -6,25 +6,30 @@ socket, no TCP port), never on the system server or /var/lib/mysql.
 """
 
 import os
-import shutil
 import signal
 import subprocess
 import time
+
+from osbackup.tests.functional import host_tools
 
 START_TIMEOUT = 60
 
 
 class PrivateServer:
-    """A throw-away mariadbd on a socket in ``top`` (no TCP port)."""
+    """A throw-away mariadbd on a socket in ``top`` (no TCP port).
+
+    Raises unittest.SkipTest when the MariaDB server cannot be installed.
+    """
 
     def __init__(self, top, extra_args=()):
+        self.commands = host_tools.require(host_tools.MARIADB_SERVER)
         self.top = top
         self.extra_args = list(extra_args)
         self.datadir = os.path.join(top, 'data')
         self.socket = os.path.join(top, 'mysqld.sock')
         self.proc = None
         done = subprocess.run(
-            ['mariadb-install-db', '--no-defaults',
+            [self.commands['mariadb-install-db'], '--no-defaults',
              '--datadir=%s' % self.datadir,
              '--auth-root-authentication-method=normal'],
             capture_output=True, text=True)
@@ -33,9 +38,8 @@ class PrivateServer:
                 done.stdout[-2000:], done.stderr[-2000:]))
 
     def start(self):
-        # /usr/sbin is not on every user's PATH.
-        mariadbd = shutil.which('mariadbd') or '/usr/sbin/mariadbd'
-        args = [mariadbd, '--no-defaults', '--datadir=%s' % self.datadir,
+        args = [self.commands['mariadbd'], '--no-defaults',
+                '--datadir=%s' % self.datadir,
                 '--socket=%s' % self.socket, '--skip-networking',
                 '--innodb-log-file-size=16M', '--innodb-buffer-pool-size=32M',
                 '--log-bin=%s' % os.path.join(self.top, 'binlog'),
@@ -51,7 +55,8 @@ class PrivateServer:
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
                 raise RuntimeError('mariadbd exited: %s' % self.error_log())
-            if subprocess.run(['mariadb-admin', '--no-defaults', '-uroot',
+            if subprocess.run([self.commands['mariadb-admin'],
+                               '--no-defaults', '-uroot',
                                '-S', self.socket, 'ping'],
                               capture_output=True).returncode == 0:
                 return
@@ -78,8 +83,9 @@ class PrivateServer:
 
     def sql(self, statement):
         out = subprocess.run(
-            ['mariadb', '--no-defaults', '-uroot', '-S', self.socket,
-             '--batch', '--skip-column-names', '-e', statement],
+            [self.commands['mariadb'], '--no-defaults', '-uroot',
+             '-S', self.socket, '--batch', '--skip-column-names',
+             '-e', statement],
             capture_output=True, text=True)
         if out.returncode != 0:
             raise RuntimeError('%s: %s' % (statement, out.stderr))

@@ -7,7 +7,8 @@ of the machine's ssh setup is used or changed (except that sshd needs its
 privilege separation directory /run/sshd, created when missing).
 
 Use it as a fixture (``self.useFixture(SSHServer())``) or with
-``start()``/``stop()``. A missing sshd is an error, never a skip.
+``start()``/``stop()``. A missing sshd is installed when the tests run as
+root, else the test is skipped with the reason (``host_tools``).
 """
 
 import getpass
@@ -20,8 +21,9 @@ import time
 
 import fixtures
 
-SSHD = os.environ.get('OSBACKUP_TEST_SSHD', '/usr/sbin/sshd')
-SSH_KEYGEN = 'ssh-keygen'
+from osbackup.tests.functional import host_tools
+
+SSHD = host_tools.SSHD.commands[0]
 PRIVSEP_DIR = '/run/sshd'
 START_TIMEOUT = 15
 
@@ -38,10 +40,8 @@ def _free_port():
 
 def keygen(path, comment='osbackup-test'):
     """An ed25519 key pair without passphrase: ``path`` and ``path.pub``."""
-    if shutil.which(SSH_KEYGEN) is None:
-        raise SSHServerError('%s is missing: apt-get install openssh-client'
-                             % SSH_KEYGEN)
-    subprocess.run([SSH_KEYGEN, '-q', '-t', 'ed25519', '-N', '', '-C',
+    ssh_keygen = host_tools.require(host_tools.SSHD)['ssh-keygen']
+    subprocess.run([ssh_keygen, '-q', '-t', 'ed25519', '-N', '', '-C',
                     comment, '-f', path], check=True, capture_output=True,
                    timeout=30)
     with open(path + '.pub') as f:
@@ -92,15 +92,17 @@ class SSHServer(fixtures.Fixture):
 
     # -- life cycle --------------------------------------------------------
 
+    def setUp(self):
+        # Before fixtures' own set-up, which would turn a skip into an error.
+        host_tools.require(host_tools.SSHD)
+        super().setUp()
+
     def _setUp(self):
         self.start()
         self.addCleanup(self.stop)
 
     def start(self):
-        if not os.path.exists(SSHD):
-            raise SSHServerError(
-                '%s is missing: the ssh storage functional tests need the '
-                'OpenSSH server (apt-get install openssh-server)' % SSHD)
+        host_tools.require(host_tools.SSHD)
         if os.geteuid() == 0:
             os.makedirs(PRIVSEP_DIR, mode=0o755, exist_ok=True)
         self.dir = tempfile.mkdtemp(prefix='osbackup-sshd-')

@@ -15,12 +15,14 @@ import time
 import testtools
 
 from osbackup.tests.functional import fleet as fleet_mod
+from osbackup.tests.functional import host_tools
 
 FILE_SERVICES = ('nova', 'glance', 'keystone', 'cinder', 'swift')
 
 
 def unpack(location, dest):
-    subprocess.run(['tar', '--zstd', '-xpf', location, '-C', dest],
+    tar = host_tools.require(host_tools.ZSTD)['tar']
+    subprocess.run([tar, '--zstd', '-xpf', location, '-C', dest],
                    check=True)
 
 
@@ -83,6 +85,7 @@ class FleetBackupTest(fleet_mod.FleetTestCase):
         self.assertNotIn('mysql', cmp['drivers'])
 
     def test_fleet_backup_archives_and_dumps_restore_exactly(self):
+        tools = host_tools.require(host_tools.ZSTD)
         fleet = self.fleet
         # Full: each archive alone holds its whole tree (an incremental
         # one needs its bases, see test_incremental).
@@ -129,7 +132,7 @@ class FleetBackupTest(fleet_mod.FleetTestCase):
         before = fleet.checksums(self.nova_db)
         fleet_mod.sql('DROP DATABASE %s' % self.nova_db)
         with open(arts[(ctl, self.nova_db)]['location'], 'rb') as f:
-            zstd = subprocess.Popen(['zstd', '-dc'], stdin=f,
+            zstd = subprocess.Popen([tools['zstd'], '-dc'], stdin=f,
                                     stdout=subprocess.PIPE)
             subprocess.run(fleet_mod.DB_ADMIN, stdin=zstd.stdout, check=True)
             self.assertEqual(0, zstd.wait())

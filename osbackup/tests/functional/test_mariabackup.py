@@ -19,6 +19,7 @@ from osbackup.drivers import mariabackup
 from osbackup import exception
 from osbackup.storage import local
 from osbackup.tests import base as test_base
+from osbackup.tests.functional import host_tools
 from osbackup.tests.functional import mariadb_server
 
 
@@ -48,6 +49,7 @@ class MariaBackupFunctionalTest(testtools.TestCase):
 
     def setUp(self):
         super().setUp()
+        host_tools.require(host_tools.MARIADB_BACKUP)
         self.top = tempfile.mkdtemp(prefix='osbackup-mariabackup-ft-')
         self.addCleanup(shutil.rmtree, self.top, ignore_errors=True)
         self.server = mariadb_server.PrivateServer(

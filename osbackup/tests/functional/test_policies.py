@@ -8,9 +8,10 @@ the local target is the fleet's shared storage directory.
 import hashlib
 import os
 import time
-
+import unittest
 
 from osbackup.tests.functional import fleet as fleet_mod
+from osbackup.tests.functional import host_tools
 from osbackup.tests.functional import sshd as sshd_mod
 
 
@@ -25,6 +26,29 @@ def ssh_path(location):
 
 
 class PolicyTest(fleet_mod.FleetTestCase):
+
+    skip_reason = None
+
+    @classmethod
+    def setUpClass(cls):
+        # A skip raised here would hide the class's tests from the count:
+        # without the ssh server each test is skipped, with the reason.
+        try:
+            host_tools.require(host_tools.SSHD)
+        except unittest.SkipTest as exc:
+            cls.skip_reason = str(exc)
+            return
+        super().setUpClass()
+
+    @classmethod
+    def tearDownClass(cls):
+        if cls.skip_reason is None:
+            super().tearDownClass()
+
+    def setUp(self):
+        if self.skip_reason is not None:
+            self.skipTest(self.skip_reason)
+        super().setUp()
 
     @classmethod
     def build_fleet(cls, fleet):
