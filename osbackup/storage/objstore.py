@@ -216,7 +216,7 @@ class ObjectWriter(base.Writer):
         return n
 
     def _take(self) -> bytes:
-        part = bytes(self._buf[:self._part_size])
+        part = bytes(memoryview(self._buf)[:self._part_size])
         del self._buf[:self._part_size]
         return part
 

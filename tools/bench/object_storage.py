@@ -1,0 +1,125 @@
+"""Object storage: osbackup's swift and s3 backends against the clients'
+own transfers, on one incompressible stream (what tar | zstd produces), in
+one run, against the private Swift all-in-one of the functional tests
+(tempauth + s3api on loopback).
+
+References: ``swift upload --use-slo`` / ``swift download`` with the same
+segment size, and boto3's ``upload_fileobj`` / ``download_fileobj`` with
+their default TransferConfig (8 MiB parts, 10 threads). osbackup runs with
+its default options unless --concurrency is given.
+
+    python tools/bench/object_storage.py --size-mib 512
+"""
+
+import argparse
+import contextlib
+import os
+import subprocess
+import time
+
+from boto3.s3 import transfer
+
+import osbackup.conf
+from osbackup.storage import s3
+from osbackup.storage import swift
+from osbackup.tests.functional import swift_cluster
+
+MiB = 1 << 20
+SWIFT_CLI = '/usr/bin/swift'
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
+    parser.add_argument('--size-mib', type=int, default=512)
+    parser.add_argument('--concurrency', type=int,
+                        help='segment/upload concurrency of osbackup')
+    args = parser.parse_args()
+    size = args.size_mib * MiB
+    conf = osbackup.conf.CONF
+    conf([], project='osbackup')
+    data = '/var/tmp/osbackup-bench-objstore.bin'
+    with open(data, 'wb') as f:
+        for _ in range(size // MiB):
+            f.write(os.urandom(MiB))
+    cluster = swift_cluster.SwiftCluster()
+    cluster.setUp()
+    try:
+        run(conf, cluster, data, size, args.concurrency)
+    finally:
+        cluster.cleanUp()
+        os.unlink(data)
+
+
+def run(conf, cluster, data, size, concurrency):
+    swift_opts = dict(cluster.swift_flags(), container='bench')
+    s3_opts = dict(cluster.s3_flags(), bucket='bench-s3')
+    if concurrency:
+        swift_opts['segment_concurrency'] = concurrency
+        s3_opts['upload_concurrency'] = concurrency
+    for group, opts in (('swift_storage', swift_opts),
+                        ('s3_storage', s3_opts)):
+        for key, value in opts.items():
+            conf.set_override(key, value, group=group)
+    sw, bs = swift.SwiftStorage(conf), s3.S3Storage(conf)
+    locations = {}
+
+    def put(storage):
+        with storage.open_writer('bench/obj') as writer, \
+                open(data, 'rb') as f:
+            for chunk in iter(lambda: f.read(MiB), b''):
+                writer.write(chunk)
+            locations[storage.name] = writer.commit()
+
+    def get(storage):
+        with contextlib.closing(storage.open_reader(
+                locations[storage.name])) as reader:
+            while reader.read(MiB):
+                pass
+
+    cli = [SWIFT_CLI, '-A', cluster.auth_url, '-U', 'test:tester',
+           '-K', 'testing']
+    subprocess.run(cli + ['post', 'bench-cli'], check=True)
+    segment = str(conf.swift_storage.segment_size)
+    client = bs.client()
+    bs._ensure_ready()
+    pairs = [
+        ('swift upload', lambda: put(sw), lambda: subprocess.run(
+            cli + ['upload', '--use-slo', '-S', segment, '--object-name',
+                   'obj', 'bench-cli', data], check=True,
+            capture_output=True)),
+        ('swift download', lambda: get(sw), lambda: subprocess.run(
+            cli + ['download', 'bench-cli', 'obj', '-o', '/dev/null'],
+            check=True, capture_output=True)),
+        ('s3 upload', lambda: put(bs), lambda: _boto_put(client, data)),
+        ('s3 download', lambda: get(bs), lambda: _boto_get(client)),
+    ]
+    print('%d MiB, load average %.1f' % (size // MiB, os.getloadavg()[0]))
+    print('%-16s %10s %10s %7s' % ('work', 'reference', 'osbackup',
+                                   'ratio'))
+    for label, ours, reference in pairs:
+        t_ref = _timed(reference)
+        t_ours = _timed(ours)
+        print('%-16s %9.2fs %9.2fs %6.2fx' % (label, t_ref, t_ours,
+                                              t_ours / t_ref))
+
+
+def _boto_put(client, data):
+    with open(data, 'rb') as f:
+        client.upload_fileobj(f, 'bench-s3', 'boto-obj',
+                              Config=transfer.TransferConfig())
+
+
+def _boto_get(client):
+    with open('/dev/null', 'wb') as f:
+        client.download_fileobj('bench-s3', 'boto-obj', f,
+                                Config=transfer.TransferConfig())
+
+
+def _timed(fn):
+    start = time.monotonic()
+    fn()
+    return time.monotonic() - start
+
+
+if __name__ == '__main__':
+    main()
