@@ -571,16 +571,18 @@ class ObjectStorage(base.Storage):
         keep them from starting, so a failure is logged and left for the
         next start or prune.
         """
-        return self._cleanup(prefix, 0)
+        # Whatever their age: no write of this host runs as its agent
+        # starts (and the store's clock may run ahead of ours).
+        return self._cleanup(prefix, float('inf'))
 
     def cleanup_orphans(self, max_age: float = ORPHAN_AGE) -> list[str]:
-        return self._cleanup('', max_age)
+        return self._cleanup('', time.time() - max_age)
 
-    def _cleanup(self, prefix: str, max_age: float) -> list[str]:
+    def _cleanup(self, prefix: str, before: float) -> list[str]:
         # 'ctl-1' must not match the keys of 'ctl-10'.
         prefix = prefix.rstrip('/') + '/' if prefix else ''
         try:
-            return self.remove_orphans(prefix, time.time() - max_age)
+            return self.remove_orphans(prefix, before)
         except exception.OsbackupError as exc:
             LOG.warning('Leftovers of interrupted uploads were not '
                         'removed: %s', exc)

@@ -280,14 +280,15 @@ class S3Storage(objstore.ObjectStorage):
         pages = self.call('Listing the unfinished uploads in %s'
                           % self.bucket, lambda: list(paginator.paginate(
                               Bucket=self.bucket, Prefix=prefix)))
-        cutoff = datetime.datetime.fromtimestamp(before,
-                                                 datetime.timezone.utc)
+        cutoff = None if before == float('inf') else \
+            datetime.datetime.fromtimestamp(before, datetime.timezone.utc)
         for page in pages:
             for upload in page.get('Uploads', []):
                 started = upload.get('Initiated')
                 if started is not None and started.tzinfo is None:
                     started = started.replace(tzinfo=datetime.timezone.utc)
-                if started is not None and started >= cutoff:
+                if cutoff is not None and started is not None and \
+                        started >= cutoff:
                     continue
                 try:
                     self.call('Aborting the upload of %s'
