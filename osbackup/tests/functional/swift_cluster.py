@@ -14,8 +14,9 @@ servers never look at their swift_dir for it: each server runs under a
 launcher that points swift at the private swift.conf first. Nothing of
 the machine's Swift setup is used or changed.
 
-When the packages are missing they are installed with apt-get (as root);
-if that fails the tests are skipped with the reason.
+Missing packages are installed with apt-get (as root) by
+``host_tools.require``; where that cannot be done the tests are skipped
+with the reason.
 """
 
 import atexit
@@ -31,11 +32,11 @@ import urllib.request
 
 import fixtures
 
+from osbackup.tests.functional import host_tools
+
 PYTHON = '/usr/bin/python3'
 RING_BUILDER = '/usr/bin/swift-ring-builder'
 MEMCACHED = '/usr/bin/memcached'
-PACKAGES = ['swift', 'swift-proxy', 'swift-account', 'swift-container',
-            'swift-object', 'memcached']
 # Four servers import Swift at once: on a loaded test machine that
 # takes a minute.
 START_TIMEOUT = 120
@@ -70,32 +71,22 @@ def _free_port():
         return s.getsockname()[1]
 
 
-def _installed():
-    needed = (RING_BUILDER, MEMCACHED, '/usr/bin/swift-proxy-server',
-              '/usr/bin/swift-object-server')
-    if not all(os.path.exists(p) for p in needed):
-        return False
-    return subprocess.run([PYTHON, '-c', 'import swift.proxy.server, '
-                           'swift.common.middleware.s3api.s3api'],
-                          capture_output=True).returncode == 0
+_NEEDED_BY = 'the object storage (swift, s3) tests'
+TOOLS = [host_tools.Tool(commands=(command,), package=package,
+                         needed_by=_NEEDED_BY)
+         for package, command in (
+             ('swift', RING_BUILDER),
+             ('swift-proxy', '/usr/bin/swift-proxy-server'),
+             ('swift-account', '/usr/bin/swift-account-server'),
+             ('swift-container', '/usr/bin/swift-container-server'),
+             ('swift-object', '/usr/bin/swift-object-server'),
+             ('memcached', MEMCACHED))]
 
 
 def ensure_packages():
-    """Install Debian's Swift and memcached if needed, or raise why not."""
-    if _installed():
-        return
-    if os.geteuid() != 0:
-        raise SwiftUnavailable(
-            'Swift is not installed and installing it needs root: apt-get '
-            'install %s' % ' '.join(PACKAGES))
-    env = dict(os.environ, DEBIAN_FRONTEND='noninteractive')
-    proc = subprocess.run(['apt-get', 'install', '-y',
-                           '--no-install-recommends'] + PACKAGES, env=env,
-                          capture_output=True, text=True, timeout=600)
-    if proc.returncode or not _installed():
-        raise SwiftUnavailable('apt-get install %s failed: %s'
-                               % (' '.join(PACKAGES),
-                                  (proc.stderr or proc.stdout)[-500:]))
+    """Install Debian's Swift and memcached if need be, or skip the test."""
+    for tool in TOOLS:
+        host_tools.require(tool)
 
 
 def _conf(path, text):
@@ -375,6 +366,7 @@ def shared() -> SwiftCluster:
     if 'error' in _shared:
         raise SwiftUnavailable(_shared['error'])
     if 'cluster' not in _shared:
+        ensure_packages()       # or unittest.SkipTest, saying why
         cluster = SwiftCluster()
         try:
             cluster.setUp()
