@@ -186,6 +186,11 @@ class S3Storage(objstore.ObjectStorage):
                 return objstore.Failure(exception.NotFound(
                     '%s failed: the bucket %s does not exist'
                     % (what, self.bucket)))
+            if status == 412:
+                # Only reads resumed with If-Match ask for a precondition.
+                return objstore.Failure(exception.ArtifactCorrupt(
+                    '%s failed: the object changed in the store while it '
+                    'was read' % what))
             if code in _TRANSIENT_CODES:
                 return objstore.Failure(exception.StorageError(
                     '%s failed: %s (HTTP %s)' % (what, message, status)),

@@ -136,6 +136,9 @@ class S3Test(base.TestCase):
             self.assertEqual(transient, failure.transient, code)
         self.assertIn('refused the credentials', str(self.classify(
             self.client_error('SignatureDoesNotMatch', 403)).error))
+        changed = self.classify(self.client_error('PreconditionFailed', 412))
+        self.assertIsInstance(changed.error, exception.ArtifactCorrupt)
+        self.assertFalse(changed.transient)
         self.assertIn('bucket backups does not exist', str(self.classify(
             self.client_error('NoSuchBucket', 404)).error))
 
