@@ -121,8 +121,11 @@ class DevStackPluginTest(testtools.TestCase):
         self.db_user = 'osbdsk_%s' % self.uid
         self.db_password = secrets.token_hex(12)
         self.ipv6_server = None
-        self.addCleanup(self._cleanup)
+        self.addCleanup(run_root, ['rm', '-rf', self.dir])
         self._add_stack_user()
+        # Cleanups run last first: the services stop before userdel, which
+        # refuses a user that still runs processes.
+        self.addCleanup(self._cleanup)
 
         self.node = os.path.join(self.dir, 'node')
         fleet.make_compute_tree(self.node)
