@@ -21,6 +21,7 @@ from osbackup.agent import space as space_mod
 from osbackup.drivers import base as driver_base
 from osbackup import exception
 from osbackup import states
+from osbackup import task_log
 
 LOG = logging.getLogger(__name__)
 
@@ -156,13 +157,20 @@ class TaskRunner:
         delay = self.conf.agent.start_report_delay
         starting = threading.Timer(delay, self.reporter.started, (task,))
         starting.daemon = True
+        began = time.monotonic()
+        LOG.info('Task %s started: %s', task['id'], task_log.describe(task))
         try:
             if delay:
                 starting.start()
             else:
                 self.reporter.started(task)
             status, result = self._handlers[task['kind']](task)
-            return status, result, result.pop('error', None)
+            error = result.pop('error', None)
+            LOG.info('Task %s ended %s: %s, %d bytes stored in %.1f s%s',
+                     task['id'], status, task_log.describe(task),
+                     task_log.stored_bytes(result), time.monotonic() - began,
+                     ': %s' % error if error else '')
+            return status, result, error
         except exception.OsbackupError as exc:
             LOG.error('Task %s (%s %s) failed: %s', task['id'],
                       task['kind'], task['service'], exc.message)

@@ -11,13 +11,13 @@ Sending never fails the operation that is notified: a broker that cannot
 take a notification costs a warning, not a backup.
 """
 
-import datetime
 import time
 
 from oslo_log import log as logging
 import oslo_messaging as messaging
 from oslo_messaging import opts as messaging_opts
 
+from osbackup.db import rows
 from osbackup import rpc
 
 LOG = logging.getLogger(__name__)
@@ -79,13 +79,7 @@ class AgentPayload(Payload):
 
 
 def _duration(row: dict) -> float | None:
-    """Seconds from created_at to finished_at (ISO strings of the rows)."""
-    start, end = row.get('created_at'), row.get('finished_at')
-    if not start or not end:
-        return None
-    start, end = (datetime.datetime.fromisoformat(str(t).rstrip('Z'))
-                  for t in (start, end))
-    return max(0.0, (end - start).total_seconds())
+    return rows.seconds_between(row.get('created_at'), row.get('finished_at'))
 
 
 def _size(backup: dict) -> tuple[int | None, int | None]:

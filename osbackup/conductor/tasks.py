@@ -7,8 +7,10 @@ operation the task belongs to is moved on.
 
 from oslo_log import log as logging
 
+from osbackup.db import rows
 from osbackup import exception
 from osbackup import states
+from osbackup import task_log
 
 LOG = logging.getLogger(__name__)
 
@@ -110,14 +112,15 @@ class TaskTracker:
 
     @staticmethod
     def _log_end(task):
-        # A thousand-host backup would log a thousand lines at INFO: the
-        # good ends are DEBUG, the operation's own end is INFO.
-        good = task['status'] in states.TASK_GOOD and not task['error']
-        LOG.log(logging.DEBUG if good else logging.INFO,
-                'Task %s (%s %s on %s) ended %s%s', task['id'],
-                task['kind'], task['service'], task['host'],
-                task['status'],
-                ': %s' % task['error'] if task['error'] else '')
+        # Once per task at INFO, what and how much, so a silent service is
+        # visible in the log too; the error is the cause, never a trace.
+        took = rows.seconds_between(task.get('started_at'),
+                                    task.get('finished_at'))
+        LOG.info('Task %s ended %s: %s, %d bytes%s%s', task['id'],
+                 task['status'], task_log.describe(task),
+                 task_log.stored_bytes(task.get('result')),
+                 ' in %.1f s' % took if took is not None else '',
+                 ': %s' % task['error'] if task['error'] else '')
 
     def _route(self, task):
         kind = task['kind']

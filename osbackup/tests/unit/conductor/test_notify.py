@@ -1,13 +1,17 @@
 """Conductor notifications: events, versioned payloads, agent.down."""
 
 import datetime
+import logging
 from unittest import mock
 
+import fixtures
 from oslo_utils import timeutils
 
 from osbackup.conductor import notify
 from osbackup.db import api
+from osbackup.db import rows
 from osbackup import states
+from osbackup import task_log
 from osbackup.tests import base
 from osbackup.tests.unit.conductor import test_backups
 
@@ -94,6 +98,16 @@ class BackupEventsTest(base.TestCase):
                           end['size'], end['artifact_count']))
         self.assertIsNotNone(end['duration'])
 
+    def test_every_task_end_is_logged_once_at_info(self):
+        logs = self.useFixture(fixtures.FakeLogger(
+            name='osbackup.conductor.tasks', level=logging.INFO))
+        backup = self.orch.create(['ctl'], [])
+        self.finish(states.SUCCEEDED)
+        lines = [line for line in logs.output.splitlines() if 'ended' in line]
+        self.assertEqual(2, len(lines), logs.output)
+        self.assertIn('ended SUCCEEDED: backup mysql on ctl (backup %s), '
+                      '7 bytes' % backup['id'], logs.output)
+
     def test_error(self):
         self.orch.create(['ctl'], ['mysql'])
         self.finish(states.FAILED)
@@ -101,6 +115,26 @@ class BackupEventsTest(base.TestCase):
         self.assertEqual(('ERROR', 'backup.create.error'), (priority, event))
         self.assertIn('1 of 1 tasks', payload['osbackup_object.data']
                       ['error'])
+
+
+class TaskLogTest(base.TestCase):
+
+    def test_names_and_sizes(self):
+        self.assertEqual('verify verify-3 on h1 (verification 3)',
+                         task_log.describe({'kind': 'verify', 'host': 'h1',
+                                            'service': 'verify-3',
+                                            'verification_id': 3}))
+        self.assertEqual('restore_load_db restore on h1 (restore 9)',
+                         task_log.describe({'kind': 'restore_load_db',
+                                            'host': 'h1',
+                                            'service': 'restore',
+                                            'params': {'restore_id': 9}}))
+        self.assertEqual(12, task_log.stored_bytes(
+            {'artifacts': [{'size': 5}, {'size': 7}, {'size': None}]}))
+        self.assertEqual(0, task_log.stored_bytes(None))
+        self.assertEqual(90.0, rows.seconds_between(
+            '2026-12-02T10:00:00Z', '2026-12-02T10:01:30Z'))
+        self.assertIsNone(rows.seconds_between(None, 'x'))
 
 
 class AgentWatchTest(base.TestCase):
