@@ -83,10 +83,10 @@ def _duration(row: dict) -> float | None:
 
 
 def _size(backup: dict) -> tuple[int | None, int | None]:
-    arts = [a for a in backup.get('artifacts') or []
-            if a.get('status') == 'available']
     if 'artifacts' not in backup:
         return backup.get('size'), backup.get('artifact_count')
+    arts = [a for a in backup['artifacts'] or []
+            if a.get('status') == 'available']
     return sum(a.get('size') or 0 for a in arts), len(arts)
 
 
@@ -153,40 +153,40 @@ class Notifications:
             LOG.warning('Could not send notification %s after %.1f s: %s',
                         event_type, time.monotonic() - started, exc)
 
+    def _ended(self, action: str, ok: bool, payload: Payload) -> None:
+        """``<action>.end`` at INFO on success, ``<action>.error`` else."""
+        self.emit(action + ('.end' if ok else '.error'), payload,
+                  error=not ok)
+
     # -- the events ------------------------------------------------------
 
     def backup_started(self, backup: dict) -> None:
         self.emit(BACKUP_CREATE + '.start', backup_payload(backup))
 
     def backup_ended(self, backup: dict) -> None:
-        ok = backup['status'] == 'SUCCEEDED'
-        self.emit(BACKUP_CREATE + ('.end' if ok else '.error'),
-                  backup_payload(backup), error=not ok)
+        self._ended(BACKUP_CREATE, backup['status'] == 'SUCCEEDED',
+                    backup_payload(backup))
 
     def restore_started(self, restore: dict) -> None:
         self.emit(RESTORE_CREATE + '.start', restore_payload(restore))
 
     def restore_ended(self, restore: dict) -> None:
-        ok = restore['status'] == 'SUCCEEDED'
-        self.emit(RESTORE_CREATE + ('.end' if ok else '.error'),
-                  restore_payload(restore), error=not ok)
+        self._ended(RESTORE_CREATE, restore['status'] == 'SUCCEEDED',
+                    restore_payload(restore))
 
     def verify_ended(self, verification: dict) -> None:
         ok = verification['status'] == 'OK'
         problems = verification.get('problems')
-        self.emit(BACKUP_VERIFY + ('.end' if ok else '.error'),
-                  VerifyPayload(
-                      id=verification.get('id') or
-                      verification.get('verification_id'),
-                      backup_id=verification.get('backup_id'),
-                      deep=verification.get('deep'),
-                      status=verification['status'],
-                      problems=len(problems) if isinstance(problems, list)
-                      else problems,
-                      finished_at=verification.get('finished_at') or
-                      verification.get('at'),
-                      error=None if ok else 'verification found problems'),
-                  error=not ok)
+        self._ended(BACKUP_VERIFY, ok, VerifyPayload(
+            id=verification.get('id') or verification.get('verification_id'),
+            backup_id=verification.get('backup_id'),
+            deep=verification.get('deep'),
+            status=verification['status'],
+            problems=len(problems) if isinstance(problems, list)
+            else problems,
+            finished_at=verification.get('finished_at') or
+            verification.get('at'),
+            error=None if ok else 'verification found problems'))
 
     def backup_deleted(self, backup_id: int, reason: str | None = None,
                        uuid: str | None = None) -> None:
