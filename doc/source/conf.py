@@ -16,24 +16,20 @@ The configuration reference is generated from osbackup's registered
 options, so osbackup must be installed in the environment that builds it.
 """
 
+import os
+import sys
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)),
+                                '..'))
+import sphinx_theme  # noqa: E402
+
 # -- General configuration ---------------------------------------------------
 
 extensions = [
     'oslo_config.sphinxext',
 ]
 
-# openstackdocstheme is the theme of docs.openstack.org; the docs build
-# with Sphinx's default theme where it is not installed.
-try:
-    import openstackdocstheme  # noqa: F401
-except ImportError:
-    html_theme = 'alabaster'
-else:
-    extensions.append('openstackdocstheme')
-    html_theme = 'openstackdocs'
-    openstackdocs_repo_name = 'x/osbackup'
-    openstackdocs_use_storyboard = False
-    openstackdocs_auto_name = False
+globals().update(sphinx_theme.theme_settings(extensions))
 
 source_suffix = {'.rst': 'restructuredtext'}
 master_doc = 'index'

@@ -16,24 +16,20 @@ The notes themselves are YAML files under releasenotes/notes/, collected
 from the git history by reno's ``release-notes`` directive.
 """
 
+import os
+import sys
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)),
+                                '..', '..', 'doc'))
+import sphinx_theme  # noqa: E402
+
 # -- General configuration ---------------------------------------------------
 
 extensions = [
     'reno.sphinxext',
 ]
 
-# openstackdocstheme is the theme of docs.openstack.org; the notes build
-# with Sphinx's default theme where it is not installed.
-try:
-    import openstackdocstheme  # noqa: F401
-except ImportError:
-    html_theme = 'alabaster'
-else:
-    extensions.append('openstackdocstheme')
-    html_theme = 'openstackdocs'
-    openstackdocs_repo_name = 'x/osbackup'
-    openstackdocs_use_storyboard = False
-    openstackdocs_auto_name = False
+globals().update(sphinx_theme.theme_settings(extensions))
 
 templates_path = ['_templates']
 source_suffix = {'.rst': 'restructuredtext'}
