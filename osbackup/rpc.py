@@ -26,6 +26,7 @@ from oslo_messaging import opts as messaging_opts
 from oslo_messaging.rpc import dispatcher
 from oslo_messaging.rpc import server as rpc_server
 
+from osbackup import deployment
 from osbackup import signing
 
 TRANSPORT = None
@@ -51,17 +52,6 @@ def set_defaults(conf=None) -> None:
                 conf.register_opts(opts)
 
 
-def is_all_in_one(conf) -> bool:
-    """True when no ``transport_url`` was configured anywhere.
-
-    oslo.messaging's own default (``rabbit://``) does not count: a node
-    with no broker configured runs conductor and agent in one process.
-    """
-    where = conf.get_location('transport_url').location
-    return not conf.transport_url or where in (
-        cfg.Locations.opt_default, cfg.Locations.set_default)
-
-
 def init(conf, url: str | None = None) -> None:
     """Open the transport and load the signing key (or refuse to start)."""
     global TRANSPORT, SIGNER
@@ -74,7 +64,7 @@ def init(conf, url: str | None = None) -> None:
         raise TypeError('osbackup.rpc.init() needs the global '
                         'oslo_config.cfg.CONF (osbackup.conf.CONF), not a '
                         'private ConfigOpts')
-    if url is None and is_all_in_one(conf):
+    if url is None and deployment.is_all_in_one(conf):
         url = ALL_IN_ONE_URL
     in_process = (url or conf.transport_url or '').startswith('fake:')
     SIGNER = signing.Signer.from_conf(conf, ephemeral_allowed=in_process)

@@ -14,7 +14,6 @@ from oslo_log import log as logging
 
 import osbackup.conf
 from osbackup import exception
-from osbackup import rpc
 from osbackup import version
 
 CONF = osbackup.conf.CONF
@@ -77,16 +76,20 @@ def _value_error(group, name, exc) -> StartupError:
         group, name, ' in %s' % where.group(1) if where else '', reason))
 
 
-def setup(argv, default_log_levels=None, use_stderr=False):
+def setup(argv, default_log_levels=None, use_stderr=False, messaging=True):
     """Parse the command line and config files, set up logging.
 
     ``use_stderr`` keeps a command's stdout for its own output (JSON).
+    ``messaging=False`` leaves oslo.messaging unloaded (and its options
+    unregistered) until ``messaging_options`` registers them, for
+    commands that may never use the bus.
     Raises StartupError for a bad config file or option value.
     """
     logging.register_options(CONF)
     if use_stderr:
         CONF.set_default('use_stderr', True)
-    rpc.set_defaults(CONF)
+    if messaging:
+        messaging_options(CONF)
     if default_log_levels:
         logging.set_defaults(default_log_levels=default_log_levels)
     try:
@@ -98,6 +101,18 @@ def setup(argv, default_log_levels=None, use_stderr=False):
     global _LOGGING_READY
     _LOGGING_READY = True
     return CONF
+
+
+def messaging_options(conf) -> None:
+    """Register oslo.messaging's options (osbackup's defaults) and check them.
+
+    Safe once the config files are parsed: their values are read when
+    first used.
+    """
+    from osbackup import rpc
+    rpc.set_defaults(conf)
+    if 'config_file' in conf:
+        validate(conf)
 
 
 def has_config(argv) -> bool:
@@ -164,6 +179,7 @@ def _masked_db(conf) -> str:
 
 def daemon_main(service_factory, argv=None):
     """Run a long-lived osbackup service until SIGTERM."""
+    from osbackup import rpc
     from osbackup import service
     error = None
     try:

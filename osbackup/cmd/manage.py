@@ -4,7 +4,6 @@ import argparse
 import sys
 
 from oslo_config import cfg
-from oslo_db import exception as db_exc
 from oslo_log import log as logging
 
 from osbackup.cmd import common
@@ -110,10 +109,12 @@ def _run(conf, argv):
         common.setup(argv, default_log_levels=logging.get_default_log_levels()
                      + ['osbackup=WARNING', 'stevedore=WARNING',
                         'alembic=WARNING',
+                        # Loaded with oslo.messaging, after logging is set.
+                        'oslo_service.backend=WARNING',
                         # Broker trouble is this command's own one-line
                         # error; the driver's retry log is noise here.
                         'oslo.messaging=CRITICAL'],
-                     use_stderr=True)
+                     use_stderr=True, messaging=False)
     except common.StartupError as exc:
         print('ERROR: %s' % exc.message, file=sys.stderr)
         return exc.code
@@ -134,7 +135,9 @@ def _run(conf, argv):
         return manage.EXIT_USAGE if isinstance(
             exc, (exception.InvalidInput, exception.NotFound,
                   exception.Conflict)) else manage.EXIT_FAILED
-    except db_exc.DBError as exc:
+    except Exception as exc:
+        if not _is_db_error(exc):
+            raise
         print('ERROR: %s' % common.database_error(exc).message,
               file=sys.stderr)
         return manage.EXIT_FAILED
@@ -143,6 +146,12 @@ def _run(conf, argv):
         return 130
     finally:
         env.close()
+
+
+def _is_db_error(exc: Exception) -> bool:
+    """An oslo.db error; oslo.db is not imported unless a command used it."""
+    db_exc = sys.modules.get('oslo_db.exception')
+    return db_exc is not None and isinstance(exc, db_exc.DBError)
 
 
 if __name__ == '__main__':

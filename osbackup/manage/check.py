@@ -5,12 +5,8 @@ the conductor is down. Exit codes are the plugin convention: 0 OK,
 1 WARNING, 2 CRITICAL, 3 UNKNOWN (the catalogue cannot be read).
 """
 
-from oslo_db import exception as db_exc
 from oslo_log import log as logging
-from oslo_utils import timeutils
-import sqlalchemy.exc
 
-from osbackup.db import rows
 from osbackup import exception
 from osbackup import freshness
 from osbackup import manage
@@ -42,6 +38,7 @@ def limits_from(max_age=None, warning=None, critical=None,
 
 
 def _json(report: freshness.Report) -> dict:
+    from osbackup.db import rows
     items = []
     for item in report.items:
         items.append(dict(item, last_success=rows.iso(item['last_success']),
@@ -92,6 +89,9 @@ class CheckCommand:
             # The plugin convention: bad arguments are UNKNOWN, not CRITICAL.
             print('OSBACKUP UNKNOWN - %s' % exc.message)
             return freshness.EXIT_CODES[freshness.UNKNOWN]
+        # Loaded here: the database libraries cost every other command.
+        from oslo_db import exception as db_exc
+        import sqlalchemy.exc
         try:
             report = self._report(limits, hosts or [], services or [])
         except (db_exc.DBError, sqlalchemy.exc.SQLAlchemyError,
@@ -107,6 +107,7 @@ class CheckCommand:
         return report.exit_code
 
     def _report(self, limits, hosts, services) -> freshness.Report:
+        from oslo_utils import timeutils
         # A monitoring check answers within its own timeout: one attempt
         # to reach the catalogue, not oslo.db's start-up retries.
         self.env.conf.set_override('max_retries', 0, 'database')

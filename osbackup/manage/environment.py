@@ -12,13 +12,10 @@ import typing
 
 from oslo_config import cfg
 from oslo_log import log as logging
-import oslo_messaging as messaging
 
 from osbackup.cmd import common
+from osbackup import deployment
 from osbackup import exception
-from osbackup.manage import broker
-from osbackup import rpc
-from osbackup import version
 
 if typing.TYPE_CHECKING:
     from osbackup.conductor import rpcapi as conductor_rpcapi
@@ -54,7 +51,7 @@ class Environment:
 
     def __init__(self, conf):
         self.conf = conf
-        self.all_in_one = rpc.is_all_in_one(conf)
+        self.all_in_one = deployment.is_all_in_one(conf)
         self._catalogue = None
         self._services = []
         self._conductor = None
@@ -102,8 +99,13 @@ class Environment:
 
     @property
     def conductor(self) -> 'conductor_rpcapi.ConductorAPI':
+        # oslo.messaging loads only for the commands that talk to the
+        # conductor: most only read the catalogue.
         from osbackup.conductor import rpcapi as conductor_rpcapi
+        from osbackup.manage import broker
+        from osbackup import rpc
         if self._conductor is None:
+            common.messaging_options(self.conf)
             rpc.init(self.conf)
             if self.all_in_one:
                 self._start_local_services()
@@ -116,6 +118,7 @@ class Environment:
     def _start_local_services(self):
         from osbackup.agent import service as agent_service
         from osbackup.conductor import service as conductor_service
+        from osbackup import version
         conductor = conductor_service.ConductorService(self.conf,
                                                        self.catalogue)
         conductor.start()
@@ -131,6 +134,9 @@ class Environment:
 
     def call(self, method: str, **kwargs):
         """Call the conductor; turn transport errors into operator errors."""
+        # Loaded only by the commands that call the conductor.
+        from osbackup import rpc
+        import oslo_messaging as messaging
         try:
             return getattr(self.conductor, method)(rpc.admin_context(),
                                                    **kwargs)
@@ -162,6 +168,7 @@ class Environment:
         if self._conductor is None:
             return
         self._conductor = None
+        from osbackup import rpc
         closer = threading.Thread(target=rpc.cleanup, name='rpc-cleanup',
                                   daemon=True)
         closer.start()

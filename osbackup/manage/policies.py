@@ -3,7 +3,6 @@
 from osbackup.conductor import policies
 from osbackup import manage
 from osbackup.manage import output
-from osbackup import storage as storage_mod
 
 _SHOW = ['name', 'enabled', 'schedule', 'hosts', 'services', 'targets',
          'keep_days', 'keep_last', 'keep_daily', 'keep_weekly',
@@ -64,6 +63,8 @@ class PolicyCommands:
         self.env = env
 
     def _targets(self):
+        # stevedore and the storage drivers load only for this.
+        from osbackup import storage as storage_mod
         return storage_mod.target_names(self.env.conf)
 
     def _print(self, policy, fmt):

@@ -10,14 +10,18 @@ unreachable for as long as ``[database] max_retries`` x
 import sys
 import time
 
-from oslo_db import exception as db_exc
-
 import osbackup.conf
 from osbackup.db import engine
 from osbackup.manage import output
 from osbackup import states
 
 CONF = osbackup.conf.CONF
+
+#: Seconds before the first poll; each further wait is BACKOFF times
+#: longer, up to the caller's interval: a short operation is seen ending
+#: at once, a long one costs one catalogue read per interval.
+FIRST_POLL = 0.05
+BACKOFF = 2.0
 
 
 def _restore_line(op: dict) -> str:
@@ -93,11 +97,16 @@ class _Outage:
 
 
 def wait(fetch, interval: float = 1.0, out=None, done=None) -> dict:
-    """Poll ``fetch()`` until the operation is no longer running."""
+    """Poll ``fetch()`` until the operation is no longer running.
+
+    Polls back off from FIRST_POLL to ``interval`` seconds.
+    """
+    from oslo_db import exception as db_exc
     out = out or sys.stderr
     start = time.monotonic()
     outage = _Outage(out, outage_budget())
     last = None
+    delay = min(FIRST_POLL, interval)
     while True:
         try:
             op = fetch()
@@ -112,7 +121,8 @@ def wait(fetch, interval: float = 1.0, out=None, done=None) -> dict:
             last = line
         if (done or _finished)(op):
             return op
-        time.sleep(interval)
+        time.sleep(delay)
+        delay = min(delay * BACKOFF, interval)
 
 
 def _finished(op):

@@ -44,6 +44,35 @@ class RestoreProgressTest(base.TestCase):
         self.assertIn('phase rollback', waiting.progress_line(op, 1))
 
 
+class BackoffTest(base.TestCase):
+
+    def setUp(self):
+        super().setUp()
+        self.sleep = self.useFixture(fixtures.MockPatch('time.sleep')).mock
+
+    def _polls(self, n, **kw):
+        ops = [{'status': 'RUNNING', 'tasks': []}] * n + [
+            {'status': 'SUCCEEDED', 'tasks': []}]
+        fetch = iter(ops).__next__
+        op = waiting.wait(fetch, out=io.StringIO(), **kw)
+        self.assertEqual('SUCCEEDED', op['status'])
+        return [c.args[0] for c in self.sleep.call_args_list]
+
+    def test_an_ended_operation_is_not_waited_for(self):
+        self.assertEqual([], self._polls(0))
+
+    def test_polls_back_off_up_to_the_interval(self):
+        delays = self._polls(8, interval=1.0)
+        self.assertEqual(waiting.FIRST_POLL, delays[0])
+        self.assertEqual(sorted(delays), delays)
+        self.assertLess(delays[0], delays[1])
+        self.assertEqual(1.0, max(delays))
+        self.assertEqual([1.0, 1.0], delays[-2:])
+
+    def test_interval_below_the_first_poll(self):
+        self.assertEqual([0.01] * 3, self._polls(3, interval=0.01))
+
+
 class OutageTest(base.TestCase):
 
     def setUp(self):
