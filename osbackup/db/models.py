@@ -95,7 +95,11 @@ class Task(Base):
     __tablename__ = 'tasks'
     __table_args__ = (sa.Index('ix_tasks_status', 'status'),
                       sa.Index('ix_tasks_backup_kind_status', 'backup_id',
-                               'kind', 'status'))
+                               'kind', 'status'),
+                      # The freshness queries read backups in this order.
+                      sa.Index('ix_tasks_freshness', 'kind', 'host',
+                               'service', 'status', 'finished_at',
+                               'created_at', 'started_at'))
 
     id = sa.Column(sa.String(36), primary_key=True)
     backup_id = sa.Column(sa.Integer, sa.ForeignKey('backups.id'),
@@ -123,6 +127,9 @@ class Task(Base):
 
 class Artifact(Base):
     __tablename__ = 'artifacts'
+    # The freshness queries (bytes stored, chains) read in this order.
+    __table_args__ = (sa.Index('ix_artifacts_chains', 'status', 'host',
+                               'service', 'name', 'parent_id', 'size'),)
 
     id = sa.Column(sa.Integer, primary_key=True)
     backup_id = sa.Column(sa.Integer, sa.ForeignKey('backups.id'),

@@ -3,11 +3,13 @@
 A mixin of ``Catalogue``. ``backup_status`` answers, per (host, service),
 when it was last backed up, how the last attempt ended, what it stores and
 when it was last proven; ``backup check`` and the conductor's metrics read
-it. A handful of grouped queries, whatever the number of hosts: never a
-query per series.
+it. Three grouped queries, whatever the number of hosts, each reading
+its table in the order of an index made for it: never a query per series,
+never a sort of the whole history.
 """
 
 import sqlalchemy as sa
+from sqlalchemy import orm
 
 from osbackup.db import models
 from osbackup import states
@@ -45,7 +47,6 @@ class StatusQueries:
         with self.session() as s:
             self._task_status(s, found, hosts, services)
             self._stored(s, found, hosts, services)
-            self._chains(s, found, hosts, services)
             self._verified(s, found, hosts, services)
         for host, present in (agent_services or {}).items():
             if hosts and host not in hosts:
@@ -73,16 +74,31 @@ class StatusQueries:
 
     @staticmethod
     def _task_status(s, found, hosts, services):
+        """Last success, failure and start of each pair, and its duration.
+
+        One grouped pass over the backup tasks (in the order of the index
+        ix_tasks_freshness, no sort), joined back on that index to the
+        newest success for its start time: one lookup per pair.
+        """
         t = models.Task
         ok = sa.case((t.status == states.SUCCEEDED, t.finished_at))
         bad = sa.case((t.status.in_(_FAILED), t.finished_at))
         active = sa.case((t.status.in_(states.TASK_ACTIVE), t.created_at))
-        query = _filtered(
-            sa.select(t.host, t.service, sa.func.max(ok), sa.func.max(bad),
-                      sa.func.max(active))
+        pairs = _filtered(
+            sa.select(t.host, t.service, sa.func.max(ok).label('last_ok'),
+                      sa.func.max(bad).label('last_bad'),
+                      sa.func.max(active).label('running'))
             .where(t.kind == 'backup', t.status != states.SKIPPED)
-            .group_by(t.host, t.service), t, hosts, services)
-        for host, service, last_ok, last_bad, running in s.execute(query):
+            .group_by(t.host, t.service), t, hosts, services).subquery()
+        newest = orm.aliased(t)
+        query = sa.select(pairs, newest.started_at).outerjoin(
+            newest, sa.and_(newest.kind == 'backup',
+                            newest.host == pairs.c.host,
+                            newest.service == pairs.c.service,
+                            newest.status == states.SUCCEEDED,
+                            newest.finished_at == pairs.c.last_ok))
+        for host, service, last_ok, last_bad, running, started in \
+                s.execute(query):
             row = _slot(found, host, service)
             row['last_success'] = last_ok
             ends = [x for x in (last_ok, last_bad) if x]
@@ -93,53 +109,44 @@ class StatusQueries:
                 row['last_result'] = states.FAILED
             elif last_ok:
                 row['last_result'] = states.SUCCEEDED
-        # The duration of each pair's newest success: a window over the
-        # successes (one sort), not a join back on a derived table, which
-        # MariaDB runs in time quadratic in the fleet.
-        newest = sa.func.row_number().over(
-            partition_by=(t.host, t.service),
-            order_by=t.finished_at.desc()).label('rn')
-        ranked = _filtered(
-            sa.select(t.host, t.service, t.started_at, t.finished_at, newest)
-            .where(t.kind == 'backup', t.status == states.SUCCEEDED),
-            t, hosts, services).subquery()
-        query = sa.select(ranked.c.host, ranked.c.service,
-                          ranked.c.started_at, ranked.c.finished_at) \
-            .where(ranked.c.rn == 1)
-        for host, service, started, finished in s.execute(query):
-            if started and finished:
-                _slot(found, host, service)['last_duration'] = max(
-                    0.0, (finished - started).total_seconds())
+            if started and last_ok:
+                # Two successes ending in the same second: the longest.
+                row['last_duration'] = max(
+                    row['last_duration'] or 0.0,
+                    (last_ok - started).total_seconds())
 
     @staticmethod
     def _stored(s, found, hosts, services):
-        a = models.Artifact
-        query = _filtered(
-            sa.select(a.host, a.service, sa.func.sum(a.size))
-            .where(a.status == states.AVAILABLE)
-            .group_by(a.host, a.service), a, hosts, services)
-        for host, service, size in s.execute(query):
-            _slot(found, host, service)['stored_bytes'] = int(size or 0)
+        """Bytes stored and incremental chain length of each pair.
 
-    @staticmethod
-    def _chains(s, found, hosts, services):
-        """Artifacts since the newest full one, per stored name."""
+        The chain of a stored name is its artifacts since its newest full
+        one. One grouped pass per name (in the order of the index
+        ix_artifacts_chains, no sort); the chain is then counted on that
+        index, a few entries per name. Grouping again over a join of the
+        two sorts the whole history on MariaDB instead.
+        """
         a = models.Artifact
-        # Each artifact beside the id of its name's newest full one, by a
-        # window (one sort) rather than a join on a derived table.
-        full_id = sa.func.max(sa.case((a.parent_id.is_(None), a.id))).over(
-            partition_by=(a.host, a.service, a.name)).label('full_id')
-        ranked = _filtered(
-            sa.select(a.host, a.service, a.name, a.id, full_id)
-            .where(a.status == states.AVAILABLE), a, hosts, services
+        names = _filtered(
+            sa.select(a.host, a.service, a.name,
+                      sa.func.sum(a.size).label('size'),
+                      sa.func.max(sa.case((a.parent_id.is_(None), a.id)))
+                      .label('full_id'))
+            .where(a.status == states.AVAILABLE)
+            .group_by(a.host, a.service, a.name), a, hosts, services
         ).subquery()
-        query = sa.select(ranked.c.host, ranked.c.service, ranked.c.name,
-                          sa.func.count()) \
-            .where(ranked.c.id >= ranked.c.full_id) \
-            .group_by(ranked.c.host, ranked.c.service, ranked.c.name)
-        for host, service, _name, count in s.execute(query):
+        chain = orm.aliased(a)
+        length = sa.select(sa.func.count()).where(
+            chain.status == states.AVAILABLE, chain.host == names.c.host,
+            chain.service == names.c.service, chain.name == names.c.name,
+            chain.id >= names.c.full_id).scalar_subquery()
+        query = sa.select(names.c.host, names.c.service, names.c.size,
+                          length)
+        for host, service, size, count in s.execute(query):
             row = _slot(found, host, service)
-            row['chain_length'] = max(row['chain_length'] or 0, int(count))
+            row['stored_bytes'] = (row['stored_bytes'] or 0) + int(size or 0)
+            if count:
+                row['chain_length'] = max(row['chain_length'] or 0,
+                                          int(count))
 
     @staticmethod
     def _verified(s, found, hosts, services):

@@ -27,8 +27,10 @@ import uuid
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.dirname(os.path.dirname(HERE)))
 
-DB_URL = os.environ.get('OSBACKUP_BENCH_DB_URL',
-                        'mysql+pymysql://root@127.0.0.1:3306/')
+import sqlalchemy as sa  # noqa: E402
+
+import check  # noqa: E402  (tools/bench/check.py)
+
 MANAGE = [sys.executable, '-m', 'osbackup.cmd.manage']
 
 
@@ -57,24 +59,6 @@ def fleet_config(directory: str, connection: str) -> str:
     return path
 
 
-def _mariadb():
-    """(url, drop) of a new MariaDB database, or None when unreachable."""
-    import sqlalchemy as sa
-    name = 'osbackup_bench_start_%s' % uuid.uuid4().hex[:8]
-    admin = sa.create_engine(DB_URL)
-    try:
-        with admin.begin() as c:
-            c.execute(sa.text('CREATE DATABASE %s' % name))
-    except sa.exc.OperationalError as exc:
-        print('MariaDB skipped: %s' % exc.orig)
-        return None
-
-    def drop():
-        with admin.begin() as c:
-            c.execute(sa.text('DROP DATABASE IF EXISTS %s' % name))
-    return DB_URL + name, drop
-
-
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument('--runs', type=int, default=7)
@@ -87,7 +71,11 @@ def main(argv=None):
         sqlite = fleet_config(tmp, 'sqlite:///%s/catalogue.sqlite' % tmp)
         work.append(('osbackup-manage agent list (SQLite)',
                      MANAGE + ['--config-file', sqlite, 'agent', 'list']))
-        maria = _mariadb()
+        try:
+            maria = check.mariadb('osbackup_bench_start')
+        except sa.exc.OperationalError as exc:
+            print('MariaDB skipped: %s' % exc.orig)
+            maria = None
         try:
             if maria:
                 conf = fleet_config(tmp, maria[0])

@@ -6,6 +6,7 @@ import urllib.request
 from oslo_db import exception as db_exc
 from prometheus_client import exposition
 from prometheus_client import parser
+import sqlalchemy as sa
 
 from osbackup.conductor import metrics
 from osbackup.db import api
@@ -35,9 +36,9 @@ class MetricsTest(base.TestCase):
         self.cat.record_heartbeat('h1', '1', {'services': ['nova', 'mysql',
                                                            'keystone']})
 
-    def task(self, service, status):
-        backup = self.cat.create_backup(['h1'], [service])
-        task = self.cat.create_task('backup', 'h1', service, {}, 3600,
+    def task(self, service, status, host='h1'):
+        backup = self.cat.create_backup([host], [service])
+        task = self.cat.create_task('backup', host, service, {}, 3600,
                                     backup_id=backup['id'])
         self.cat.task_started(task['id'])
         self.cat.task_finished(task['id'], status, {'artifacts': [{
@@ -49,6 +50,28 @@ class MetricsTest(base.TestCase):
                                                        self.cat)
         return samples(exposition.generate_latest(
             exporter.registry).decode())
+
+    def test_a_scrape_costs_the_same_queries_whatever_the_fleet(self):
+        statements = []
+        sa.event.listen(self.cat.engine, 'before_cursor_execute',
+                        lambda conn, cur, stmt, *a: statements.append(stmt))
+
+        def selects_of_a_scrape():
+            del statements[:]
+            self.scrape()
+            return [st for st in statements if st.startswith('SELECT')]
+        self.task('nova', states.SUCCEEDED)
+        small = selects_of_a_scrape()
+        for i in range(20):
+            host = 'h%d' % (i + 2)
+            self.cat.record_heartbeat(host, '1', {'services': ['nova']})
+            self.task('nova', states.SUCCEEDED, host=host)
+        large = selects_of_a_scrape()
+        self.assertIn('osbackup_backup_last_success_timestamp_seconds',
+                      {name for name, _labels in self.scrape()})
+        # Agents, the three freshness queries, task and restore counts.
+        self.assertEqual(6, len(small), small)
+        self.assertEqual(small, large)
 
     def test_what_the_catalogue_says(self):
         self.task('nova', states.SUCCEEDED)
