@@ -364,6 +364,21 @@ class Fleet:
                         pass
 
 
+class RestoreCommand:
+    """``restore create --wait`` for test cases holding a ``fleet``."""
+
+    fleet = None
+
+    def restore(self, backup_id, *argv, expect='SUCCEEDED'):
+        restore, proc = self.fleet.manage_json(
+            'restore', 'create', str(backup_id), '--wait', *argv,
+            check=False)
+        self.assertEqual(expect, restore['status'],
+                         '%s\n%s' % (proc.stderr, restore))
+        self.assertEqual(0 if expect == 'SUCCEEDED' else 1, proc.returncode)
+        return restore
+
+
 class FleetTestCase(testtools.TestCase):
     """Tests sharing one fleet per class, which ``build_fleet`` sets up.
 

@@ -82,7 +82,7 @@ def tar_members(path):
         return {m.name: m for m in tar.getmembers()}
 
 
-class FaultTestMixin:
+class FaultTestMixin(fleet_mod.RestoreCommand):
     """Assertions and CLI shortcuts shared by the fault tests."""
 
     fleet = None
@@ -102,15 +102,6 @@ class FaultTestMixin:
         return wait_for('backup %s to end' % backup_id, lambda: (
             lambda b: b if b['status'] != 'RUNNING' else None)(
                 self.show(backup_id)), timeout)
-
-    def restore(self, backup_id, *argv, expect='SUCCEEDED'):
-        restore, proc = self.fleet.manage_json(
-            'restore', 'create', str(backup_id), '--wait', *argv,
-            check=False)
-        self.assertEqual(expect, restore['status'],
-                         '%s\n%s' % (proc.stderr, restore))
-        self.assertEqual(0 if expect == 'SUCCEEDED' else 1, proc.returncode)
-        return restore
 
     def held_dump_fleet(self):
         """A fleet whose one agent's mysqldump waits until released.

@@ -14,7 +14,7 @@ from osbackup.tests.functional import test_restore
 UNITS = {'nova': ['nova-api']}
 
 
-class IncrementalTest(fleet_mod.FleetTestCase):
+class IncrementalTest(fleet_mod.RestoreCommand, fleet_mod.FleetTestCase):
 
     @classmethod
     def build_fleet(cls, fleet):
@@ -33,12 +33,6 @@ class IncrementalTest(fleet_mod.FleetTestCase):
         self.assertEqual('SUCCEEDED', backup['status'], proc.stderr)
         (art,) = backup['artifacts']
         return backup, art
-
-    def restore(self, backup_id):
-        restore, proc = self.fleet.manage_json(
-            'restore', 'create', str(backup_id), '--wait', check=False)
-        self.assertEqual('SUCCEEDED', restore['status'],
-                         '%s\n%s' % (proc.stderr, restore))
 
     def assert_tree(self, snap):
         same = test_restore.test_backup.assert_same_tree

@@ -42,7 +42,7 @@ def origs(fleet, role):
     return found
 
 
-class RestoreTest(fleet_mod.FleetTestCase):
+class RestoreTest(fleet_mod.RestoreCommand, fleet_mod.FleetTestCase):
 
     @classmethod
     def build_fleet(cls, fleet):
@@ -89,15 +89,6 @@ class RestoreTest(fleet_mod.FleetTestCase):
             '--wait')
         self.assertEqual('SUCCEEDED', backup['status'], proc.stderr)
         return backup
-
-    def restore(self, backup_id, *argv, expect='SUCCEEDED'):
-        restore, proc = self.fleet.manage_json(
-            'restore', 'create', str(backup_id), '--wait', *argv,
-            check=False)
-        self.assertEqual(expect, restore['status'],
-                         '%s\n%s' % (proc.stderr, restore))
-        self.assertEqual(0 if expect == 'SUCCEEDED' else 1, proc.returncode)
-        return restore
 
     def artifact(self, backup, role, name):
         host = self.fleet.host(role)
