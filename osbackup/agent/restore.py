@@ -24,6 +24,7 @@ import time
 
 from oslo_log import log as logging
 
+from osbackup.agent import unit_check
 from osbackup import archive
 from osbackup.drivers import base as driver_base
 from osbackup import durable
@@ -33,7 +34,6 @@ from osbackup import streams
 
 LOG = logging.getLogger(__name__)
 
-CHECK_INTERVAL = 0.5
 #: How long the record of a start-up rollback is kept for the conductor.
 RECORD_RETENTION = 7 * 86400
 RECORD_SUFFIX = '.rolled-back.json'
@@ -367,30 +367,17 @@ class RestoreWorker:
         return steps
 
     def check(self, params, progress):
-        steps = []
-        for unit in params['plan']['units']:
-            self._run_steps(steps, 'check', unit,
-                            lambda: self._wait_active(unit))
+        units = params['plan']['units']
+        failed = unit_check.wait_settled(
+            units, self.units.is_active, self.conf.agent.unit_check_settle,
+            self.conf.agent.unit_check_timeout)
+        steps = [_step(self.host, 'check', unit,
+                       states.FAILED if error else states.SUCCEEDED, error)
+                 for unit, error in failed.items()]
+        errors = [error for error in failed.values() if error]
+        if errors:
+            raise PhaseFailed('check failed: %s' % '; '.join(errors), steps)
         return steps
-
-    def _wait_active(self, unit):
-        timeout = self.conf.agent.unit_check_timeout
-        settle = self.conf.agent.unit_check_settle
-        deadline = time.monotonic() + timeout
-        active_since = None
-        while True:
-            now = time.monotonic()
-            if self.units.is_active(unit):
-                active_since = active_since or now
-                if now - active_since >= settle:
-                    return
-            else:
-                active_since = None
-            if now > deadline:
-                raise exception.ServiceControlError(
-                    '%s did not stay active for %d s within %d s of its '
-                    'start' % (unit, settle, timeout))
-            time.sleep(CHECK_INTERVAL)
 
     def finish(self, params, progress):
         """Forget the journal; the .orig trees stay for the operator."""
