@@ -5,6 +5,7 @@ import os
 import psutil
 
 from osbackup.agent import service
+from osbackup.agent import state_lock
 from osbackup.cmd import common
 
 
@@ -21,7 +22,11 @@ def _make(conf):
             klass == psutil.IOPRIO_CLASS_BE else None
         psutil.Process().ionice(klass, value)
     os.umask(0o077)
-    return service.AgentService(conf)
+    # Before anything reads or writes the journals in state_path.
+    lock = state_lock.acquire(conf.state_path)
+    agent = service.AgentService(conf)
+    agent.state_lock = lock
+    return agent
 
 
 def main():
