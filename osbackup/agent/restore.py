@@ -165,6 +165,12 @@ class RestoreWorker:
                 art['sha256']
         if plan['databases']:
             journal.save()
+        staged = sorted(journal.data['staged'].values())
+        if staged:
+            # The swap renames the staged trees into place: their data
+            # must be on disk first, or a crash leaves empty files live.
+            self._run_steps(steps, 'sync', '%d staged tree(s)' % len(staged),
+                            lambda: durable.sync_filesystems(staged))
         return steps
 
     def _stage(self, item, restore_id, journal, steps, progress):

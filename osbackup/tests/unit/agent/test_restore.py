@@ -2,6 +2,8 @@
 
 import os
 
+import fixtures
+
 from osbackup.agent import restore
 from osbackup.drivers import base as driver_base
 from osbackup.drivers import nova
@@ -107,6 +109,31 @@ class RestoreWorkerTest(base.TestCase):
         self.assertEqual([('stop', 'nova-api'), ('start', 'nova-api')],
                          self.units.calls)
         self.assertEqual([], os.listdir(self.worker.directory))
+
+    def test_staged_trees_are_synced_before_anything_is_swapped(self):
+        synced = []
+        self.useFixture(fixtures.MockPatch(
+            'osbackup.durable.sync_filesystems',
+            lambda paths: synced.append(sorted(paths))))
+        steps = self.run_phases('prepare')
+        journal = restore.RestoreJournal(self.worker.directory, 9)
+        self.assertEqual([sorted(journal.data['staged'].values())], synced)
+        self.assertEqual(('sync', '2 staged tree(s)'),
+                         (steps[-1]['action'], steps[-1]['target']))
+
+    def test_sync_error_fails_prepare_and_leaves_live_trees(self):
+        self.useFixture(fixtures.MockPatch(
+            'osbackup.durable.sync_filesystems',
+            side_effect=OSError(5, 'Input/output error')))
+        self.damage()
+        err = self.assertRaises(restore.PhaseFailed, self.run_phases,
+                                'prepare')
+        self.assertIn('sync 2 staged tree(s) failed', err.message)
+        self.assertEqual('damaged\n', read(os.path.join(
+            self.root, 'etc/nova/nova.conf')))
+        self.worker.rollback(self.params, None)
+        self.assertEqual(['nova'], os.listdir(os.path.join(self.root,
+                                                           'etc')))
 
     def test_rollback_after_replace_puts_everything_back(self):
         self.damage()

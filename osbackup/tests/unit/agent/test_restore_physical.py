@@ -119,7 +119,8 @@ class PhysicalRestoreWorkerTest(base.TestCase):
     def test_stage_then_swap(self):
         steps = self.run_phases('prepare')
         self.assertEqual([('verify', 'mariabackup'),
-                          ('stage', '/var/lib/mysql')],
+                          ('stage', '/var/lib/mysql'),
+                          ('sync', '1 staged tree(s)')],
                          [(s['action'], s['target']) for s in steps])
         # Staged beside the live directory, which is untouched.
         self.assertEqual('live', test_restore.read(
