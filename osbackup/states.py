@@ -23,6 +23,8 @@ ARTIFACT_SKIPPED = 'skipped'
 ARTIFACT_FAILED = 'failed'
 DELETED = 'deleted'
 CORRUPT = 'corrupt'
+#: Its stored objects vanished ([conductor] storage_sync_interval).
+MISSING = 'missing'
 
 # Agents
 UP = 'up'

@@ -45,6 +45,8 @@ class BackupOrchestrator:
         self.dispatch = dispatcher
         #: Called with the backup when one ends SUCCEEDED.
         self.on_success = []
+        #: Writes the storage record of every backup that ends.
+        self.records = None
         self.notifications = notify.DISABLED
 
     def _agents(self):
@@ -92,7 +94,8 @@ class BackupOrchestrator:
             drivers = agents[host]['info'].get('drivers', [])
             for service in services or drivers:
                 if service in drivers:
-                    params = {'targets': targets}
+                    params = {'targets': targets,
+                              'backup_uuid': backup['uuid']}
                     if (host, service) in sizes:
                         params['expected_bytes'] = sizes[(host, service)]
                     if (host, service) in bases:
@@ -104,6 +107,8 @@ class BackupOrchestrator:
                     self._skip(backup['id'], host, service)
         self.dispatch.wave(wave)
         final = self.catalogue.finish_backup_if_done(backup['id'])
+        if final:
+            self._ended(backup['id'])
         backup = self.catalogue.get_backup(backup['id'])
         if final:
             self.notifications.backup_ended(backup)
@@ -129,11 +134,20 @@ class BackupOrchestrator:
             task['id'], states.SKIPPED,
             {'reason': 'driver %s is not enabled on %s' % (service, host)})
 
+    def _ended(self, backup_id: int) -> None:
+        if self.records is not None:
+            try:
+                self.records.backup_ended(backup_id)
+            except Exception:
+                LOG.exception('Backup %s: writing its storage records '
+                              'failed', backup_id)
+
     def task_done(self, task: dict) -> None:
         """Close the task's backup once its last task has ended."""
         final = self.catalogue.finish_backup_if_done(task['backup_id'])
         if final:
             LOG.info('Backup %s ended %s', task['backup_id'], final)
+            self._ended(task['backup_id'])
             if self.notifications.enabled:
                 # The whole backup: the payload carries its size.
                 self.notifications.backup_ended(

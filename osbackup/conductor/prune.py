@@ -77,6 +77,8 @@ class Pruner:
         self.catalogue = catalogue
         self.dispatch = dispatcher
         self.notifications = notify.DISABLED
+        #: Deletes the storage records of a backup being deleted.
+        self.records = None
 
     def plan(self) -> list[dict]:
         """Backups the policies no longer keep, with the reason."""
@@ -159,6 +161,8 @@ class Pruner:
                     task['id'], states.FAILED, {},
                     'superseded by a new deletion of the backup')
         self.catalogue.set_backup_status(backup_id, DELETING)
+        if self.records is not None:
+            self.records.forget(backup)
         if not by_host:
             self._forget(backup_id)
             return {'id': backup_id, 'status': 'DELETED'}

@@ -51,7 +51,10 @@ def _chain(backup: dict, art: dict, chains: dict) -> dict:
                 '%s, whose artifact is %s; it cannot be restored'
                 % (backup['id'], art['service'], art['host'],
                    base['backup_id'], base['status']))
-        out[str(base['backup_id'])] = _artifact(base)
+        # An archive names its base by the id the base had when written;
+        # a rebuilt catalogue may have given that backup another one.
+        ref = (base.get('meta') or {}).get('backup_ref', base['backup_id'])
+        out[str(ref)] = _artifact(base)
     return out
 
 

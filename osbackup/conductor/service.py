@@ -12,6 +12,7 @@ from osbackup.conductor import notify as notify_mod
 from osbackup.conductor import policies as policies_mod
 from osbackup.conductor import prune as prune_mod
 from osbackup.conductor import recorder as recorder_mod
+from osbackup.conductor import records as records_mod
 from osbackup.conductor import restores as restores_mod
 from osbackup.conductor import rings as rings_mod
 from osbackup.conductor import rpcapi as conductor_rpcapi
@@ -62,6 +63,8 @@ class ConductorService(service.RPCService):
             on_retried=self.tracker.recheck)
         self.tracker.hearing = self._hearing(conf)
         self.backups.on_success.append(self.rings.after_backup)
+        self.backups.records = self.pruner.records = \
+            records_mod.RecordKeeper(conf, self.catalogue)
         self.manager = manager_mod.ConductorManager(self)
         self.metrics = metrics_mod.MetricsExporter(conf, self.catalogue)
         self.notifications = notify_mod.Notifications(conf)

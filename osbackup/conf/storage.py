@@ -35,6 +35,24 @@ storage_opts = [
                     'and keep a copy away from the backups, since nothing '
                     'can be restored without it. Artifacts written before '
                     'the key was set stay readable.'),
+    cfg.StrOpt('record_key_file',
+               help='File holding the key that authenticates the records '
+                    'each backup writes beside its artifacts on every '
+                    'target (HMAC-SHA256 over the record\'s canonical '
+                    'JSON), which "osbackup-manage catalogue rebuild" and '
+                    '"backup check --dr" read back. Unset: the key in '
+                    'encryption_key_file (a subkey derived from it, never '
+                    'the encryption key itself). With neither set, records '
+                    'are written unauthenticated and a rebuild accepts them '
+                    'only where no key is configured either. Never the '
+                    'transport credentials: keep a copy of this file away '
+                    'from the controllers, with the configuration.'),
+    cfg.StrOpt('deployment_id',
+               help='Name of this deployment in its storage records, so '
+                    'that a rebuild refuses the records of another cloud '
+                    'that shares the same storage. Unset: the key id of '
+                    'the record key (see record_key_file), which differs '
+                    'between deployments with different keys.'),
     cfg.IntOpt('compression_level', default=3, min=1, max=22,
                help='Compression level (zstd) of archives and dumps.'),
     cfg.IntOpt('compression_threads', default=0, min=-1,

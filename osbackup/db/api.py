@@ -19,6 +19,7 @@ from osbackup.db import engine
 from osbackup.db import migration
 from osbackup.db import models
 from osbackup.db import policy_api
+from osbackup.db import records_api
 from osbackup.db import rows
 from osbackup.db import status_api
 from osbackup import exception
@@ -49,7 +50,8 @@ _LOCKED_FIELDS = ('id', 'backup_id', 'restore_id', 'verification_id',
                   'kind', 'host', 'service', 'params', 'status',
                   'progress_bytes', 'progress_files', 'started_at')
 _ENDED_FIELDS = _LOCKED_FIELDS + ('result', 'error', 'finished_at')
-_BACKUP_FIELDS = ('id', 'status', 'hosts', 'services', 'policy', 'targets',
+_BACKUP_FIELDS = ('id', 'uuid', 'status', 'hosts', 'services', 'policy',
+                  'targets',
                   'verified', 'created_at', 'finished_at', 'error')
 _RESTORE_FIELDS = ('id', 'backup_id', 'status', 'hosts', 'services', 'plan',
                    'phase', 'created_at', 'finished_at', 'error')
@@ -101,7 +103,8 @@ def _held(info) -> list:
     return [t for t in tasks if isinstance(t, str)]
 
 
-class Catalogue(policy_api.PolicyQueries, status_api.StatusQueries):
+class Catalogue(policy_api.PolicyQueries, records_api.RecordQueries,
+                status_api.StatusQueries):
     """Access to the catalogue database named by ``[database] connection``."""
 
     def __init__(self, connection: str, **engine_kw):
@@ -178,7 +181,8 @@ class Catalogue(policy_api.PolicyQueries, status_api.StatusQueries):
     def create_backup(self, hosts, services, policy=None,
                       targets=None) -> dict:
         with self.session() as s:
-            backup = models.Backup(status=states.RUNNING, hosts=list(hosts),
+            backup = models.Backup(uuid=str(uuid.uuid4()),
+                                   status=states.RUNNING, hosts=list(hosts),
                                    services=list(services), policy=policy,
                                    targets=list(targets or []),
                                    created_at=_now())

@@ -28,6 +28,8 @@ class Backup(Base):
     __tablename__ = 'backups'
 
     id = sa.Column(sa.Integer, primary_key=True)
+    #: Stable across catalogues: what storage records name a backup by.
+    uuid = sa.Column(sa.String(36), nullable=False, unique=True)
     status = sa.Column(sa.String(16), nullable=False)
     hosts = sa.Column(sa.JSON, nullable=False, default=list)
     services = sa.Column(sa.JSON, nullable=False, default=list)

@@ -43,9 +43,14 @@ class TaskContext:
     warnings: list = dataclasses.field(default_factory=list)
 
     def key(self, name: str, suffix: str) -> str:
-        """Storage key of an artifact of this task."""
-        return '%s/%s/%s/%s%s' % (self.host, self.backup_id, self.service,
-                                  name, suffix)
+        """Storage key of an artifact of this task.
+
+        Named by the backup's UUID when the conductor sent one: catalogue
+        ids restart in a catalogue rebuilt from storage, and a new backup
+        must never be written over an older one's objects.
+        """
+        ref = self.params.get('backup_uuid') or self.backup_id
+        return '%s/%s/%s/%s%s' % (self.host, ref, self.service, name, suffix)
 
 
 class ServiceDriver(abc.ABC):

@@ -10,7 +10,8 @@ from osbackup.manage import output
 from osbackup.manage import waiting
 from osbackup import states
 
-_SHOW_FIELDS = ['id', 'status', 'policy', 'hosts', 'services', 'targets',
+_SHOW_FIELDS = ['id', 'uuid', 'status', 'policy', 'hosts', 'services',
+                'targets',
                 'verified', 'created_at', 'finished_at', 'error']
 
 

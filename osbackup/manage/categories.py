@@ -2,6 +2,7 @@
 
 from osbackup.manage import agents
 from osbackup.manage import backups
+from osbackup.manage import catalogue
 from osbackup.manage import db
 from osbackup.manage import policies
 from osbackup.manage import restores
@@ -12,6 +13,7 @@ def categories() -> dict:
     return {
         'agent': agents.AgentCommands,
         'backup': backups.BackupCommands,
+        'catalogue': catalogue.CatalogueCommands,
         'db': db.DbCommands,
         'policy': policies.PolicyCommands,
         'restore': restores.RestoreCommands,

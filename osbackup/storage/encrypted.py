@@ -196,6 +196,12 @@ class DecryptingReader(io.RawIOBase):
         super().close()
 
 
+def stored_size(plain_size: int) -> int:
+    """Bytes an encrypted object of ``plain_size`` bytes takes in storage."""
+    chunks = max(1, -(-plain_size // CHUNK))
+    return HEADER_SIZE + plain_size + chunks * (_RECORD.size + _TAG)
+
+
 class EncryptedStorage(base.Storage):
     """Any backend, with the objects it writes encrypted."""
 

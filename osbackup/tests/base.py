@@ -1,5 +1,6 @@
 """Base test case: config fixture, temp dirs, no global state leaks."""
 
+import os
 from unittest import mock
 
 import fixtures
@@ -20,6 +21,14 @@ class TestCase(base.BaseTestCase):
         self.state_dir = self.useFixture(fixtures.TempDir()).path
         self.flags(state_path=self.state_dir)
         self.addCleanup(mock.patch.stopall)
+
+    def write_key(self, name: str, data: bytes) -> str:
+        """A key file in the test's state_path, readable by its owner only."""
+        path = os.path.join(self.state_dir, name)
+        with open(path, 'wb') as f:
+            f.write(data)
+        os.chmod(path, 0o600)
+        return path
 
     def flags(self, group=None, **kw):
         """Override options for this test only."""

@@ -18,17 +18,10 @@ class EncryptedStorageTest(base.TestCase):
     def setUp(self):
         super().setUp()
         self.path = os.path.join(self.state_dir, 'store')
-        self.key_file = self._key('storage.key', b'a1' * 32)
+        self.key_file = self.write_key('storage.key', b'a1' * 32)
         self.flags(group='storage', local_path=self.path,
                    encryption_key_file=self.key_file)
         self.storage = storage_mod.get_storage(self.cfg.conf)
-
-    def _key(self, name, data):
-        path = os.path.join(self.state_dir, name)
-        with open(path, 'wb') as f:
-            f.write(data)
-        os.chmod(path, 0o600)
-        return path
 
     def _put(self, data, key='h/1/nova/nova.tar.zst', storage=None):
         with (storage or self.storage).open_writer(key) as w:
@@ -124,7 +117,7 @@ class EncryptedStorageTest(base.TestCase):
 
     def test_wrong_key_says_so(self):
         location = self._put(b'data')
-        self.flags(group='storage', encryption_key_file=self._key(
+        self.flags(group='storage', encryption_key_file=self.write_key(
             'other.key', b'b2' * 32))
         message = self._corrupt(location,
                                 storage_mod.get_storage(self.cfg.conf))
