@@ -22,6 +22,11 @@ CONF = osbackup.conf.CONF
 #: at once, a long one costs one catalogue read per interval.
 FIRST_POLL = 0.05
 BACKOFF = 2.0
+#: The longest wait between polls: the operator waits on average half of
+#: it after the operation ended; a poll is one indexed catalogue read.
+POLL_INTERVAL = 0.25
+#: Seconds between two progress lines of a running operation.
+PROGRESS_EVERY = 1.0
 
 
 def _restore_line(op: dict) -> str:
@@ -96,7 +101,8 @@ class _Outage:
             self.since = None
 
 
-def wait(fetch, interval: float = 1.0, out=None, done=None) -> dict:
+def wait(fetch, interval: float = POLL_INTERVAL, out=None,
+         done=None) -> dict:
     """Poll ``fetch()`` until the operation is no longer running.
 
     Polls back off from FIRST_POLL to ``interval`` seconds.
@@ -105,7 +111,7 @@ def wait(fetch, interval: float = 1.0, out=None, done=None) -> dict:
     out = out or sys.stderr
     start = time.monotonic()
     outage = _Outage(out, outage_budget())
-    last = None
+    last, last_status, shown_at = None, None, None
     delay = min(FIRST_POLL, interval)
     while True:
         try:
@@ -115,11 +121,16 @@ def wait(fetch, interval: float = 1.0, out=None, done=None) -> dict:
             time.sleep(max(interval, CONF.database.retry_interval))
             continue
         outage.recovered()
-        line = progress_line(op, time.monotonic() - start)
-        if line != last:
+        now = time.monotonic()
+        line = progress_line(op, now - start)
+        ended = (done or _finished)(op)
+        # Polls are frequent; progress is shown at most once a second,
+        # a change of state and the end at once.
+        if line != last and (ended or op['status'] != last_status or
+                             now - shown_at >= PROGRESS_EVERY):
             print(line, file=out, flush=True)
-            last = line
-        if (done or _finished)(op):
+            last, last_status, shown_at = line, op['status'], now
+        if ended:
             return op
         time.sleep(delay)
         delay = min(delay * BACKOFF, interval)

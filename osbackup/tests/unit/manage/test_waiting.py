@@ -73,6 +73,41 @@ class BackoffTest(base.TestCase):
         self.assertEqual([0.01] * 3, self._polls(3, interval=0.01))
 
 
+class ProgressRateTest(base.TestCase):
+    """Polls are frequent; the operator's terminal is not flooded."""
+
+    def setUp(self):
+        super().setUp()
+        self.now = 0.0
+        self.useFixture(fixtures.MockPatch(
+            'time.monotonic', lambda: self.now))
+
+        def sleep(seconds):
+            self.now += seconds
+        self.useFixture(fixtures.MockPatch('time.sleep', sleep))
+
+    def test_progress_at_most_once_a_second_state_and_end_at_once(self):
+        ops = ([{'status': 'PENDING', 'tasks': []}] +
+               [{'status': 'RUNNING', 'tasks': [
+                   {'status': 'RUNNING', 'progress_bytes': n << 20}]}
+                for n in range(1, 13)] +
+               [{'status': 'SUCCEEDED', 'tasks': [
+                   {'status': 'SUCCEEDED', 'progress_bytes': 13 << 20}]}])
+        out = io.StringIO()
+        waiting.wait(iter(ops).__next__, out=out)
+        lines = out.getvalue().splitlines()
+        self.assertEqual(14, len(ops))
+        statuses = [line.split(']')[1].split(':')[0].strip()
+                    for line in lines]
+        # First poll, the change to RUNNING, then about one line a second
+        # of the ~2.5 s of 0.25 s polls, and the end.
+        self.assertEqual('PENDING', statuses[0])
+        self.assertEqual('RUNNING', statuses[1])
+        self.assertEqual('SUCCEEDED', statuses[-1])
+        self.assertLessEqual(len(lines), 6, lines)
+        self.assertIn('13.0 MiB read', lines[-1])
+
+
 class OutageTest(base.TestCase):
 
     def setUp(self):
