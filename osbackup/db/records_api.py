@@ -105,6 +105,9 @@ class RecordQueries:
                         started_at=backup.created_at, finished_at=created,
                         expires_at=created, result={})
                     s.add(task)
+                    # No ORM relationship orders the inserts: the
+                    # artifacts' foreign key needs the task first.
+                    s.flush()
                     tasks[key] = task
                 meta = dict(art['meta'] or {})
                 if taken:

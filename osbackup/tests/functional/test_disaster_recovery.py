@@ -1,0 +1,180 @@
+"""The disaster-recovery drill: a lost controller, back from storage alone.
+
+A fleet (conductor, a controller and a compute agent, real RabbitMQ and
+MariaDB) takes a full and an incremental backup to encrypted storage.
+Then everything but the storage, the configuration and the key files is
+lost: the catalogue schema is dropped, every state_path wiped, the
+service trees deleted and the service databases dropped. A new conductor
+on a new, empty catalogue rebuilds it from the records on storage, and
+``restore create ID --wait`` brings back every file (content, mode,
+owner, mtime) and every table (CHECKSUM TABLE) as they were.
+"""
+
+import os
+import shutil
+
+from osbackup.tests.functional import fleet as fleet_mod
+from osbackup.tests.functional import test_backup
+from osbackup.tests.functional import test_restore
+
+CTL_UNITS = {'nova': ['nova-api'], 'keystone': ['keystone-api']}
+CMP_UNITS = {'nova': ['nova-compute']}
+#: What each node's service trees are; all of them are lost.
+TREES = {'ctl': ('etc/nova', 'var/lib/nova', 'var/log/nova', 'etc/keystone',
+                 'var/lib/keystone', 'var/log/keystone'),
+         'cmp': ('etc/nova', 'var/lib/nova', 'var/log/nova')}
+#: What the nova driver does not back up: instance disks.
+EXCLUDED = ('var/lib/nova/instances',)
+
+
+class DisasterRecoveryTest(fleet_mod.RestoreCommand,
+                           fleet_mod.FleetTestCase):
+
+    @classmethod
+    def build_fleet(cls, fleet):
+        fleet_mod.make_controller_tree(fleet.node_root('ctl'))
+        fleet_mod.make_compute_tree(fleet.node_root('cmp'))
+        # Owners are restored by name: a file of another user.
+        os.chown(os.path.join(fleet.node_root('ctl'),
+                              'etc/keystone/keystone.conf'), 65534, 65534)
+        cls.nova_db = fleet.create_database(
+            'nova', {'instances': 300, 'services': 10})
+        cls.keystone_db = fleet.create_database('keystone', {'project': 20})
+        # Kept off the controllers, with the configuration.
+        keys = {}
+        for name in ('storage.key', 'record.key'):
+            keys[name] = os.path.join(fleet.dir, name)
+            fleet_mod.write_file(keys[name], os.urandom(32).hex(), 0o600)
+        storage = {'encryption_key_file': keys['storage.key'],
+                   'record_key_file': keys['record.key']}
+        cls.conductor_sections = {
+            'storage': storage,
+            'nova': {'databases': cls.nova_db},
+            'keystone': {'databases': cls.keystone_db}}
+        fleet.start_conductor(sections=cls.conductor_sections)
+        ctl = fleet.standin_sections('ctl', CTL_UNITS)
+        ctl['mysql'] = {'databases': '%s,%s' % (cls.nova_db,
+                                                cls.keystone_db)}
+        ctl['agent'] = {'drivers': 'mysql,nova,keystone'}
+        ctl['storage'] = storage
+        cmp = fleet.standin_sections('cmp', CMP_UNITS)
+        cmp['agent'] = {'drivers': 'nova'}
+        cmp['storage'] = storage
+        cls.agent_sections = {'ctl': ctl, 'cmp': cmp}
+        for role in ('ctl', 'cmp'):
+            fleet.start_agent(role, ctl if role == 'ctl' else cmp)
+        for role, units in (('ctl', CTL_UNITS), ('cmp', CMP_UNITS)):
+            for names in units.values():
+                for unit in names:
+                    fleet.unit(role, 'start', unit)
+        cls.hosts = [fleet.host('ctl'), fleet.host('cmp')]
+        fleet.wait_for_agents(cls.hosts)
+
+    def backup(self, *argv):
+        backup, proc = self.fleet.manage_json('backup', 'create', '--wait',
+                                              *argv)
+        self.assertEqual('SUCCEEDED', backup['status'], proc.stderr)
+        return backup
+
+    def lose_everything(self):
+        """The controller is gone: all but storage, config and keys."""
+        fleet = self.fleet
+        for name in ('conductor', 'ctl', 'cmp'):
+            fleet.stop(name)
+        fleet_mod.sql('DROP DATABASE %s' % fleet.catalogue_db)
+        fleet_mod.sql('CREATE DATABASE %s' % fleet.catalogue_db)
+        shutil.rmtree(os.path.join(fleet.dir, 'state'))
+        for role, trees in TREES.items():
+            for tree in trees:
+                shutil.rmtree(os.path.join(fleet.node_root(role), tree))
+        for db in (self.nova_db, self.keystone_db):
+            fleet_mod.sql('DROP DATABASE %s' % db)
+
+    def assert_owners_equal(self, snap, role):
+        for dirpath, dirs, files in os.walk(snap):
+            if os.path.relpath(dirpath, snap) in EXCLUDED:
+                dirs[:] = []
+                continue
+            for name in files:
+                a = os.path.join(dirpath, name)
+                b = os.path.join(self.fleet.node_root(role),
+                                 os.path.relpath(a, snap))
+                self.assertEqual(
+                    (os.lstat(a).st_uid, os.lstat(a).st_gid),
+                    (os.lstat(b).st_uid, os.lstat(b).st_gid), b)
+
+    def test_drill(self):
+        fleet = self.fleet
+        full = self.backup()
+        fleet_mod.write_file(os.path.join(fleet.node_root('ctl'),
+                                          'etc/nova/added.conf'), 'new\n')
+        fleet_mod.sql("INSERT INTO services VALUES (99, 'late', X'00')",
+                      self.nova_db)
+        incr = self.backup()
+        levels = {(a['host'], a['name']): a['level']
+                  for a in incr['artifacts']}
+        self.assertEqual('incremental', levels[(fleet.host('ctl'), 'nova')])
+        snaps = {r: test_restore.snapshot(fleet, r, 'before')
+                 for r in ('ctl', 'cmp')}
+        sums = {db: fleet.checksums(db)
+                for db in (self.nova_db, self.keystone_db)}
+        before, _ = fleet.manage_json('backup', 'list')
+        shown = {b: fleet.manage_json('backup', 'show', str(b))[0]
+                 for b in (full['id'], incr['id'])}
+
+        self.lose_everything()
+
+        # A new machine: same configuration and keys, empty catalogue.
+        conf = fleet.write_conf('conductor', fleet.host('conductor'),
+                                self.conductor_sections)
+        fleet.manage('db', 'sync', conf=conf)
+        dry, _ = fleet.manage_json('catalogue', 'rebuild', '--dry-run')
+        self.assertEqual(2, dry['imported'])
+        self.assertEqual([], fleet.manage_json('backup', 'list')[0])
+        summary, proc = fleet.manage_json('catalogue', 'rebuild')
+        self.assertEqual({'imported': 2, 'existing': 0, 'incomplete': [],
+                          'rejected': []},
+                         {k: summary[k] for k in ('imported', 'existing',
+                                                  'incomplete', 'rejected')},
+                         proc.stderr)
+        again, _ = fleet.manage_json('catalogue', 'rebuild')
+        self.assertEqual((0, 2), (again['imported'], again['existing']))
+
+        after, _ = fleet.manage_json('backup', 'list')
+        keys = ('id', 'uuid', 'hosts', 'services', 'created_at', 'status',
+                'size', 'artifact_count')
+        self.assertEqual([{k: b[k] for k in keys} for b in before],
+                         [{k: b[k] for k in keys} for b in after])
+        for backup_id, old in shown.items():
+            new, _ = fleet.manage_json('backup', 'show', str(backup_id))
+            self.assertEqual(
+                [(a['host'], a['name'], a['sha256'], a['level'])
+                 for a in old['artifacts']],
+                [(a['host'], a['name'], a['sha256'], a['level'])
+                 for a in new['artifacts']])
+
+        fleet.start('conductor', 'osbackup.cmd.conductor', conf)
+        for role in ('ctl', 'cmp'):
+            fleet.start_agent(role, self.agent_sections[role])
+        fleet.wait_for_agents(self.hosts)
+        restore = self.restore(incr['id'])
+        self.assertEqual(incr['id'], restore['backup_id'])
+
+        for role in ('ctl', 'cmp'):
+            for tree in TREES[role]:
+                src = os.path.join(snaps[role], tree)
+                dst = os.path.join(fleet.node_root(role), tree)
+                skip = [os.path.relpath(e, tree) for e in EXCLUDED
+                        if e.startswith(tree + '/')]
+                test_backup.assert_same_tree(self, src, dst, skip)
+                test_backup.assert_same_tree(self, dst, src)
+            self.assert_owners_equal(snaps[role], role)
+        for db, tables in sums.items():
+            self.assertEqual(tables, fleet.checksums(db))
+        # The next backup does not touch the imported ones' objects.
+        later = self.backup('--service', 'keystone')
+        self.assertGreater(later['id'], incr['id'])
+        stored = [a['location'] for a in later['artifacts'] if a['location']]
+        self.assertTrue(stored)
+        for location in stored:
+            self.assertIn('/%s/' % later['uuid'], location)
