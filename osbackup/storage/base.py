@@ -6,10 +6,28 @@ string that identifies the stored object for later reads and deletes.
 Writes are atomic: an artifact is either complete under its final name or
 absent; an interrupted write leaves at most a ``.partial`` object that
 ``cleanup_partials`` removes.
+
+``list`` streams what a target holds, for audits (objects the catalogue
+does not know, objects it lists that are gone) and for rebuilding the
+catalogue from storage.
 """
+
+from __future__ import annotations
 
 import abc
 import typing
+
+
+class StoredObject(typing.NamedTuple):
+    """A committed object as ``Storage.list`` finds it."""
+
+    #: Exactly what ``Writer.commit`` returned for it (and the catalogue
+    #: stores), so ``location in catalogue`` comparisons work.
+    location: str
+    #: Bytes stored (of the ciphertext for an encrypted object).
+    size: int
+    #: POSIX time of its last write, as the target reports it.
+    mtime: float
 
 
 class Writer(abc.ABC):
@@ -62,6 +80,19 @@ class Storage(abc.ABC):
     @abc.abstractmethod
     def exists(self, location: str) -> bool:
         """Whether the object is stored."""
+
+    @abc.abstractmethod
+    def list(self, prefix: str = '') -> typing.Iterator[StoredObject]:
+        """Yield every committed object whose key starts with ``prefix``.
+
+        ``prefix`` is a plain string prefix of the key (``'ctl-1/'``,
+        ``'_records/'``). Leftovers of writes in progress or interrupted
+        (partial files, segments, multipart parts) are never listed. The
+        listing streams: a million objects are never held in memory.
+        Raises StorageError when the target itself (directory, container,
+        bucket) does not exist: an unmounted or mistyped target must not
+        look empty.
+        """
 
     def free_bytes(self) -> int | None:
         """Free space at the target, or None when unknown."""

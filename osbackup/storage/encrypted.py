@@ -21,6 +21,8 @@ location is never silently taken for ciphertext.
 Checksums in the catalogue are of the plaintext, as before.
 """
 
+from __future__ import annotations
+
 import io
 import os
 import struct
@@ -236,6 +238,10 @@ class EncryptedStorage(base.Storage):
 
     def exists(self, location: str) -> bool:
         return self.inner.exists(location)
+
+    def list(self, prefix: str = ''):
+        # Locations carry the .enc suffix already; sizes are stored bytes.
+        return self.inner.list(prefix)
 
     def free_bytes(self) -> int | None:
         return self.inner.free_bytes()

@@ -6,9 +6,12 @@ with O_EXCL, then fsynced, renamed into place and the directory fsynced, so
 a crash never leaves a half-written artifact under a final name.
 """
 
+from __future__ import annotations
+
 import errno
 import os
 import shutil
+import stat
 
 from osbackup import durable
 from osbackup import exception
@@ -147,6 +150,32 @@ class LocalStorage(base.Storage):
         while not os.path.exists(probe):
             probe = os.path.dirname(probe)
         return shutil.disk_usage(probe).free
+
+    def list(self, prefix=''):
+        # Walk only the directory the prefix lies in; os.walk reads one
+        # directory at a time, so the listing streams.
+        if not os.path.isdir(self.path):
+            raise exception.StorageError(
+                'Cannot list the local storage %s: it is not a directory '
+                '(not created or not mounted)' % self.path)
+        head = prefix.rpartition('/')[0]
+        top = self._path_for(head) if head else self.path
+        if not os.path.isdir(top):
+            return
+        for dirpath, dirs, files in os.walk(top):
+            dirs.sort()
+            for name in sorted(files):
+                if name.endswith(PARTIAL_SUFFIX):
+                    continue
+                path = os.path.join(dirpath, name)
+                if not os.path.relpath(path, self.path).startswith(prefix):
+                    continue
+                try:
+                    st = os.lstat(path)
+                except FileNotFoundError:
+                    continue    # deleted while we walked
+                if stat.S_ISREG(st.st_mode):
+                    yield base.StoredObject(path, st.st_size, st.st_mtime)
 
     def cleanup_partials(self, prefix=''):
         removed = []

@@ -22,6 +22,8 @@ MD5-based ETag, and the length at the end of every read, raising
 ArtifactCorrupt for an object changed or truncated in the store.
 """
 
+from __future__ import annotations
+
 import base64
 import concurrent.futures
 import dataclasses
@@ -43,6 +45,9 @@ BACKOFF_START = 1.0
 BACKOFF_MAX = 30.0
 FREE_BYTES_TTL = 60
 ORPHAN_AGE = 24 * 3600
+#: Objects asked for per listing request (both APIs cap it at 1000 or
+#: 10000): a listing holds one page in memory, whatever the total.
+LIST_PAGE = 1000
 
 
 class Transient(Exception):
@@ -479,6 +484,7 @@ class ObjectStorage(base.Storage):
         self.concurrency = concurrency
         self.retrier = Retrier(options.retries, self.classify)
         self._free = None   # (monotonic time, bytes or None)
+        self.list_page = LIST_PAGE
         self._ready = False
         self._ready_lock = threading.Lock()
 

@@ -16,11 +16,14 @@ at the end of every read.
 Locations are ``s3://<bucket>/<key>``.
 """
 
+from __future__ import annotations
+
 import datetime
 
 from oslo_log import log as logging
 
 from osbackup import exception
+from osbackup.storage import base
 from osbackup.storage import objstore
 
 LOG = logging.getLogger(__name__)
@@ -277,6 +280,31 @@ class S3Storage(objstore.ObjectStorage):
 
     def exists(self, location):
         return self.etag(self.key_of(location)) is not None
+
+    def list(self, prefix=''):
+        """The bucket's objects under ``prefix``, a page at a time.
+
+        ListObjectsV2 with its ContinuationToken; uploads not completed
+        are not objects yet and are never listed.
+        """
+        args = {'Bucket': self.bucket, 'Prefix': prefix,
+                'MaxKeys': self.list_page}
+        while True:
+            try:
+                page = self.call('Listing %s' % self.location(prefix),
+                                 self.client().list_objects_v2, **args)
+            except exception.NotFound:
+                raise exception.StorageError(
+                    'Cannot list %s: the bucket %s does not exist'
+                    % (self.location(prefix), self.bucket))
+            for item in page.get('Contents', []):
+                yield base.StoredObject(self.location(item['Key']),
+                                        int(item['Size']),
+                                        item['LastModified'].timestamp())
+            token = page.get('NextContinuationToken')
+            if not page.get('IsTruncated') or not token:
+                return
+            args['ContinuationToken'] = token
 
     def remove_orphans(self, prefix, before):
         """Abort the multipart uploads under ``prefix`` started before."""

@@ -22,6 +22,8 @@ ssh runs with ``BatchMode=yes``: it never prompts and never uses a
 password, only keys (the configured one, or ssh's defaults when unset).
 """
 
+from __future__ import annotations
+
 import collections
 import os
 import posixpath
@@ -427,6 +429,21 @@ class SSHStorage(base.Storage):
                 'Cannot run the ssh client %s: %s'
                 % (self.options.ssh_path, exc))
 
+    def stream(self, command: str):
+        """Run ``command`` remotely; return (process, stderr file).
+
+        Its stdout is a pipe to read from; the caller waits for it and
+        closes both.
+        """
+        stderr = tempfile.TemporaryFile()
+        try:
+            proc = self.popen(command, stdin=subprocess.DEVNULL,
+                              stdout=subprocess.PIPE, stderr=stderr)
+        except Exception:
+            stderr.close()
+            raise
+        return proc, stderr
+
     def wait(self, proc) -> int:
         try:
             return proc.wait(timeout=self.timeout)
@@ -514,13 +531,7 @@ class SSHStorage(base.Storage):
                    'else echo "No such artifact" >&2; exit %d; fi'
                    % (_q(path), _q(MARKER.decode().replace('\n', '\\n')),
                       _q(path), EXIT_MISSING))
-        stderr = tempfile.TemporaryFile()
-        try:
-            proc = self.popen(command, stdin=subprocess.DEVNULL,
-                              stdout=subprocess.PIPE, stderr=stderr)
-        except Exception:
-            stderr.close()
-            raise
+        proc, stderr = self.stream(command)
         reader = SSHReader(self, location, proc, stderr)
         try:
             reader._at_start()
@@ -588,6 +599,60 @@ class SSHStorage(base.Storage):
 
     def forget_free_bytes(self):
         self._free = None
+
+    def list(self, prefix=''):
+        """Stream the committed files under the destination.
+
+        One remote ``find`` (GNU find's ``-printf``) prints size, mtime
+        and path of every regular file, NUL-terminated so that no file
+        name can break the listing; partial files are left out.
+        """
+        head = prefix.rpartition('/')[0]
+        top = self._path_for(head) if head else self.path
+        command = ('test -d %s || { echo "No such directory" >&2; exit %d; }; '
+                   'if test -d %s; then find %s -type f ! -name %s '
+                   '-printf %s; fi'
+                   % (_q(self.path), EXIT_MISSING, _q(top), _q(top),
+                      _q('*' + PARTIAL_SUFFIX), _q('%s %T@ %p\\0')))
+        proc, stderr = self.stream(command)
+        try:
+            yield from self._parse_listing(proc.stdout, prefix)
+            rc = self.wait(proc)
+            if rc == EXIT_MISSING:
+                raise exception.StorageError(
+                    'Cannot list %s: no such directory on the backup server'
+                    % self.location(self.path))
+            if rc != 0:
+                stderr.seek(0)
+                raise self.failure('listing %s' % self.location(top), rc,
+                                   stderr.read())
+        finally:
+            if proc.poll() is None:
+                proc.kill()     # the caller stopped early
+            proc.wait()
+            proc.stdout.close()
+            stderr.close()
+
+    def _parse_listing(self, out, prefix):
+        root = self.path + '/'
+        rest = b''
+        while True:
+            chunk = out.read(1 << 16)
+            if not chunk:
+                break
+            entries = (rest + chunk).split(b'\0')
+            rest = entries.pop()
+            for entry in entries:
+                size, mtime, path = entry.decode(
+                    'utf-8', 'surrogateescape').split(' ', 2)
+                if path.startswith(root) and \
+                        path[len(root):].startswith(prefix):
+                    yield base.StoredObject(self.location(path), int(size),
+                                            float(mtime))
+        if rest:
+            raise exception.StorageError(
+                'Listing %s: the backup server\'s output ended mid-entry'
+                % self.location(self.path))
 
     def cleanup_partials(self, prefix=''):
         """Remove ``*.partial`` files under ``prefix`` on the server.

@@ -17,6 +17,9 @@ upload id) by the agent's start-up clean-up or by prune after a day.
 Locations are ``swift://<container>/<key>``.
 """
 
+from __future__ import annotations
+
+import datetime
 import json
 import threading
 import time
@@ -25,6 +28,7 @@ import uuid
 from oslo_log import log as logging
 
 from osbackup import exception
+from osbackup.storage import base
 from osbackup.storage import objstore
 
 LOG = logging.getLogger(__name__)
@@ -46,6 +50,12 @@ def upload_id(now: float | None = None) -> str:
     """A new upload id: start time (s) and a random part."""
     return '%010d-%s' % (int(time.time() if now is None else now),
                          uuid.uuid4().hex[:12])
+
+
+def _swift_time(text: str) -> float:
+    """POSIX time of a container listing's ``last_modified`` (UTC)."""
+    stamp = datetime.datetime.fromisoformat(text.rstrip('Z'))
+    return stamp.replace(tzinfo=datetime.timezone.utc).timestamp()
 
 
 def upload_started(upload: str) -> float | None:
@@ -359,6 +369,33 @@ class SwiftStorage(objstore.ObjectStorage):
                 if limit.isdigit():
                     room.append(max(0, int(limit) - int(used or 0)))
         return min(room) if room else None
+
+    def list(self, prefix=''):
+        """The container's objects, a page at a time (marker paging).
+
+        Segments live in the segments container and are never listed; an
+        SLO manifest is listed with the size of the whole object.
+        """
+        marker = ''
+        while True:
+            try:
+                _headers, page = self.call(
+                    'Listing %s' % self.location(prefix), self.request,
+                    'get_container', self.container, prefix=prefix or None,
+                    marker=marker or None, limit=self.list_page)
+            except exception.NotFound:
+                raise exception.StorageError(
+                    'Cannot list %s: the container %s does not exist'
+                    % (self.location(prefix), self.container))
+            if not page:
+                return
+            for item in page:
+                if 'name' not in item:
+                    continue    # a pseudo-directory ("subdir")
+                yield base.StoredObject(self.location(item['name']),
+                                        int(item['bytes']),
+                                        _swift_time(item['last_modified']))
+            marker = page[-1].get('name') or page[-1].get('subdir')
 
     def _listing(self, container, prefix):
         try:

@@ -26,6 +26,7 @@ from osbackup.storage import swift
 from osbackup.tests import base
 from osbackup.tests.functional import fleet as fleet_mod
 from osbackup.tests.functional import swift_cluster
+from osbackup.tests import storage_contract
 
 MiB = 1 << 20
 
@@ -46,7 +47,7 @@ def payload(size):
     return os.urandom(size)
 
 
-class _Contract:
+class _Contract(storage_contract.ListingContract):
     """What every object-store backend must do; subclasses say how."""
 
     group = ''
@@ -87,6 +88,18 @@ class _Contract:
     def stored_file(self, key):
         """The .data file on the device holding ``key``'s (first) bytes."""
         raise NotImplementedError
+
+    def listing_storage(self):
+        self.container = 'osb-%s' % uuid.uuid4().hex[:10]
+        return self.storage()
+
+    @property
+    def multipart_size(self):
+        return self.part
+
+    def abandon(self, writer):
+        # A writer that dies: never committed, never aborted.
+        writer._shutdown()
 
     # -- helpers -------------------------------------------------------------
 

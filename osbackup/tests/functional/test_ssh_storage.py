@@ -17,6 +17,7 @@ from osbackup import exception
 from osbackup.storage import ssh
 from osbackup.tests import base
 from osbackup.tests.functional import sshd
+from osbackup.tests import storage_contract
 
 MiB = 1 << 20
 
@@ -237,3 +238,40 @@ class SSHStorageTest(base.TestCase):
         self.assertEqual(['h', 'h/1'], self.listing())
         # Small artifacts still fit afterwards.
         self.put('h/1/small.bin', b'x' * 1000)
+
+
+class SSHListingTest(storage_contract.ListingContract, base.TestCase):
+    """Storage.list over a real sshd."""
+
+    def setUp(self):
+        super().setUp()
+        self.server = self.useFixture(sshd.SSHServer())
+
+    def listing_storage(self):
+        dest = os.path.join(self.state_dir, 'listed-%d' % len(
+            os.listdir(self.state_dir)))
+        self.flags(group='ssh_storage',
+                   destination=self.server.destination(dest),
+                   port=self.server.port,
+                   identity_file=self.server.identity_file,
+                   known_hosts_file=self.server.known_hosts,
+                   connect_timeout=5)
+        return ssh.SSHStorage(self.cfg.conf)
+
+    def abandon(self, writer):
+        # The ssh client killed after sending: the partial file stays.
+        writer._proc.stdin.close()
+        writer._proc.wait()
+
+    def test_list_odd_file_names(self):
+        storage = self.listing_storage()
+        odd = "ctl-1/b1/nova/with space 'and' \\back\nline.tar"
+        location = self._store(storage, 'ctl-1/b1/nova/n.tar.zst', 10)
+        # Another program's file with a newline in its name.
+        with open(storage.check_location(location)[:-len('n.tar.zst')] +
+                  odd.rpartition('/')[2], 'wb') as f:
+            f.write(b'abc')
+        listed = {o.location: o.size for o in storage.list()}
+        self.assertEqual(10, listed.pop(location))
+        self.assertEqual([3], list(listed.values()))
+        self.assertIn('back\nline', list(listed)[0])

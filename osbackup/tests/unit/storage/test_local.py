@@ -6,6 +6,7 @@ import stat
 from osbackup import exception
 from osbackup.storage import local
 from osbackup.tests import base
+from osbackup.tests import storage_contract
 
 
 class LocalStorageTest(base.TestCase):
@@ -61,3 +62,17 @@ class LocalStorageTest(base.TestCase):
     def test_missing_artifact(self):
         self.assertRaises(exception.NotFound, self.storage.open_reader,
                           os.path.join(self.path, 'nope'))
+
+
+class LocalListingTest(storage_contract.ListingContract, base.TestCase):
+
+    def listing_storage(self):
+        return local.LocalStorage(
+            self.cfg.conf, path=os.path.join(self.state_dir, 'listed'))
+
+    def test_list_skips_what_is_not_a_file(self):
+        storage = self.listing_storage()
+        location = self._store(storage, 'ctl-1/b1/nova/n.tar.zst', 10)
+        os.symlink(location, location + '.link')
+        os.mkfifo(os.path.join(storage.path, 'ctl-1', 'fifo'))
+        self.assertEqual([location], [o.location for o in storage.list()])
