@@ -16,6 +16,7 @@ conductor, which may have given up on this agent meanwhile, asks for the
 rollback again once it hears from it, and gets what was done.
 """
 
+from concurrent import futures
 import contextlib
 import json
 import os
@@ -37,6 +38,8 @@ LOG = logging.getLogger(__name__)
 #: How long the record of a start-up rollback is kept for the conductor.
 RECORD_RETENTION = 7 * 86400
 RECORD_SUFFIX = '.rolled-back.json'
+#: Units a host stops at the same time.
+MAX_PARALLEL_STOPS = 8
 
 
 class RestoreJournal:
@@ -298,15 +301,31 @@ class RestoreWorker:
                             lambda: driver.check_stopped(target))
 
     def stop(self, params, progress):
+        """Stop every unit of the plan, all at once.
+
+        Nothing has changed yet, so the order does not matter, and a
+        slow unit (a daemon draining its requests) no longer holds the
+        others up. Each unit is journaled before any is stopped.
+        """
         journal = self._journal(params)
-        steps = []
-        for unit in params['plan']['units']:
-            if unit not in journal.data['stopped']:
-                journal.data['stopped'].append(unit)
-                journal.save()
-            self._run_steps(steps, 'stop', unit,
-                            lambda: self.units.stop(unit))
-        return steps
+        units = params['plan']['units']
+        new = [u for u in units if u not in journal.data['stopped']]
+        if new:
+            journal.data['stopped'].extend(new)
+            journal.save()
+        errors = {}
+
+        def stop(unit):
+            try:
+                self.units.stop(unit)
+            except (exception.OsbackupError, OSError) as exc:
+                errors[unit] = getattr(exc, 'message', None) or str(exc)
+
+        if units:
+            with futures.ThreadPoolExecutor(
+                    min(len(units), MAX_PARALLEL_STOPS)) as pool:
+                list(pool.map(stop, units))
+        return self._unit_steps('stop', {u: errors.get(u) for u in units})
 
     def load_db(self, params, progress):
         journal = self._journal(params)
@@ -374,15 +393,19 @@ class RestoreWorker:
 
     def check(self, params, progress):
         units = params['plan']['units']
-        failed = unit_check.wait_settled(
+        return self._unit_steps('check', unit_check.wait_settled(
             units, self.units.is_active, self.conf.agent.unit_check_settle,
-            self.conf.agent.unit_check_timeout)
-        steps = [_step(self.host, 'check', unit,
+            self.conf.agent.unit_check_timeout))
+
+    def _unit_steps(self, action: str, errors: dict) -> list:
+        """One step per unit of ``{unit: error or None}``; raise if any."""
+        steps = [_step(self.host, action, unit,
                        states.FAILED if error else states.SUCCEEDED, error)
-                 for unit, error in failed.items()]
-        errors = [error for error in failed.values() if error]
-        if errors:
-            raise PhaseFailed('check failed: %s' % '; '.join(errors), steps)
+                 for unit, error in errors.items()]
+        failed = ['%s: %s' % (u, e) for u, e in errors.items() if e]
+        if failed:
+            raise PhaseFailed('%s failed: %s' % (action, '; '.join(failed)),
+                              steps)
         return steps
 
     def finish(self, params, progress):

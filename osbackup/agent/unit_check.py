@@ -40,7 +40,6 @@ def wait_settled(units: typing.Sequence[str],
         if not pending or now >= deadline:
             break
         sleep(min(INTERVAL, max(0.0, deadline - now)))
-    return {unit: ('%s did not stay active for %d s within %d s of its '
-                   'start' % (unit, settle, timeout)
-                   if unit in pending else None)
+    return {unit: ('did not stay active for %d s within %d s of its start'
+                   % (settle, timeout) if unit in pending else None)
             for unit in units}

@@ -269,7 +269,11 @@ def main(argv=None):
     parser.add_argument('--cache', choices=['warm', 'cold', 'both'],
                         default='both')
     parser.add_argument('--workdir', default='/var/tmp')
+    parser.add_argument('--keep', action='store_true',
+                        help='keep the fleet directory and its logs')
     args = parser.parse_args(argv)
+    if args.keep:
+        os.environ['OSBACKUP_TEST_KEEP'] = '1'
     bench = Bench(args)
     try:
         bench.setup()
@@ -282,7 +286,10 @@ def main(argv=None):
             report(cache, run(bench, cache, args.runs))
     finally:
         bench.fleet.cleanup()
-        shutil.rmtree(bench.fleet.dir, ignore_errors=True)
+        if args.keep:
+            print('kept %s' % bench.fleet.dir)
+        else:
+            shutil.rmtree(bench.fleet.dir, ignore_errors=True)
 
 
 if __name__ == '__main__':

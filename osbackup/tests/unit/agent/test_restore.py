@@ -1,6 +1,7 @@
 """The agent's restore phases on a temp node tree, no broker or DB."""
 
 import os
+import threading
 
 import fixtures
 
@@ -109,6 +110,42 @@ class RestoreWorkerTest(base.TestCase):
         self.assertEqual([('stop', 'nova-api'), ('start', 'nova-api')],
                          self.units.calls)
         self.assertEqual([], os.listdir(self.worker.directory))
+
+    def test_units_stop_together(self):
+        units = ['nova-api', 'nova-scheduler', 'nova-conductor']
+        self.params['plan']['units'] = units
+        # Each stop waits for the other two: stopped one after another,
+        # the first would time out.
+        barrier = threading.Barrier(len(units), timeout=10)
+        stop = self.units.stop
+
+        def together(unit):
+            barrier.wait()
+            stop(unit)
+        self.units.stop = together
+        steps = self.run_phases('prepare', 'stop')
+        self.assertEqual([('stop', u, states.SUCCEEDED) for u in units],
+                         [(s['action'], s['target'], s['status'])
+                          for s in steps if s['action'] == 'stop'])
+
+    def test_failed_stop_names_the_unit_and_rollback_restarts_all(self):
+        units = ['nova-api', 'nova-scheduler', 'nova-conductor']
+        self.params['plan']['units'] = units
+        stop = self.units.stop
+
+        def failing(unit):
+            if unit == 'nova-scheduler':
+                raise exception.ServiceControlError('timed out stopping')
+            stop(unit)
+        self.units.stop = failing
+        self.run_phases('prepare')
+        err = self.assertRaises(restore.PhaseFailed, self.run_phases, 'stop')
+        self.assertIn('nova-scheduler: timed out stopping', err.message)
+        self.assertEqual([states.SUCCEEDED, states.FAILED, states.SUCCEEDED],
+                         [s['status'] for s in err.steps])
+        self.worker.rollback(self.params, None)
+        self.assertEqual(sorted(units), sorted(
+            u for action, u in self.units.calls if action == 'start'))
 
     def test_staged_trees_are_synced_before_anything_is_swapped(self):
         synced = []

@@ -56,8 +56,8 @@ class WaitSettledTest(testtools.TestCase):
         result = self.wait(['ok', 'dead'], lambda unit: unit == 'ok',
                            settle=1, timeout=10)
         self.assertIsNone(result['ok'])
-        self.assertEqual('dead did not stay active for 1 s within 10 s of '
-                         'its start', result['dead'])
+        self.assertEqual('did not stay active for 1 s within 10 s of its '
+                         'start', result['dead'])
         self.assertEqual(10.0, self.time.slept)
 
     def test_no_settle_needs_no_wait(self):
