@@ -59,7 +59,8 @@ def fill(cat, hosts: int, services: int, days: int) -> int:
     for day in range(days, 0, -1):
         at = now - datetime.timedelta(days=day - 1, hours=2)
         with cat.session() as s:
-            backup = models.Backup(status='SUCCEEDED', hosts=[],
+            backup = models.Backup(uuid=str(uuid.uuid4()),
+                                   status='SUCCEEDED', hosts=[],
                                    services=[], targets=['local'],
                                    created_at=at, finished_at=at)
             s.add(backup)
