@@ -144,22 +144,23 @@ function _osbackup_unit_running {
     $SYSTEMCTL is-active --quiet devstack@$1.service
 }
 
-# _osbackup_wait_for_services HOST - wait until both services run and the
-# conductor has recorded the agent on HOST as up; die, with the last
-# error, when either service stops or after OSBACKUP_AGENT_TIMEOUT seconds
+# _osbackup_wait_for_services HOST - wait until both services run, a
+# conductor answers and it has recorded the agent on HOST as up
+# ("osbackup-manage agent wait"); die, with the last error, when either
+# service stops or after OSBACKUP_AGENT_TIMEOUT seconds
 function _osbackup_wait_for_services {
     local host=$1
     local deadline
-    local check='import json, sys; sys.exit(not any(a["host"] == sys.argv[1] and a["state"] == "up" for a in json.load(sys.stdin)))'
     local errors
-    local agents
+    local error
     local last=""
     local service
 
     deadline=$((SECONDS + OSBACKUP_AGENT_TIMEOUT))
     errors=$(mktemp)
     echo "Waiting up to $OSBACKUP_AGENT_TIMEOUT seconds for" \
-        "osbackup-conductor to record osbackup-agent on $host as up"
+        "osbackup-conductor to answer and record osbackup-agent on $host" \
+        "as up"
     while true; do
         for service in osbackup-conductor osbackup-agent; do
             if ! _osbackup_unit_running $service; then
@@ -168,18 +169,17 @@ function _osbackup_wait_for_services {
                     "(journalctl -u devstack@$service)"
             fi
         done
-        # agent list's own errors (catalogue, configuration) are shown,
-        # each once, not hidden: they are why the wait would fail.
-        if agents=$($OSBACKUP_BIN_DIR/osbackup-manage \
-                --config-file $OSBACKUP_CONF agent list --format json \
-                2>$errors); then
-            if echo "$agents" | python3 -c "$check" $host; then
-                break
-            fi
-            last="osbackup-agent on $host is not up"
-        elif [[ "$(cat $errors)" != "$last" ]]; then
-            last=$(cat $errors)
-            echo "osbackup-manage agent list failed: $last" >&2
+        # A short wait at a time, so a service that dies is seen; its
+        # own errors (catalogue, configuration) are shown, each once, not
+        # hidden: they are why the wait would fail.
+        if $OSBACKUP_BIN_DIR/osbackup-manage --config-file $OSBACKUP_CONF \
+                agent wait $host --timeout 5 >/dev/null 2>$errors; then
+            break
+        fi
+        error=$(grep -m1 '^ERROR' $errors || tail -n1 $errors)
+        if [[ "$error" != "$last" ]]; then
+            last=$error
+            echo "osbackup-manage agent wait failed: $last" >&2
         fi
         if [[ $SECONDS -ge $deadline ]]; then
             rm -f $errors

@@ -18,6 +18,9 @@ serializer alone cannot cover a whole message; instead:
   client, bound to the request's nonce.
 """
 
+import threading
+import time
+
 from oslo_config import cfg
 from oslo_context import context as oslo_context
 from oslo_log import log as logging
@@ -78,6 +81,19 @@ def cleanup() -> None:
     if TRANSPORT is not None:
         TRANSPORT.cleanup()
     TRANSPORT = SIGNER = None
+
+
+def cleanup_within(timeout: float) -> bool:
+    """cleanup(), waiting for it at most ``timeout`` s; whether it ended.
+
+    Closing can take long (oslo.messaging's reply listener, a vanished
+    broker); a process about to exit need not wait for it.
+    """
+    closer = threading.Thread(target=cleanup, name='rpc-cleanup',
+                              daemon=True)
+    closer.start()
+    closer.join(timeout)
+    return not closer.is_alive()
 
 
 def _nonce(context):
@@ -173,15 +189,57 @@ class _SigningCallContext:
                                 **kwargs)
 
 
-class VerifyingDispatcher(messaging.RPCDispatcher):
-    """Check each message's seal before the usual dispatch."""
+class RejectionLog:
+    """Log rejected messages, each (sender, reason) once per ``interval``.
 
-    def __init__(self, endpoints, serializer, signer, topic, server):
+    A sender's claims are unauthenticated: without a limit, one
+    misconfigured agent (or anyone on the broker) fills the log.
+    """
+
+    #: Distinct (sender, reason) pairs remembered at most.
+    MAX_KEYS = 1000
+
+    def __init__(self, interval: float = 60.0):
+        self.interval = interval
+        self._last = {}
+        self._lock = threading.Lock()
+
+    def log(self, method, topic, server, sender, reason) -> None:
+        key = (str(sender)[:64], reason[:80])
+        now = time.monotonic()
+        with self._lock:
+            last, hidden = self._last.get(key, (None, 0))
+            if last is not None and now - last < self.interval:
+                self._last[key] = (last, hidden + 1)
+                return
+            if len(self._last) >= self.MAX_KEYS:
+                self._last.clear()
+            self._last[key] = (now, 0)
+        SECURITY_LOG.error(
+            'SECURITY: rejected RPC message %.64r for %s.%s (claimed sender '
+            '%.64r): %s%s', method, topic, server, sender, reason,
+            ' (%d more like it in the last %d s not logged)'
+            % (hidden, self.interval) if hidden else '')
+
+
+class VerifyingDispatcher(messaging.RPCDispatcher):
+    """Check each message's seal before the usual dispatch.
+
+    ``on_verified(seal)`` sees the seal of every message let through;
+    ``on_rejected(message, seal, exc)`` every refused one (its claims
+    unproven, except for a signing.ClockRejected).
+    """
+
+    def __init__(self, endpoints, serializer, signer, topic, server,
+                 on_verified=None, on_rejected=None):
         super().__init__(endpoints, serializer,
                          dispatcher.DefaultRPCAccessPolicy)
         self._signer = signer
         self._topic = topic
         self._server = server
+        self._on_verified = on_verified
+        self._on_rejected = on_rejected
+        self._log = RejectionLog()
 
     def dispatch(self, incoming):
         message = incoming.message
@@ -193,14 +251,24 @@ class VerifyingDispatcher(messaging.RPCDispatcher):
                                self._server)
         except signing.MessageRejected as exc:
             sender = seal.get('sender') if isinstance(seal, dict) else None
-            SECURITY_LOG.error(
-                'SECURITY: rejected RPC message %.64r for %s.%s (claimed '
-                'sender %.64r): %s', message.get('method'), self._topic,
-                self._server, sender, exc.message)
+            self._log.log(message.get('method'), self._topic, self._server,
+                          sender, exc.message)
+            self._hook(self._on_rejected, message, seal, exc)
             # An expected exception: no traceback here, and a caller
             # waiting on a call gets the reason instead of a timeout.
             raise messaging.ExpectedException()
+        self._hook(self._on_verified, seal)
         return super().dispatch(incoming)
+
+    @staticmethod
+    def _hook(func, *args):
+        if func is None:
+            return
+        try:
+            func(*args)
+        except Exception:
+            # Bookkeeping must never change what is dispatched.
+            LOG.exception('RPC message hook %s failed', func)
 
 
 def get_client(topic: str, version: str, version_cap: str | None = None,
@@ -212,13 +280,15 @@ def get_client(topic: str, version: str, version_cap: str | None = None,
         serializer=ContextSerializer(SIGNER), timeout=timeout), SIGNER)
 
 
-def get_server(topic: str, server: str, endpoints: list):
+def get_server(topic: str, server: str, endpoints: list,
+               on_verified=None, on_rejected=None):
+    """An RPC server checking every seal (see VerifyingDispatcher)."""
     assert TRANSPORT is not None, 'osbackup.rpc.init() was not called'
     target = messaging.Target(topic=topic, server=server)
     return rpc_server.RPCServer(
         TRANSPORT, target, VerifyingDispatcher(
             endpoints, ReplySealingSerializer(SIGNER), SIGNER, topic,
-            server))
+            server, on_verified, on_rejected))
 
 
 def fit_sender_pool(conf, wanted: int, reserved: int) -> int:

@@ -15,6 +15,11 @@ from oslo_log import log as logging
 
 LOG = logging.getLogger(__name__)
 
+#: Longest wait for a periodic job in progress when stopping (seconds):
+#: a job stuck on an unreachable broker or database must not hold up a
+#: SIGTERM; its thread is a daemon and ends with the process.
+STOP_WAIT = 2
+
 
 class PeriodicTimer:
     """Call ``func`` every ``interval`` seconds in a daemon thread."""
@@ -50,7 +55,7 @@ class PeriodicTimer:
         self._stop.set()
         if self._thread.is_alive() and \
                 self._thread is not threading.current_thread():
-            self._thread.join(timeout=self.interval + 5)
+            self._thread.join(timeout=min(self.interval + 5, STOP_WAIT))
 
 
 class _FailureStreak:

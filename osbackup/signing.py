@@ -57,6 +57,33 @@ class MessageRejected(exception.OsbackupError):
     code = 'message_rejected'
 
 
+class ClockRejected(MessageRejected):
+    """A genuine message (valid seal) refused only for its time.
+
+    ``offset``: the sender's clock minus the receiver's, in seconds, as
+    far as one message tells (its delivery delay counts against it).
+    """
+
+    code = 'clock_skew'
+
+    def __init__(self, message: str, offset: float | None = None):
+        super().__init__(message, offset=offset)
+        self.offset = offset
+
+
+def clock_offset(seal, now: float | None = None) -> float | None:
+    """The sender's clock minus this node's, from one received seal.
+
+    ``iat`` is whole seconds (rounded down, hence the half second), so
+    this is exact to half a second, less the time the message took to
+    arrive. None without a usable seal.
+    """
+    if not isinstance(seal, dict) or not isinstance(seal.get('iat'), int):
+        return None
+    return round(seal['iat'] + 0.5 - (time.time() if now is None else now),
+                 1)
+
+
 def canonical(value) -> bytes:
     """The bytes a seal covers: sorted, compact JSON of the value as sent.
 
@@ -197,15 +224,18 @@ class Signer:
         if seal['exp'] - seal['iat'] > MAX_TTL:
             raise MessageRejected('lifetime of %d s is over the limit of %d'
                                   % (seal['exp'] - seal['iat'], MAX_TTL))
+        offset = clock_offset(seal, now)
         if seal['iat'] > now + MAX_SKEW:
-            raise MessageRejected(
-                'issued %d s in the future: check the clocks (NTP)'
-                % (seal['iat'] - now))
+            raise ClockRejected(
+                'issued %d s in the future: clock skew of %+.0f s, over the '
+                '%d s allowed: check the clocks (NTP)'
+                % (seal['iat'] - now, offset, MAX_SKEW), offset)
         if now > seal['exp'] + MAX_SKEW:
-            raise MessageRejected(
+            raise ClockRejected(
                 'expired %d s ago (issued %s by %s); an expired message is '
-                'never run' % (now - seal['exp'], _when(seal['iat']),
-                               seal['sender'][:64]))
+                'never run (a clock skew of %+.0f s, or a delivery that late)'
+                % (now - seal['exp'], _when(seal['iat']),
+                   seal['sender'][:64], offset), offset)
         if not self.nonces.add(seal['nonce'], seal['exp'] + MAX_SKEW):
             raise MessageRejected('replayed: nonce %s was received before'
                                   % seal['nonce'][:32])

@@ -29,3 +29,9 @@ MISSING = 'missing'
 # Agents
 UP = 'up'
 DOWN = 'down'
+#: Said goodbye: stopped cleanly, down at once.
+STOPPED = 'stopped'
+#: Alive, but its messages are refused for their time (clock skew).
+SKEWED = 'skewed'
+#: A sender whose messages are refused (no key, another key).
+REJECTED = 'rejected'

@@ -15,6 +15,7 @@ from oslo_log import log as logging
 from oslo_utils import timeutils
 
 from osbackup.agent import claims as claims_mod
+from osbackup.agent import clock as clock_mod
 from osbackup.agent import maintenance as maintenance_mod
 from osbackup.agent import restore as restore_mod
 from osbackup.agent import space as space_mod
@@ -72,8 +73,10 @@ class TaskRunner:
     """Execute tasks with the loaded drivers; one per service at a time."""
 
     def __init__(self, conf, host, drivers, storage, reporter, journal,
-                 restorer=None):
+                 restorer=None, clock=None):
         self.conf = conf
+        #: The conductor's clock, which deliver-by times are in.
+        self.clock = clock or clock_mod.ConductorClock()
         self.restorer = restorer
         self.storages = maintenance_mod.Storages(conf, storage)
         self.maintenance = maintenance_mod.Maintenance(conf, host, drivers,
@@ -108,11 +111,23 @@ class TaskRunner:
         if task.get('kind') not in self._handlers:
             raise exception.TaskRejected('Unknown task kind %r'
                                          % task.get('kind'))
-        expires = timeutils.parse_isotime(task['expires_at'])
-        if timeutils.is_older_than(expires.replace(tzinfo=None), 0):
+        expires = timeutils.parse_isotime(task['expires_at']).timestamp()
+        if clock_mod.is_expired(expires, self.clock):
             raise exception.TaskRejected(
-                'Task %s expired at %s; refusing to run it late'
-                % (task['id'], task['expires_at']))
+                'Task %s expired at %s; refusing to run it late%s'
+                % (task['id'], task['expires_at'], self._skew_note()))
+
+    def _skew_note(self) -> str:
+        skew = self.clock.apparent_skew()
+        if skew is None:
+            return ''
+        if self.clock.measured():
+            return (' (clock skew of %+.0f s between this node and the '
+                    'conductor: check NTP)' % skew)
+        return (" (the conductor's messages arrive %.0f s %s than this "
+                "node's clock says: a clock skew of %+.0f s, or a delivery "
+                'that late)' % (abs(skew), 'older' if skew > 0 else 'newer',
+                                skew))
 
     # -- running -----------------------------------------------------------
 

@@ -5,6 +5,8 @@ import time
 
 from oslo_log import log as logging
 
+from osbackup.agent import clock as clock_mod
+from osbackup.agent import contact as contact_mod
 from osbackup.agent import journal as journal_mod
 from osbackup.agent import manager as manager_mod
 from osbackup.agent import reporter as reporter_mod
@@ -24,6 +26,9 @@ LOG = logging.getLogger(__name__)
 # Finished tasks are remembered this long to answer redeliveries.
 JOURNAL_RETENTION = 7 * 86400
 RPC_DISPATCH_THREADS = 2
+#: Seconds a stopping agent spends sending the reports still queued; the
+#: journal keeps the rest for its next start.
+STOP_REPORT_WAIT = 5
 
 
 class AgentService(service.RPCService):
@@ -42,11 +47,16 @@ class AgentService(service.RPCService):
             os.path.join(conf.state_path, 'agent', 'tasks'))
         self.reporter = reporter_mod.ConductorReporter(
             self.conductor, self.host, journal)
+        self.clock = clock_mod.ConductorClock()
+        self.contact = contact_mod.ConductorContact(
+            self.conductor, self.host, self.clock,
+            conf.agent.conductor_check_interval,
+            retry_interval=conf.agent.report_interval)
         self.runner = runner_mod.TaskRunner(
             conf, self.host, self.drivers, self.storage, self.reporter,
             journal, restore_mod.RestoreWorker(
                 conf, self.host, self.drivers, self.storage,
-                self.service_manager))
+                self.service_manager), clock=self.clock)
         self.manager = manager_mod.AgentManager(
             self.runner, conf.agent.max_parallel_tasks)
 
@@ -82,12 +92,17 @@ class AgentService(service.RPCService):
         # Recover first: a rollback the conductor sends for an interrupted
         # restore must not run while this process rolls it back itself.
         self.runner.recover()
+        # Before the RPC server: the first round trip usually measures
+        # the conductor's clock before the first task is judged.
+        self.add_timer(self.contact.retry_interval, self.contact.tick,
+                       'conductor-check')
         # run_task only queues work for the runner's pool, so two
         # dispatcher threads suffice; oslo.messaging's default of 64 per
         # server costs RSS and GIL contention for nothing.
-        self.start_rpc(rpc.get_server(rpc.AGENT_TOPIC, self.host,
-                                      [self.manager]),
-                       pool_size=RPC_DISPATCH_THREADS)
+        self.start_rpc(rpc.get_server(
+            rpc.AGENT_TOPIC, self.host, [self.manager],
+            on_verified=lambda seal: self.clock.add_received(seal['iat'])),
+            pool_size=RPC_DISPATCH_THREADS)
         self.runner.journal.prune(JOURNAL_RETENTION)
         self.add_timer(self.conf.agent.report_interval, self.heartbeat,
                        'heartbeat')
@@ -96,5 +111,13 @@ class AgentService(service.RPCService):
         super().stop()
         self.manager.stop()
         # The results of the tasks that just ended, sent while the
-        # transport is still open.
-        self.reporter.stop()
+        # transport is still open, then the goodbye behind them: the
+        # conductor marks this agent stopped at once, so a backup started
+        # now fails at once instead of after agent_down_time.
+        self.reporter.stop(STOP_REPORT_WAIT)
+        try:
+            self.conductor.goodbye(rpc.admin_context(), self.host)
+        except Exception as exc:
+            LOG.warning('Could not tell the conductor this agent stops '
+                        '(%s): it shows as down after [conductor] '
+                        'agent_down_time', exc)

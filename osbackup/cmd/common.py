@@ -196,4 +196,12 @@ def daemon_main(service_factory, argv=None):
     try:
         service.run([daemon])
     finally:
-        rpc.cleanup()
+        if not rpc.cleanup_within(CLEANUP_WAIT):
+            LOG.info('Broker connections still closing after %d s; '
+                     'exiting anyway', CLEANUP_WAIT)
+
+
+#: Seconds a stopping daemon waits for its broker connections to close:
+#: oslo.messaging's reply listener and a vanished broker can each hold
+#: that up for many seconds, and the process exits right after anyway.
+CLEANUP_WAIT = 2

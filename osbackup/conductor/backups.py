@@ -62,14 +62,17 @@ class BackupOrchestrator:
         known_services = sorted({d for a in agents.values()
                                  for d in a['info'].get('drivers', [])})
         services = validate_names('service', services, known_services)
-        down = [h for h in hosts if agents[h]['state'] != states.UP]
+        # A skewed agent runs: its tasks fail naming the skew (dispatch).
+        usable = (states.UP, states.SKEWED)
+        down = ['%s (%s)' % (h, agents[h]['state']) for h in hosts
+                if agents[h]['state'] not in usable]
         if down:
             raise exception.InvalidInput(
                 'Agent(s) down, not backing up: %s (see "osbackup-manage '
                 'agent list")' % ', '.join(down))
         if not hosts:
             hosts = sorted(h for h, a in agents.items()
-                           if a['state'] == states.UP)
+                           if a['state'] in usable)
             if not hosts:
                 raise exception.InvalidInput(
                     'No agent is up: start osbackup-agent on the nodes '

@@ -14,9 +14,21 @@ from oslo_log import log as logging
 import oslo_messaging as messaging
 
 from osbackup import rpc
+from osbackup import signing
 from osbackup import states
 
 LOG = logging.getLogger(__name__)
+
+
+def skew_failure(task: dict, offset: float) -> tuple:
+    """How a task for an agent whose clock is off fails, not cast."""
+    LOG.error('Not sending task %s to %s: its clock is %+.0f s off',
+              task['id'], task['host'], offset)
+    return (task['id'], states.FAILED, {},
+            'agent %s has a clock skew of %+.0f s, over the %d s the '
+            'message signatures allow: the conductor refuses its messages, '
+            'so the task was not sent. Fix its clock (NTP).'
+            % (task['host'], offset, signing.MAX_SKEW))
 
 
 class Dispatcher:
@@ -76,8 +88,14 @@ class Dispatcher:
 
         Undeliverable ones are failed once all were sent, as in wave().
         """
+        skewed = self.catalogue.skewed_agents(
+            {t['host'] for t in tasks}, self.conf.conductor.agent_down_time)
         with self.batch():
-            for failure in self._send_all(tasks):
+            for task in tasks:
+                if task['host'] in skewed:
+                    self._failed(*skew_failure(task, skewed[task['host']]))
+            for failure in self._send_all([t for t in tasks
+                                           if t['host'] not in skewed]):
                 if failure:
                     self._failed(*failure)
         return tasks

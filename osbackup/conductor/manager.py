@@ -1,9 +1,12 @@
 """RPC endpoint of the conductor: thin, delegates to the orchestrators."""
 
+import time
+
 from oslo_log import log as logging
 import oslo_messaging as messaging
 
 from osbackup import exception
+from osbackup import signing
 
 LOG = logging.getLogger(__name__)
 
@@ -11,7 +14,7 @@ LOG = logging.getLogger(__name__)
 class ConductorManager:
     """Endpoint for ``osbackup-conductor``; see conductor/rpcapi.py."""
 
-    target = messaging.Target(version='1.3')
+    target = messaging.Target(version='1.4')
 
     def __init__(self, svc):
         self.svc = svc
@@ -19,7 +22,17 @@ class ConductorManager:
     # Agent reports: queued, then written in batches (recorder.py).
 
     def heartbeat(self, context, host, version, info):
-        self.svc.recorder.heartbeat(host, version, info)
+        self.svc.recorder.heartbeat(
+            host, version, info,
+            signing.clock_offset(getattr(context, 'osbackup_seal', None)))
+
+    def goodbye(self, context, host):
+        LOG.info('Agent %s stopped (said goodbye)', host)
+        self.svc.recorder.goodbye(host)
+
+    def hello(self, context, host):
+        """Prove to an agent that its messages are accepted; our clock."""
+        return {'time': time.time()}
 
     def task_started(self, context, task_id, host):
         self.svc.recorder.started(task_id)

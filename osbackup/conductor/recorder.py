@@ -42,6 +42,8 @@ STARTED = 'started'
 PROGRESS = 'progress'
 FINISHED = 'finished'
 HEARTBEAT = 'heartbeat'
+GOODBYE = 'goodbye'
+SKEWED = 'skewed'
 
 #: Errors after which the same batch is written again, unchanged. A
 #: duplicate entry is another conductor recording a new agent first.
@@ -93,8 +95,18 @@ class ReportRecorder:
                  error: str | None) -> None:
         self._put((FINISHED, task_id, (status, result, error)))
 
-    def heartbeat(self, host: str, version: str, info: dict) -> None:
-        self._put((HEARTBEAT, host, (version, info)))
+    def heartbeat(self, host: str, version: str, info: dict,
+                  clock_offset: float | None = None) -> None:
+        self._put((HEARTBEAT, host, (version, info, clock_offset)))
+
+    def goodbye(self, host: str) -> None:
+        """The agent stopped cleanly: down at once, after its reports."""
+        self._put((GOODBYE, host, None))
+
+    def skewed(self, host: str, version: str, info: dict,
+               clock_offset: float) -> None:
+        """A heartbeat refused only for its time: keep the offset."""
+        self._put((SKEWED, host, (version, info, clock_offset)))
 
     def _put(self, report):
         with self._cond:

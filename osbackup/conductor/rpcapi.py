@@ -17,9 +17,11 @@ class ConductorAPI:
               distribute_rings; targets and policy in create_backup
         1.2 - full in create_backup (no incremental file sets)
         1.3 - Added mark (conductors probing their report queue)
+        1.4 - Added goodbye (an agent stopping) and hello (an agent
+              checking it is heard, and the conductor's clock)
     """
 
-    RPC_API_VERSION = '1.3'
+    RPC_API_VERSION = '1.4'
 
     def __init__(self, conf):
         self.client = rpc.get_client(
@@ -30,8 +32,30 @@ class ConductorAPI:
     # Agent reports: casts, so a slow conductor never blocks an agent.
 
     def heartbeat(self, ctxt, host: str, version: str, info: dict) -> None:
-        self.client.prepare(version='1.0').cast(
+        # Advisory and repeated: never wait for a broker that is away.
+        self.client.prepare(version='1.0', retry=0).cast(
             ctxt, 'heartbeat', host=host, version=version, info=info)
+
+    def goodbye(self, ctxt, host: str, retry: int = 1) -> None:
+        """The agent on ``host`` stops cleanly: it is down from now.
+
+        Sent once, with a short retry: a stop must not wait for a broker
+        that is away (the agent then goes down after agent_down_time).
+        """
+        if self.client.can_send_version('1.4'):
+            self.client.prepare(version='1.4', retry=retry).cast(
+                ctxt, 'goodbye', host=host)
+
+    def hello(self, ctxt, host: str, timeout: float) -> dict:
+        """A signed round trip: a conductor accepts this agent's messages.
+
+        Returns ``{'time': <the conductor's clock>}``. Raises
+        signing.MessageRejected (the conductor refuses the seal: key or
+        clock), messaging.MessagingTimeout (nobody answered) or a
+        transport error; never retries a connection.
+        """
+        return self.client.prepare(version='1.4', timeout=timeout,
+                                   retry=0).call(ctxt, 'hello', host=host)
 
     # ``retry`` bounds oslo.messaging's reconnect attempts (None: for
     # ever); ``at_least_once`` makes the broker refuse a report no queue

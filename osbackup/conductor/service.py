@@ -13,6 +13,7 @@ from osbackup.conductor import policies as policies_mod
 from osbackup.conductor import prune as prune_mod
 from osbackup.conductor import recorder as recorder_mod
 from osbackup.conductor import records as records_mod
+from osbackup.conductor import rejections as rejections_mod
 from osbackup.conductor import restores as restores_mod
 from osbackup.conductor import rings as rings_mod
 from osbackup.conductor import rpcapi as conductor_rpcapi
@@ -62,6 +63,8 @@ class ConductorService(service.RPCService):
             retry_interval=conf.database.retry_interval,
             on_retried=self.tracker.recheck)
         self.tracker.hearing = self._hearing(conf)
+        self.rejections = rejections_mod.Rejections(self.catalogue,
+                                                    self.recorder)
         self.backups.on_success.append(self.rings.after_backup)
         self.backups.records = self.pruner.records = \
             records_mod.RecordKeeper(conf, self.catalogue)
@@ -97,9 +100,11 @@ class ConductorService(service.RPCService):
                  version.version_string(), self.conf.host)
         self.recorder.start()
         self.start_rpc(rpc.get_server(rpc.CONDUCTOR_TOPIC, self.conf.host,
-                                      [self.manager]),
+                                      [self.manager],
+                                      on_rejected=self.rejections.rejected),
                        pool_size=self.conf.conductor.rpc_threads)
         interval = self.conf.conductor.periodic_interval
+        self.add_timer(interval, self.rejections.flush, 'agent-rejections')
         self.add_timer(interval, self.tracker.check_deadlines,
                        'check-deadlines')
         if self.conf.conductor.run_policies:

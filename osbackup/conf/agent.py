@@ -19,6 +19,14 @@ agent_opts = [
     cfg.IntOpt('report_interval',
                default=10, min=1,
                help='Seconds between heartbeats sent to the conductor.'),
+    cfg.IntOpt('conductor_check_interval',
+               default=60, min=1,
+               help='Seconds between the signed calls with which the agent '
+                    'checks that a conductor accepts its messages (and '
+                    "reads the conductor's clock). While none answers, the "
+                    'agent logs an error once per interval: a wrong or '
+                    'missing [DEFAULT] rpc_signing_key_file otherwise goes '
+                    'unnoticed on the agent\'s side.'),
     cfg.IntOpt('progress_interval',
                default=5, min=1,
                help='Seconds between progress reports of a running task.'),

@@ -15,6 +15,7 @@ from oslo_db import exception as db_exc
 import sqlalchemy as sa
 from sqlalchemy import orm
 
+from osbackup.db import agent_api
 from osbackup.db import engine
 from osbackup.db import migration
 from osbackup.db import models
@@ -103,8 +104,8 @@ def _held(info) -> list:
     return [t for t in tasks if isinstance(t, str)]
 
 
-class Catalogue(policy_api.PolicyQueries, records_api.RecordQueries,
-                status_api.StatusQueries):
+class Catalogue(agent_api.AgentQueries, policy_api.PolicyQueries,
+                records_api.RecordQueries, status_api.StatusQueries):
     """Access to the catalogue database named by ``[database] connection``."""
 
     def __init__(self, connection: str, **engine_kw):
@@ -146,7 +147,8 @@ class Catalogue(policy_api.PolicyQueries, records_api.RecordQueries,
         with self.session() as s:
             updated = s.execute(
                 sa.update(models.Agent).where(models.Agent.host == host)
-                .values(version=version, info=info, last_heartbeat=now)
+                .values(version=version, info=info, last_heartbeat=now,
+                        stopped_at=None)
             ).rowcount
             if not updated:
                 s.add(models.Agent(host=host, version=version, info=info,
@@ -160,21 +162,6 @@ class Catalogue(policy_api.PolicyQueries, records_api.RecordQueries,
                                  models.Task.host == host,
                                  models.Task.status.in_(states.TASK_ACTIVE))
                           .values(status=states.RUNNING, updated_at=now))
-
-    def list_agents(self, down_after: int) -> list[dict]:
-        now = _now()
-        with self.session() as s:
-            rows = s.scalars(sa.select(models.Agent)
-                             .order_by(models.Agent.host)).all()
-            out = []
-            for row in rows:
-                age = (now - row.last_heartbeat).total_seconds()
-                agent = _row(row, 'host', 'version', 'info',
-                             'last_heartbeat')
-                agent['state'] = states.UP if age <= down_after \
-                    else states.DOWN
-                out.append(agent)
-            return out
 
     # -- backups ---------------------------------------------------------
 
@@ -419,8 +406,11 @@ class Catalogue(policy_api.PolicyQueries, records_api.RecordQueries,
         ``reports`` are ``(kind, task_id, args)`` in arrival order:
         ``started`` (args ignored), ``progress`` (``(nbytes, nfiles)``) or
         ``finished`` (``(status, result, error)``), each with the rules of
-        task_started, task_progress and task_finished; and ``(heartbeat,
-        host, (version, info))`` with those of record_heartbeat. The tasks'
+        task_started, task_progress and task_finished; ``(heartbeat, host,
+        (version, info[, clock_offset]))`` with those of record_heartbeat;
+        ``(goodbye, host, None)`` (a clean stop) and ``(skewed, host,
+        (version, info, clock_offset))`` (a heartbeat refused for its
+        time), see agent_api.py. The tasks'
         rows are locked first, so a task ends once whoever else reports or
         expires it. All or nothing: a batch that fails changes nothing and
         can be applied again. Returns the tasks this batch ended, with the
@@ -428,17 +418,24 @@ class Catalogue(policy_api.PolicyQueries, records_api.RecordQueries,
         out backup task that succeeded after all, see _late_success).
         """
         now = _now()
-        ids, beats = set(), {}
+        ids, beats, goodbyes, skews = set(), {}, set(), {}
         for kind, key, args in reports:
             if kind == 'heartbeat':
                 beats[key] = args       # the newest of a host wins
+                goodbyes.discard(key)   # started again since
                 ids.update(_held(args[1]))
+            elif kind == 'goodbye':
+                goodbyes.add(key)
+            elif kind == 'skewed':
+                skews[key] = args
             elif isinstance(key, str):
                 ids.add(key)
         table = models.Task.__table__
         with self.session() as s:
             if beats:
                 self._record_beats(s, beats, now)
+            self._record_skews(s, skews, now)
+            self._record_goodbyes(s, goodbyes, now)
             # Plain rows of the columns needed, not ORM objects: a batch
             # can hold thousands.
             found = {row.id: row for row in s.execute(
@@ -459,6 +456,8 @@ class Catalogue(policy_api.PolicyQueries, records_api.RecordQueries,
                                 states.TASK_ACTIVE:
                             values.update(status=states.RUNNING,
                                           updated_at=now)
+                    continue
+                if kind in ('goodbye', 'skewed'):
                     continue
                 row = found.get(task_id)
                 if row is None:
@@ -507,21 +506,25 @@ class Catalogue(policy_api.PolicyQueries, records_api.RecordQueries,
             return out
 
     def _record_beats(self, s, beats, now):
-        """Upsert the agents of {host: (version, info)}."""
+        """Upsert the agents of {host: (version, info[, clock offset])}."""
         agents = models.Agent.__table__
+        beats = {host: tuple(args) + (None,) * (3 - len(args))
+                 for host, args in beats.items()}
         known = set(s.scalars(sa.select(agents.c.host).where(
             agents.c.host.in_(sorted(beats)))))
         new = [dict(host=host, version=version, info=info, created_at=now,
-                    last_heartbeat=now)
-               for host, (version, info) in beats.items()
+                    last_heartbeat=now, clock_offset=offset)
+               for host, (version, info, offset) in beats.items()
                if host not in known]
         if new:
             # Another conductor inserting the same host first makes this
             # a DBDuplicateEntry: the batch is retried, then updates it.
             s.execute(sa.insert(agents), new)
         self._update_rows(s, agents.c.host, {
-            host: dict(version=version, info=info, last_heartbeat=now)
-            for host, (version, info) in beats.items() if host in known})
+            host: dict(version=version, info=info, last_heartbeat=now,
+                       stopped_at=None, clock_offset=offset)
+            for host, (version, info, offset) in beats.items()
+            if host in known})
 
     @staticmethod
     def _update_rows(s, key, changes, chunk=100):

@@ -22,6 +22,23 @@ class Agent(Base):
     info = sa.Column(sa.JSON, nullable=False, default=dict)
     created_at = sa.Column(sa.DateTime, nullable=False)
     last_heartbeat = sa.Column(sa.DateTime, nullable=False)
+    #: Set by the agent's goodbye (a clean stop), cleared by a heartbeat.
+    stopped_at = sa.Column(sa.DateTime)
+    #: The agent's clock minus the conductor's (seconds), from its seals.
+    clock_offset = sa.Column(sa.Float)
+    #: When a heartbeat was last refused only for its time (clock skew).
+    skewed_at = sa.Column(sa.DateTime)
+
+
+class AgentRejection(Base):
+    """A sender whose heartbeats are refused (its claim is unproven)."""
+    __tablename__ = 'agent_rejections'
+
+    host = sa.Column(sa.String(255), primary_key=True)
+    reason = sa.Column(sa.Text, nullable=False)
+    count = sa.Column(sa.Integer, nullable=False)
+    first_at = sa.Column(sa.DateTime, nullable=False)
+    last_at = sa.Column(sa.DateTime, nullable=False)
 
 
 class Backup(Base):

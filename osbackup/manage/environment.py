@@ -7,7 +7,6 @@ command backs up the node it runs on.
 """
 
 import os
-import threading
 import typing
 
 from oslo_config import cfg
@@ -169,10 +168,6 @@ class Environment:
             return
         self._conductor = None
         from osbackup import rpc
-        closer = threading.Thread(target=rpc.cleanup, name='rpc-cleanup',
-                                  daemon=True)
-        closer.start()
-        closer.join(CLOSE_TIMEOUT)
-        if closer.is_alive():
+        if not rpc.cleanup_within(CLOSE_TIMEOUT):
             LOG.debug('Broker connections still closing after %d s; '
                       'exiting anyway', CLOSE_TIMEOUT)

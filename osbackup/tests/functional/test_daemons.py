@@ -6,6 +6,8 @@ RabbitMQ node for broker outages.
 """
 
 import os
+import signal
+import time
 
 import testtools
 
@@ -53,3 +55,92 @@ class StateDirectoryLockTest(FleetCase):
         self.assertIsNone(first.poll())
         fleet.manage_json('backup', 'create', '--wait', '--host', self.host,
                           '--service', 'nova')
+
+
+#: What a SIGTERM may take at most here (systemd waits 90 s by default
+#: before it kills; "a few seconds" is the aim, measured in the logs).
+STOP_BOUND = 15
+
+
+def timed_stop(fleet, name) -> float:
+    """SIGTERM ``name``; seconds it took to exit 0 (fails past the bound)."""
+    began = time.monotonic()
+    code = fleet.stop(name, signal.SIGTERM, timeout=STOP_BOUND)
+    took = time.monotonic() - began
+    print('%s stopped in %.1f s after SIGTERM' % (name, took))
+    if code != 0:
+        raise AssertionError('%s exited %s after SIGTERM:\n%s'
+                             % (name, code, fleet.log(name)[-3000:]))
+    return took
+
+
+class GoodbyeTest(FleetCase):
+    """A clean stop is seen at once; retired hosts can be deleted."""
+
+    def test_stopped_agent_is_down_at_once_then_deleted(self):
+        fleet = self.fleet
+        # agent_down_time far longer than the test: only the goodbye can
+        # make the agent down in time.
+        fleet.start_conductor(sections={'conductor': {
+            'agent_down_time': '600'}})
+        fleet.start_agent('cmp', {'agent': {'drivers': 'nova'}})
+        proc = fleet.manage('agent', 'wait', self.host, '--timeout', '60')
+        self.assertIn('a conductor answers', proc.stdout)
+        refused = fleet.manage('agent', 'delete', self.host, check=False)
+        self.assertEqual(2, refused.returncode)
+        self.assertIn('Agent %s is up: stop it first, or use --force'
+                      % self.host, refused.stderr)
+        timed_stop(fleet, 'cmp')
+        agent = wait_for('the goodbye to be recorded', lambda: (
+            self.agents()[self.host]['state'] == 'stopped'
+            and self.agents()[self.host]), timeout=10)
+        self.assertIn('stopped cleanly at', agent['reason'])
+        began = time.monotonic()
+        proc = fleet.manage('backup', 'create', '--host', self.host,
+                            check=False)
+        self.assertEqual(2, proc.returncode)
+        self.assertIn('Agent(s) down, not backing up: %s (stopped)'
+                      % self.host, proc.stderr)
+        self.assertLess(time.monotonic() - began, 30)
+        waited = fleet.manage('agent', 'wait', self.host, '--timeout', '3',
+                              check=False)
+        self.assertEqual(1, waited.returncode)
+        self.assertEqual(['ERROR: timed out after 3 s: agent(s) not up: %s '
+                          '(stopped) (see "osbackup-manage agent list")'
+                          % self.host], [line for line in
+                                         waited.stderr.splitlines()
+                                         if line.startswith('ERROR')])
+        deleted = fleet.manage('agent', 'delete', self.host)
+        self.assertIn('Agent %s deleted (it was stopped)' % self.host,
+                      deleted.stdout)
+        self.assertNotIn(self.host, self.agents())
+        # Started again, it is back (and can be forced out while up).
+        fleet.start_agent('cmp', {'agent': {'drivers': 'nova'}})
+        fleet.manage('agent', 'wait', self.host, '--timeout', '60')
+        fleet.manage('agent', 'delete', self.host, '--force')
+
+    def test_backups_of_a_deleted_host_stay(self):
+        fleet = self.fleet
+        fleet.start_conductor()
+        fleet.start_agent('cmp', {'agent': {'drivers': 'nova'}})
+        fleet.manage('agent', 'wait', self.host)
+        backup, _ = fleet.manage_json('backup', 'create', '--wait')
+        timed_stop(fleet, 'cmp')
+        fleet.manage('agent', 'delete', self.host)
+        shown, _ = fleet.manage_json('backup', 'show', str(backup['id']))
+        self.assertEqual(('SUCCEEDED', [self.host]),
+                         (shown['status'], shown['hosts']))
+
+    def test_wait_times_out_when_no_conductor_answers(self):
+        fleet = self.fleet
+        fleet.start_conductor()
+        fleet.start_agent('cmp', {'agent': {'drivers': 'nova'}})
+        fleet.manage('agent', 'wait', self.host, '--timeout', '60')
+        # SIGKILL: no goodbye, the agent stays up in the catalogue.
+        fleet.stop('conductor', signal.SIGKILL)
+        waited = fleet.manage('agent', 'wait', self.host, '--timeout', '8',
+                              check=False)
+        self.assertEqual(1, waited.returncode, waited.stdout)
+        self.assertIn('ERROR: timed out after 8 s: no conductor answered',
+                      waited.stderr)
+        self.assertNotIn('Traceback', waited.stderr)

@@ -492,7 +492,7 @@ class DevStackPluginTest(testtools.TestCase):
         self._add_data_db()
         self.devstack('stack install', 'stack post-config')
 
-        # osbackup-manage, as the plugin runs it, whose "agent list" reads
+        # osbackup-manage, as the plugin runs it, whose "agent wait" reads
         # a catalogue that does not exist: the real command's real error.
         bin_dir = os.path.join(self.dir, 'bin')
         os.mkdir(bin_dir)
@@ -509,7 +509,7 @@ class DevStackPluginTest(testtools.TestCase):
         os.unlink(manage)
         with open(manage, 'w') as f:
             f.write('#!/bin/bash\n'
-                    'if [[ "$3 $4" == "agent list" ]]; then\n'
+                    'if [[ "$3 $4" == "agent wait" ]]; then\n'
                     '    set -- "$1" "$2" --config-file %s "${@:3}"\n'
                     'fi\n'
                     'exec %s/osbackup-manage "$@"\n' % (broken, venv_bin))
@@ -522,7 +522,7 @@ class DevStackPluginTest(testtools.TestCase):
         # the final error.
         cause = "Unknown database 'no_such_catalogue_%s'" % self.uid
         self.assertEqual(1, proc.stderr.count(
-            'osbackup-manage agent list failed: '), proc.stderr)
+            'osbackup-manage agent wait failed: '), proc.stderr)
         self.assertIn(cause, proc.stderr)
         final = proc.stderr.split('is not up after 10 seconds: ', 1)
         self.assertEqual(2, len(final), proc.stderr)

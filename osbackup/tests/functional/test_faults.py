@@ -712,8 +712,9 @@ class AgentDownTest(FaultTestMixin, testtools.TestCase):
         self.host = self.fleet.host('cmp')
 
     def start(self, start_timeout):
-        # The stopped agent still counts as up (a minute), so it is sent
-        # tasks: what happens when an agent dies between two heartbeats.
+        # The killed agent still counts as up (a minute), so it is sent
+        # tasks: what happens when an agent dies between two heartbeats
+        # (a clean stop says goodbye: see test_daemons.GoodbyeTest).
         self.fleet.start_conductor(sections={'conductor': {
             'task_start_timeout': str(start_timeout),
             'periodic_interval': '1', 'agent_down_time': '60'}})
@@ -723,7 +724,7 @@ class AgentDownTest(FaultTestMixin, testtools.TestCase):
     def test_cast_to_stopped_agent_times_out_and_never_runs_late(self):
         fleet = self.fleet
         self.start(start_timeout=5)
-        fleet.stop('cmp')
+        fleet.stop('cmp', signal.SIGKILL)
         started, _ = fleet.manage_json('backup', 'create', '--host',
                                        self.host, '--service', 'nova')
         backup = self.wait_backup(started['id'], timeout=60)
@@ -753,7 +754,7 @@ class AgentDownTest(FaultTestMixin, testtools.TestCase):
         _raw, heartbeat = tap.wait(lambda m: m.get('method') == 'heartbeat')
         tap.wait(lambda m: m.get('method') == 'heartbeat')
         time.sleep(1)
-        fleet.stop('cmp')
+        fleet.stop('cmp', signal.SIGKILL)
         started, _ = fleet.manage_json('backup', 'create', '--host',
                                        self.host, '--service', 'nova')
         (task,) = started['tasks']

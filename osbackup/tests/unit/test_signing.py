@@ -114,6 +114,26 @@ class SignerTest(base.TestCase):
                                       'osbackup-agent', 'cmp1', '1.0')
         self.check(seal=skewed)
 
+    def test_genuine_message_refused_for_its_time_carries_the_offset(self):
+        now = time.time()
+        with mock.patch.object(time, 'time', return_value=now + 300):
+            ahead = self.signer.seal('run_task', self.args,
+                                     'osbackup-agent', 'cmp1', '1.0')
+        exc = self.assertRaises(signing.ClockRejected, self.check,
+                                seal=ahead)
+        self.assertAlmostEqual(300, exc.offset, delta=1.5)
+        self.assertIn('clock skew of +300 s', exc.message)
+        # A forged one is refused for its signature, with no offset.
+        forged = dict(ahead, sender='ctl9')
+        exc = self.assertRaises(signing.MessageRejected, self.check,
+                                seal=forged)
+        self.assertNotIsInstance(exc, signing.ClockRejected)
+
+    def test_clock_offset_of_a_seal(self):
+        self.assertEqual(-2.0, signing.clock_offset({'iat': 100}, 102.5))
+        self.assertIsNone(signing.clock_offset({'iat': 'x'}, 1.0))
+        self.assertIsNone(signing.clock_offset(None, 1.0))
+
     def test_a_sender_cannot_claim_a_huge_lifetime(self):
         seal = self.signer.seal('run_task', self.args, 'osbackup-agent',
                                 'cmp1', '1.0', ttl=signing.MAX_TTL + 1)

@@ -158,6 +158,27 @@ class TaskRunnerTest(base.TestCase):
         self.assertEqual(states.FAILED, report['status'])
         self.assertEqual(0, self.driver.runs)
 
+    def test_expiry_is_judged_by_the_conductors_clock(self):
+        now = time.time()
+        # This node is 300 s ahead of the conductor.
+        self.runner.clock.add_round_trip(now, now - 300, now)
+        # Deliverable for 60 s more in the conductor's clock, though this
+        # node's clock says it expired 240 s ago.
+        self.runner.check(_task(seconds=-240))
+        err = self.assertRaises(exception.TaskRejected, self.runner.check,
+                                _task(seconds=-400))
+        self.assertIn('refusing to run it late (clock skew of +300 s',
+                      err.message)
+
+    def test_expired_task_names_an_apparent_skew_as_such(self):
+        # No round trip: casts arriving 300 s "older" than issued.
+        now = int(time.time())
+        self.runner.clock.add_received(now - 300, received=now)
+        err = self.assertRaises(exception.TaskRejected, self.runner.check,
+                                _task(seconds=-5))
+        self.assertIn('a clock skew of +300 s, or a delivery that late',
+                      err.message)
+
     def test_same_service_twice_at_once_is_refused(self):
         gate = threading.Event()
         self.driver.gate = gate
