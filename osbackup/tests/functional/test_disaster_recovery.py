@@ -124,9 +124,19 @@ class DisasterRecoveryTest(fleet_mod.RestoreCommand,
 
         self.lose_everything()
 
-        # A new machine: same configuration and keys, empty catalogue.
+        # From another machine: config, keys and storage are enough.
         conf = fleet.write_conf('conductor', fleet.host('conductor'),
                                 self.conductor_sections)
+        check, proc = fleet.manage_json('backup', 'check', '--dr')
+        self.assertEqual('OK', check['state'], proc.stdout)
+        self.assertEqual(
+            sorted({(a['host'], a['service']) for a in incr['artifacts']
+                    if a['location']}),
+            [(i['host'], i['service']) for i in check['items']])
+        self.assertEqual({incr['uuid']},
+                         {i['backup_uuid'] for i in check['items']})
+
+        # A new machine: same configuration and keys, empty catalogue.
         fleet.manage('db', 'sync', conf=conf)
         dry, _ = fleet.manage_json('catalogue', 'rebuild', '--dry-run')
         self.assertEqual(2, dry['imported'])

@@ -9,7 +9,9 @@ from unittest import mock
 from osbackup.conductor import records as records_keeper
 from osbackup.conductor import restore_plan
 from osbackup.db import api
+from osbackup import drcheck
 from osbackup import exception
+from osbackup.manage import backups
 from osbackup.manage import catalogue as catalogue_mod
 from osbackup import rebuild as rebuild_mod
 from osbackup import records
@@ -24,7 +26,8 @@ class _Env:
         self.catalogue = catalogue
 
 
-class RebuildTest(base.TestCase):
+class StoredBackups(base.TestCase):
+    """Backups really stored on a local target, with their records."""
 
     encrypt = False
 
@@ -93,6 +96,9 @@ class RebuildTest(base.TestCase):
                                         'created_at', 'status')},
                 [(a['host'], a['service'], a['name'], a['sha256'],
                   a['size'], a['location']) for a in backup['artifacts']])
+
+
+class RebuildTest(StoredBackups):
 
     def test_rebuild_recreates_backups_and_chains(self):
         full = self.backup()
@@ -289,4 +295,82 @@ class RebuildTest(base.TestCase):
 
 
 class EncryptedRebuildTest(RebuildTest):
+    encrypt = True
+
+
+class DrCheckTest(StoredBackups):
+    """``backup check --dr``: storage alone, no catalogue."""
+
+    def check(self, **kw):
+        return drcheck.check(self.cfg.conf, progress=self.quiet, **kw)
+
+    def test_newest_of_every_host_and_service_is_read(self):
+        self.backup()
+        newer = self.backup(data=b'z' * 7000)
+        other = self.backup(host='ctl2', service='keystone')
+        report = self.check()
+        self.assertEqual(('OK', 0), (report['state'], report['exit_code']))
+        self.assertEqual(
+            [('ctl1', 'nova', newer['uuid']),
+             ('ctl2', 'keystone', other['uuid'])],
+            [(i['host'], i['service'], i['backup_uuid'])
+             for i in report['items']])
+        self.assertEqual(newer['artifacts'][0]['sha256'],
+                         report['items'][0]['checked'][0]['sha256'])
+
+    def test_changed_content_is_critical(self):
+        backup = self.backup()
+        path = backup['artifacts'][0]['location']
+        with open(path, 'r+b') as f:
+            f.seek(-1, 2)
+            last = f.read(1)
+            f.seek(-1, 2)
+            f.write(bytes([last[0] ^ 1]))
+        report = self.check()
+        self.assertEqual(('CRITICAL', 2),
+                         (report['state'], report['exit_code']))
+        self.assertRegex(report['items'][0]['problems'][0]['error'],
+                         'sha256|cannot be decrypted')
+
+    def test_missing_base_of_an_incremental_is_critical(self):
+        full = self.backup()
+        self.backup(base_art=full['artifacts'][0]['id'])
+        os.unlink(full['artifacts'][0]['location'])
+        report = self.check()
+        self.assertEqual('CRITICAL', report['state'])
+        (problem,) = report['items'][0]['problems']
+        self.assertEqual(full['uuid'], problem['backup_uuid'])
+
+    def test_rejected_record_is_critical(self):
+        self.backup()
+        self.backup(host='ctl2')
+        self.flags(group='storage', deployment_id='elsewhere')
+        report = self.check()
+        self.assertEqual('CRITICAL', report['state'])
+        self.assertEqual(2, len(report['rejected']))
+
+    def test_cli_needs_no_catalogue(self):
+        self.backup()
+
+        class NoCatalogue:
+            conf = self.cfg.conf
+
+            @property
+            def catalogue(self):
+                raise AssertionError('the catalogue was opened')
+        cmd = backups.BackupCommands(NoCatalogue())
+        out = io.StringIO()
+        with mock.patch('sys.stdout', out), \
+                mock.patch('sys.stderr', io.StringIO()):
+            self.assertEqual(0, cmd.check(dr=True, fmt='json'))
+        self.assertEqual('OK', json.loads(out.getvalue())['state'])
+        self.flags(group='storage', local_path='/nonexistent/osbackup')
+        out = io.StringIO()
+        with mock.patch('sys.stdout', out), \
+                mock.patch('sys.stderr', io.StringIO()):
+            self.assertEqual(3, cmd.check(dr=True))
+        self.assertIn('OSBACKUP DR UNKNOWN', out.getvalue())
+
+
+class EncryptedDrCheckTest(DrCheckTest):
     encrypt = True
