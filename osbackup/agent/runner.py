@@ -240,6 +240,16 @@ class TaskRunner:
         """
         if self.restorer is not None:
             self.restorer.recover()
+        for name, driver in sorted(self.drivers.items()):
+            # What a driver changed on its server for the length of a
+            # task (a Galera desync) is undone before anything else.
+            recover = getattr(driver, 'recover', None)
+            if recover is not None:
+                try:
+                    recover()
+                except Exception as exc:
+                    LOG.error('Driver %s could not undo what the previous '
+                              'agent process left: %s', name, exc)
         removed = self.storage.cleanup_partials(self.host)
         for path in removed:
             LOG.info('Removed partial artifact %s', path)

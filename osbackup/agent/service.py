@@ -74,12 +74,26 @@ class AgentService(service.RPCService):
             free = self.storage.free_bytes()
         except OSError:
             free = None
-        return {'drivers': sorted(self.drivers), 'services': present,
+        info = {'drivers': sorted(self.drivers), 'services': present,
                 'units': {name: self.units.of(name, self.drivers[name])
                           for name in present},
                 'tasks': sorted(self.runner.held),
                 'free_bytes': free, 'storage': self.storage.name,
                 'root_path': self.conf.agent.root_path, 'time': time.time()}
+        info.update(self._membership(present))
+        return info
+
+    def _membership(self, present) -> dict:
+        """Cluster facts (``galera``) of the first present driver with any.
+
+        The conductor groups the agents of one cluster by them.
+        """
+        for name in present:
+            membership = getattr(self.drivers[name], 'membership', None)
+            facts = membership() if membership is not None else {}
+            if facts:
+                return facts
+        return {}
 
     def heartbeat(self) -> None:
         self.conductor.heartbeat(rpc.admin_context(), self.host,

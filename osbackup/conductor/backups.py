@@ -9,6 +9,7 @@ import re
 
 from oslo_log import log as logging
 
+from osbackup.conductor import galera
 from osbackup.conductor import notify
 from osbackup import exception
 from osbackup import states
@@ -93,10 +94,16 @@ class BackupOrchestrator:
                     self.catalogue.last_sizes(hosts).items()
                     if key in bases}}
         wave = []
+        members = galera.plan(self.conf, agents, hosts)
         for host in hosts:
             drivers = agents[host]['info'].get('drivers', [])
             for service in services or drivers:
-                if service in drivers:
+                cluster = members.get(host) \
+                    if service in galera.SERVICES else None
+                if service in drivers and cluster is not None and \
+                        cluster.chosen != host:
+                    self._not_here(backup['id'], host, service, cluster)
+                elif service in drivers:
                     params = {'targets': targets,
                               'backup_uuid': backup['uuid']}
                     if (host, service) in sizes:
@@ -144,6 +151,18 @@ class BackupOrchestrator:
             except Exception:
                 LOG.exception('Backup %s: writing its storage records '
                               'failed', backup_id)
+
+    def _not_here(self, backup_id, host, service, cluster):
+        """A cluster member that another member's task backs up."""
+        task = self.catalogue.create_task('backup', host, service, {}, 0,
+                                          backup_id=backup_id)
+        if cluster.chosen:
+            self.catalogue.task_finished(
+                task['id'], states.SKIPPED,
+                {'reason': cluster.skip_reason(host)})
+        else:
+            self.catalogue.task_finished(task['id'], states.FAILED, {},
+                                         cluster.reason)
 
     def task_done(self, task: dict) -> None:
         """Close the task's backup once its last task has ended."""

@@ -43,6 +43,19 @@ mysql_opts = [
                     'off-site or encrypted artifact is first fetched once '
                     'into <state_path>/agent/scratch (an unlinked file), '
                     'and read from there.'),
+    cfg.StrOpt('galera_backup_node',
+               help='Galera clusters: host name of the agent whose member '
+                    'a backup of the cluster runs on. A backup of a '
+                    'cluster runs once, on one member. When this node is '
+                    'not Synced and wsrep_ready, another member is chosen '
+                    '(and the choice logged). Unset: a Synced member not '
+                    'in galera_avoid_nodes with the fewest client '
+                    'connections. Read by the conductor.'),
+    cfg.ListOpt('galera_avoid_nodes', default=[],
+                help='Galera clusters: host names of agents whose members '
+                     'a backup runs on only when no other member is '
+                     'Synced, typically the write endpoint behind the '
+                     'load balancer. Read by the conductor.'),
 ]
 
 

@@ -35,6 +35,7 @@ import psutil
 import zstandard
 
 from osbackup.drivers import base
+from osbackup.drivers import galera
 from osbackup.drivers import mysql
 from osbackup import durable
 from osbackup import exception
@@ -62,6 +63,9 @@ LOCKED_FILES = ('ibdata1', 'ib_logfile0')
 _BINLOG_RE = re.compile(
     r"MySQL binlog position: filename '([^']*)', position '?(\d+)'?"
     r"(?:, GTID of the last change '([^']*)')?")
+# Logged by --galera-info: the cluster position the copy is consistent at.
+_GALERA_RE = re.compile(r'WSREP: (?:Recovered|Recording) (?:WSREP )?'
+                        r'position[: ]+([0-9a-f-]{36}):(-?\d+)', re.I)
 _DATADIR_MISMATCH = "option 'datadir' has different values"
 _ERROR_RE = re.compile(r'error|failed|cannot|can\'t|denied', re.I)
 
@@ -307,6 +311,7 @@ class MariaBackupDriver(base.ServiceDriver):
         # The connection (options, option file contents, queries) is the
         # mysql driver's: one [mysql] configuration for both.
         self._client = mysql.MySQLDriver(conf)
+        self._desync = galera.Desync(self._client._query, conf.state_path)
 
     @property
     def options(self):
@@ -328,6 +333,14 @@ class MariaBackupDriver(base.ServiceDriver):
     def units(self) -> list[str]:
         """The server's units: a physical restore needs it stopped."""
         return list(self.options.units)
+
+    def membership(self) -> dict:
+        """Heartbeat facts of the server's cluster (the mysql driver's)."""
+        return self._client.membership()
+
+    def recover(self) -> None:
+        """At agent start: resync a node a killed agent left desynced."""
+        self._desync.recover()
 
     # -- server --------------------------------------------------------
 
@@ -365,13 +378,18 @@ class MariaBackupDriver(base.ServiceDriver):
                 raise exception.DumpFailed('The server did not report its '
                                            'datadir')
             args = self.backup_args(facts)
+            member = self._client.galera_state()
+            if member is not None:
+                galera.check_usable(member, ctx.host)
         except BaseException as exc:
             mysql._reraise(exc, exception.DumpFailed,
                            'mariadb-backup could not query the server')
         key = ctx.key(self.name, SUFFIX)
         writer = ctx.storage.open_writer(key)
         try:
-            with writer:
+            # Desynced: flow control from this busy node would stall
+            # writes on every member.
+            with writer, self._desync.during(member, ctx.host):
                 sink = streams.HashingWriter(writer)
                 comp = streams.compressor(
                     sink, level=self.conf.storage.compression_level,
@@ -383,12 +401,16 @@ class MariaBackupDriver(base.ServiceDriver):
             mysql._reraise(exc, exception.DumpFailed,
                            'mariadb-backup of the server failed')
         binlog = _BINLOG_RE.search(stderr.text)
+        position = _GALERA_RE.search(stderr.text)
         if binlog is None and facts.get('log_bin') == 'ON':
             ctx.warnings.append('The binary log is on but mariadb-backup '
                                 'reported no binlog position')
         meta = {'server_version': facts.get('version'),
                 'datadir': self.options.datadir or facts.get('datadir'),
-                'galera': '--galera-info' in args,
+                'galera': galera.meta(
+                    member, ctx.host,
+                    int(position.group(2)) if position else None),
+                'galera_info': '--galera-info' in args,
                 'binlog': binlog and {'file': binlog.group(1),
                                       'position': int(binlog.group(2)),
                                       'gtid': binlog.group(3)},

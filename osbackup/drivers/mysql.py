@@ -27,6 +27,7 @@ import psutil
 import zstandard
 
 from osbackup.drivers import base
+from osbackup.drivers import galera
 from osbackup import exception
 from osbackup import streams
 
@@ -746,6 +747,14 @@ class MySQLDriver(base.ServiceDriver):
         except Exception:
             return {}
 
+    def membership(self) -> dict:
+        """Heartbeat facts of the server's cluster: {'galera': ...} or {}."""
+        return galera.describe(self._query)
+
+    def galera_state(self) -> galera.NodeState | None:
+        """The server's wsrep state; None when it is not a Galera member."""
+        return galera.read(self._query)
+
     def list_databases(self) -> list[str]:
         """Names of every database on the server."""
         return self._query('SHOW DATABASES')
@@ -822,11 +831,20 @@ class MySQLDriver(base.ServiceDriver):
         ``databases`` overrides ``[mysql] databases`` (a restore saves the
         databases it is about to replace this way).
         """
+        # A restore's own save of what it replaces runs on any member.
+        member = self.galera_state() if databases is None else None
+        if member is not None:
+            galera.check_usable(member, ctx.host)
         databases = self._databases(databases)
         log_bin = self._query('SELECT @@log_bin')[:1] == ['1']
         writers, committed = {}, []
         try:
-            return self._dump(ctx, databases, log_bin, writers, committed)
+            artifacts = self._dump(ctx, databases, log_bin, writers,
+                                   committed)
+            if member is not None:
+                for artifact in artifacts:
+                    artifact.meta['galera'] = galera.meta(member, ctx.host)
+            return artifacts
         except BaseException as exc:
             for writer, _hw, _comp in writers.values():
                 writer.abort()

@@ -22,7 +22,17 @@ def _flatten(agent):
             'drivers': info.get('drivers', []),
             'services': info.get('services', []),
             'free_bytes': info.get('free_bytes'),
-            'storage': info.get('storage')}
+            'storage': info.get('storage'),
+            **_galera(info)}
+
+
+def _galera(info) -> dict:
+    """``galera`` = {cluster_uuid, state, size} for a cluster member."""
+    facts = info.get('galera')
+    if not facts:
+        return {}
+    return {'galera': {key: facts.get(key)
+                       for key in ('cluster_uuid', 'state', 'size')}}
 
 
 def _reason(agent) -> str | None:

@@ -28,9 +28,13 @@ class PrivateServer:
         self.datadir = os.path.join(top, 'data')
         self.socket = os.path.join(top, 'mysqld.sock')
         self.proc = None
+        # A private tmpdir: servers installed side by side in the shared
+        # /tmp have lost each other's temporary tables.
+        self.tmpdir = os.path.join(top, 'tmp')
+        os.makedirs(self.tmpdir, exist_ok=True)
         done = subprocess.run(
             [self.commands['mariadb-install-db'], '--no-defaults',
-             '--datadir=%s' % self.datadir,
+             '--datadir=%s' % self.datadir, '--tmpdir=%s' % self.tmpdir,
              '--auth-root-authentication-method=normal'],
             capture_output=True, text=True)
         if done.returncode != 0:
@@ -41,6 +45,7 @@ class PrivateServer:
         args = [self.commands['mariadbd'], '--no-defaults',
                 '--datadir=%s' % self.datadir,
                 '--socket=%s' % self.socket, '--skip-networking',
+                '--tmpdir=%s' % self.tmpdir,
                 '--innodb-log-file-size=16M', '--innodb-buffer-pool-size=32M',
                 '--log-bin=%s' % os.path.join(self.top, 'binlog'),
                 '--server-id=1',

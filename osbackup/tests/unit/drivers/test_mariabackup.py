@@ -12,6 +12,7 @@ import zlib
 import fixtures
 import zstandard
 
+from osbackup.agent import runner as runner_mod
 from osbackup.drivers import base
 from osbackup.drivers import mariabackup
 from osbackup import exception
@@ -69,9 +70,12 @@ log = sys.stderr.write
 if '--backup' in sys.argv:
     path = args['--defaults-extra-file']
     reads = [open(path).read() for _ in range(2)]
+    sets = os.environ.get('FAKE_SETS', '')
+    sets = open(sets).read().splitlines() if os.path.exists(sets) else []
     with open(os.path.join(state, 'backup.json'), 'w') as f:
         json.dump({'argv': sys.argv, 'defaults': reads,
-                   'env': dict(os.environ), 'cwd': os.getcwd()}, f)
+                   'env': dict(os.environ), 'cwd': os.getcwd(),
+                   'sets_before': sets}, f)
     log('[00] Connecting to MariaDB server host: localhost\n')
     if mode == 'mismatch':
         log("[00] Warning: option 'datadir' has different values:\n")
@@ -118,15 +122,22 @@ for path, data in parse(sys.stdin.buffer.read()).items():
         f.write(data)
 '''
 
-# Answers the SHOW GLOBAL VARIABLES query from FAKE_VARIABLES (json).
+# Answers SHOW GLOBAL VARIABLES from FAKE_VARIABLES and SHOW GLOBAL STATUS
+# from FAKE_STATUS (json); appends every SET statement to FAKE_SETS.
 FAKE_MYSQL = r'''
 import json
 import os
 import sys
 
 sql = sys.argv[sys.argv.index('-e') + 1]
-assert sql.startswith('SHOW GLOBAL VARIABLES'), sql
-for name, value in json.loads(os.environ['FAKE_VARIABLES']).items():
+if sql.startswith('SET '):
+    with open(os.environ['FAKE_SETS'], 'a') as f:
+        f.write(sql + '\n')
+    sys.exit(1 if os.environ.get('FAKE_SET_FAILS') else 0)
+which = 'FAKE_STATUS' if sql.startswith('SHOW GLOBAL STATUS') else \
+    'FAKE_VARIABLES'
+assert sql.startswith('SHOW GLOBAL'), sql
+for name, value in json.loads(os.environ.get(which) or '{}').items():
     print('%s\t%s' % (name, value))
 '''
 
@@ -223,11 +234,13 @@ class FakeTools(fixtures.Fixture):
                           'log_bin': 'ON'}
         for var, value in (('FAKE_DIR', self.dir),
                            ('FAKE_FILES', json.dumps(FILES)),
-                           ('FAKE_VARIABLES', json.dumps(self.variables))):
+                           ('FAKE_VARIABLES', json.dumps(self.variables)),
+                           ('FAKE_SETS', os.path.join(self.dir, 'sets'))):
             self.useFixture(fixtures.EnvironmentVariable(var, value))
 
 
-class MariaBackupDriverTestCase(test_base.TestCase):
+class DriverTestBase(test_base.TestCase):
+    """The driver with fake tools, a local store and a task context."""
 
     def setUp(self):
         super().setUp()
@@ -257,6 +270,9 @@ class MariaBackupDriverTestCase(test_base.TestCase):
     def record(self, name):
         with open(os.path.join(self.fake_dir, name)) as f:
             return json.load(f)
+
+
+class MariaBackupDriverTestCase(DriverTestBase):
 
     # -- arguments -----------------------------------------------------
 
@@ -314,7 +330,8 @@ class MariaBackupDriverTestCase(test_base.TestCase):
         self.assertEqual(expected, data)
         self.assertEqual(len(data), sum(self.progress))
         self.assertEqual({'server_version': '10.11.19-MariaDB',
-                          'datadir': '/var/lib/mysql/', 'galera': False,
+                          'datadir': '/var/lib/mysql/', 'galera': None,
+                          'galera_info': False,
                           'binlog': {'file': 'mysql-bin.000007',
                                      'position': 1234, 'gtid': '0-1-42'},
                           'uncompressed_size': len(data),
@@ -500,3 +517,99 @@ class MariaBackupDriverTestCase(test_base.TestCase):
             fcntl.lockf(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         finally:
             os.close(fd)
+
+
+UUID = '6b2f1c3e-eee4-11f1-833f-db1cd8456e21'
+
+
+class GaleraBackupTestCase(DriverTestBase):
+    """A physical copy of a Galera member: checked, desynced, resynced."""
+
+    def member(self, state='Synced', ready='ON', desync='OFF'):
+        variables = dict(self.variables, wsrep_on='ON', wsrep_desync=desync)
+        self.env(FAKE_VARIABLES=json.dumps(variables), FAKE_STATUS=json.dumps(
+            {'wsrep_cluster_size': '3', 'wsrep_local_state_comment': state,
+             'wsrep_cluster_state_uuid': UUID, 'wsrep_last_committed': '41',
+             'wsrep_ready': ready, 'wsrep_cluster_status': 'Primary',
+             'Threads_connected': '7'}))
+
+    def sets(self):
+        try:
+            with open(os.path.join(self.fake_dir, 'sets')) as f:
+                return f.read().splitlines()
+        except FileNotFoundError:
+            return []
+
+    def journal(self):
+        return os.path.join(test_base.CONF.state_path, 'agent',
+                            'galera-desync.json')
+
+    def test_desynced_during_the_copy_and_put_back(self):
+        self.member()
+        (art,) = self.driver.backup(self.ctx)
+        self.assertEqual(['SET GLOBAL wsrep_desync=ON'],
+                         self.record('backup.json')['sets_before'])
+        self.assertEqual(['SET GLOBAL wsrep_desync=ON',
+                          'SET GLOBAL wsrep_desync=OFF'], self.sets())
+        self.assertIn('--galera-info', self.record('backup.json')['argv'])
+        self.assertEqual({'cluster_uuid': UUID, 'seqno': 41, 'node': 'db1'},
+                         art.meta['galera'])
+        self.assertFalse(os.path.exists(self.journal()))
+
+    def test_failed_copy_puts_the_node_back(self):
+        self.member()
+        self.env(FAKE_MB_MODE='fail')
+        self.assertRaises(exception.DumpFailed, self.driver.backup, self.ctx)
+        self.assertEqual(['SET GLOBAL wsrep_desync=ON',
+                          'SET GLOBAL wsrep_desync=OFF'], self.sets())
+        self.assertFalse(os.path.exists(self.journal()))
+
+    def test_cancelled_copy_puts_the_node_back(self):
+        self.member()
+
+        def cancel(nbytes, nfiles):
+            raise runner_mod.TaskCancelled('stopping')
+        self.ctx.progress = cancel
+        self.assertRaises(runner_mod.TaskCancelled, self.driver.backup,
+                          self.ctx)
+        self.assertEqual(['SET GLOBAL wsrep_desync=ON',
+                          'SET GLOBAL wsrep_desync=OFF'], self.sets())
+
+    def test_operator_desync_is_left_as_found(self):
+        self.member(desync='ON')
+        (art,) = self.driver.backup(self.ctx)
+        self.assertEqual([], self.sets())
+        self.assertEqual(UUID, art.meta['galera']['cluster_uuid'])
+
+    def test_node_not_synced_is_refused_untouched(self):
+        for state, ready in (('Donor/Desynced', 'ON'), ('Joining', 'OFF'),
+                             ('Synced', 'OFF')):
+            self.member(state=state, ready=ready)
+            exc = self.assertRaises(exception.DumpFailed, self.driver.backup,
+                                    self.ctx)
+            self.assertIn('Galera node db1 is %s' % state, exc.message)
+            self.assertEqual([], self.sets())
+            self.assertFalse(os.path.exists(
+                os.path.join(self.fake_dir, 'backup.json')))
+            self.assertEqual([], self.stored_files())
+
+    def test_recover_resyncs_after_a_killed_agent(self):
+        self.member()
+        os.makedirs(os.path.dirname(self.journal()), exist_ok=True)
+        with open(self.journal(), 'w') as f:
+            json.dump({'host': 'db1'}, f)
+        self.driver.recover()
+        self.assertEqual(['SET GLOBAL wsrep_desync=OFF'], self.sets())
+        self.assertFalse(os.path.exists(self.journal()))
+        self.driver.recover()       # nothing journalled: nothing to do
+        self.assertEqual(['SET GLOBAL wsrep_desync=OFF'], self.sets())
+
+    def test_membership_for_the_heartbeat(self):
+        self.member(state='Donor/Desynced')
+        self.assertEqual(
+            {'galera': {'cluster_uuid': UUID, 'state': 'Donor/Desynced',
+                        'size': 3, 'seqno': 41, 'ready': True,
+                        'primary': True, 'connections': 7,
+                        'desync': False}}, self.driver.membership())
+        self.env(FAKE_VARIABLES=json.dumps(self.variables))
+        self.assertEqual({}, self.driver.membership())

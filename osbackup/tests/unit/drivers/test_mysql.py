@@ -159,6 +159,15 @@ if '-e' in sys.argv:
         print(os.environ['FAKE_DATABASES'].replace(',', '\n'))
     elif sql == 'SELECT @@log_bin':
         print(os.environ.get('FAKE_LOG_BIN', '0'))
+    elif sql.startswith('SHOW GLOBAL VARIABLES WHERE') and 'wsrep_on' in sql:
+        # FAKE_WSREP: {"variables": {...}, "status": {...}} of a member.
+        wsrep = json.loads(os.environ.get('FAKE_WSREP') or '{}')
+        for name, value in wsrep.get('variables', {'wsrep_on': 'OFF'}).items():
+            print('%s\t%s' % (name, value))
+    elif sql.startswith('SHOW GLOBAL STATUS WHERE'):
+        wsrep = json.loads(os.environ.get('FAKE_WSREP') or '{}')
+        for name, value in wsrep.get('status', {}).items():
+            print('%s\t%s' % (name, value))
     else:
         sys.exit('ERROR 1064 (42000): unexpected query')
 else:
@@ -290,10 +299,37 @@ class MySQLDriverTestCase(test_base.TestCase):
                 for art in self.check_backup()[0]:
                     self.storage.delete(art.location)
 
+    def galera_member(self, state):
+        self.env(FAKE_WSREP=json.dumps({
+            'variables': {'wsrep_on': 'ON', 'wsrep_desync': 'OFF'},
+            'status': {'wsrep_local_state_comment': state,
+                       'wsrep_cluster_state_uuid': 'u-1', 'wsrep_ready': 'ON',
+                       'wsrep_cluster_size': '3',
+                       'wsrep_last_committed': '77'}}))
+
+    def test_galera_member_dump_records_the_cluster(self):
+        self.galera_member('Synced')
+        for art in self.driver.backup(self.ctx):
+            self.assertEqual({'cluster_uuid': 'u-1', 'seqno': 77,
+                              'node': 'ctl1'}, art.meta['galera'])
+        self.assertIn('--single-transaction',
+                      self.record('mysqldump.json')['argv'])
+
+    def test_galera_member_not_synced_is_refused(self):
+        self.galera_member('Donor/Desynced')
+        exc = self.assertRaises(exception.DumpFailed, self.driver.backup,
+                                self.ctx)
+        self.assertIn('Galera node ctl1 is Donor/Desynced', exc.message)
+        self.assertFalse(os.path.exists(
+            os.path.join(self.fake_dir, 'mysqldump.json')))
+        # A restore's save of what it replaces still runs.
+        self.assertEqual(1, len(self.driver.backup(self.ctx, ['nova'])))
+
     def test_credentials_only_in_option_file(self):
         self.driver.backup(self.ctx)
         calls = [self.record('mysqldump.json')] + self.record('mysql.calls')
-        self.assertEqual(3, len(calls))
+        # The dump, and the queries: wsrep state, databases, log_bin.
+        self.assertEqual(4, len(calls))
         for call in calls:
             self.assertEqual('[client]\nuser="root"\n'
                              'password="s3cr3t-Pw\\"x"\n'
@@ -309,7 +345,7 @@ class MySQLDriverTestCase(test_base.TestCase):
              '--databases', 'nova', 'keystone', 'mysql'],
             calls[0]['argv'][2:])
         self.assertEqual(['--batch', '--skip-column-names', '-e',
-                          'SHOW DATABASES'], calls[1]['argv'][2:])
+                          'SHOW DATABASES'], calls[2]['argv'][2:])
 
     def test_socket_in_option_file(self):
         self.flags(group='mysql', socket='/run/my sock', host='db1')
