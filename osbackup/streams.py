@@ -303,3 +303,66 @@ def file_sha256(fileobj: typing.BinaryIO) -> tuple[str, int]:
     reader = HashingReader(fileobj)
     reader.drain()
     return reader.sha256, reader.size
+
+
+class WriteBehind:
+    """A writable stream whose writes run in a helper thread.
+
+    For a producer busy with what it makes (reading, hashing and
+    compressing a tree): hashing the compressed stream and writing it to
+    storage overlap that work. At most ``depth`` writes wait, so memory
+    stays flat. The sink's first error is raised by the next write or by
+    close(); use it as a context manager so the thread always ends.
+    """
+
+    def __init__(self, sink: typing.BinaryIO, depth: int = 16):
+        self._sink = sink
+        self._queue: queue.Queue = queue.Queue(depth)
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run,
+                                        name='osbackup-behind', daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while True:
+            data = self._queue.get()
+            if data is None:
+                return
+            if self._error is None:
+                try:
+                    self._sink.write(data)
+                except BaseException as exc:
+                    # Drained on: a producer blocked on a full queue
+                    # sees the error at its next write.
+                    self._error = exc
+
+    def _raise(self) -> None:
+        if self._error is not None:
+            raise self._error
+
+    def write(self, data) -> int:
+        self._raise()
+        # A copy: the producer may reuse its buffer once this returns.
+        self._queue.put(bytes(data))
+        return len(data)
+
+    def flush(self) -> None:
+        self._raise()
+
+    def close(self) -> None:
+        """Wait until every write is done; raise the sink's error."""
+        if self._thread.is_alive():
+            self._queue.put(None)
+            self._thread.join()
+        self._raise()
+
+    def __enter__(self) -> 'WriteBehind':
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if exc_type is None:
+            self.close()
+        elif self._thread.is_alive():
+            # Failing anyway: end the thread, keep the first error.
+            self._queue.put(None)
+            self._thread.join()

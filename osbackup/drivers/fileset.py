@@ -118,13 +118,16 @@ class FileSetDriver(base.ServiceDriver):
         writer = ctx.storage.open_writer(key)
         with writer:
             sink = streams.HashingWriter(writer)
-            stats = archive.write_archive(
-                sink, self.root, self.paths(), self.excludes(),
-                level=self.conf.storage.compression_level,
-                threads=self.conf.storage.compression_threads,
-                progress=ctx.progress,
-                base=kept and kept['manifest'],
-                base_ref=kept and kept['backup_id'])
+            # The stream's hash and the storage writes run beside the
+            # reading and compressing of the tree, not after each piece.
+            with streams.WriteBehind(sink) as behind:
+                stats = archive.write_archive(
+                    behind, self.root, self.paths(), self.excludes(),
+                    level=self.conf.storage.compression_level,
+                    threads=self.conf.storage.compression_threads,
+                    progress=ctx.progress,
+                    base=kept and kept['manifest'],
+                    base_ref=kept and kept['backup_id'])
             location = writer.commit()
         ctx.warnings.extend(stats.warnings)
         if self.INCREMENTAL:
