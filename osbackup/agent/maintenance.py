@@ -16,6 +16,7 @@ import tempfile
 from oslo_log import log as logging
 
 from osbackup import archive
+from osbackup.definitions import mysql as mysql_definition
 from osbackup.drivers import base as driver_base
 from osbackup import durable
 from osbackup import exception
@@ -132,12 +133,13 @@ class Maintenance:
             shutil.rmtree(scratch, ignore_errors=True)
 
     def _scratch_load(self, storage, copy, art, expected, progress):
-        mysql = self.drivers.get('mysql')
+        mysql = self.drivers.get(mysql_definition.NAME)
         if mysql is None:
             raise exception.InvalidInput(
                 'Deep verification of %s needs the mysql driver on %s'
                 % (art['name'], self.host))
-        ctx = driver_base.TaskContext('verify', 'verify', self.host, 'mysql',
+        ctx = driver_base.TaskContext('verify', 'verify', self.host,
+                                      mysql_definition.NAME,
                                       storage, progress)
         return mysql.scratch_load(ctx, copy['location'], art['name'],
                                   expected)

@@ -27,6 +27,7 @@ from oslo_log import log as logging
 
 from osbackup.agent import unit_check
 from osbackup import archive
+from osbackup.definitions import mysql as mysql_definition
 from osbackup.drivers import base as driver_base
 from osbackup import durable
 from osbackup import exception
@@ -101,20 +102,20 @@ class RestoreWorker:
         return driver_base.TaskContext(
             task_id='restore-%s' % params['restore_id'],
             backup_id='restore-%s' % params['restore_id'], host=self.host,
-            service='mysql', storage=self.storage, progress=progress)
+            service=mysql_definition.NAME, storage=self.storage,
+            progress=progress)
 
     def _allowed(self, service):
         """The directories the driver of ``service`` may restore."""
         driver = self.drivers.get(service)
-        if driver is None or not hasattr(driver, 'PATHS'):
+        allowed = driver.restorable_paths() if driver is not None else None
+        if not allowed:
             raise exception.RestoreFailed(
                 'No file-set driver %s on %s' % (service, self.host))
-        allowed = set(driver.PATHS) | set(driver.LOG_PATHS)
-        allowed |= {p for _opt, p in driver.OPTIONAL_PATHS}
         return driver, allowed
 
     def _mysql(self):
-        driver = self.drivers.get('mysql')
+        driver = self.drivers.get(mysql_definition.NAME)
         if driver is None:
             raise exception.RestoreFailed('The mysql driver is not enabled '
                                           'on %s' % self.host)
@@ -266,7 +267,7 @@ class RestoreWorker:
         """
         art, service = item['artifact'], item['service']
         driver = self.drivers.get(service)
-        if driver is None or not hasattr(driver, 'stage'):
+        if not isinstance(driver, driver_base.PhysicalRestore):
             steps.append(_step(self.host, 'verify', art['name'],
                                states.FAILED, 'no physical driver'))
             raise PhaseFailed('No physical database driver %s on %s'
@@ -457,7 +458,7 @@ class RestoreWorker:
         if data['loaded']:
             mysql = self._mysql()
             ctx = driver_base.TaskContext('rollback', 'rollback', self.host,
-                                          'mysql', self.storage)
+                                          mysql_definition.NAME, self.storage)
             for entry in reversed(data['loaded']):
                 pre = entry['pre_restore']
                 if pre:

@@ -19,21 +19,22 @@ from osbackup.agent import clock as clock_mod
 from osbackup.agent import maintenance as maintenance_mod
 from osbackup.agent import restore as restore_mod
 from osbackup.agent import space as space_mod
+from osbackup.definitions import mysql as mysql_definition
 from osbackup.drivers import base as driver_base
 from osbackup import exception
+from osbackup import restore_phases
 from osbackup import states
 from osbackup import task_log
 
 LOG = logging.getLogger(__name__)
 
 
-RESTORE_PHASES = ('prepare', 'stop', 'load_db', 'replace', 'start', 'check',
-                  'finish', 'rollback')
+RESTORE_PHASES = restore_phases.ALL
 # A restore holds its services on a host from its first phase to the one
 # that ends it there.
-RESTORE_ENDS = ('restore_finish', 'restore_rollback')
-RESTORE_HOLDING = tuple('restore_' + p for p in RESTORE_PHASES
-                        if 'restore_' + p not in RESTORE_ENDS)
+RESTORE_ENDS = restore_phases.END_KINDS
+RESTORE_HOLDING = tuple(restore_phases.task_kind(p) for p in RESTORE_PHASES
+                        if restore_phases.task_kind(p) not in RESTORE_ENDS)
 
 
 MAINTENANCE_KINDS = ('verify', 'delete', 'distribute_rings')
@@ -96,7 +97,8 @@ class TaskRunner:
         self._handlers = {'backup': self._backup}
         if restorer is not None:
             for phase in RESTORE_PHASES:
-                self._handlers['restore_' + phase] = self._restore
+                self._handlers[restore_phases.task_kind(phase)] = \
+                    self._restore
         for kind in MAINTENANCE_KINDS:
             self._handlers[kind] = self._maintain
 
@@ -199,7 +201,7 @@ class TaskRunner:
 
     @staticmethod
     def _owner(task):
-        if task['kind'].startswith('restore_'):
+        if task['kind'].startswith(restore_phases.TASK_PREFIX):
             return 'restore %s' % (task.get('params') or {}).get('restore_id')
         return '%s task %s' % (task['kind'], task['id'])
 
@@ -217,7 +219,7 @@ class TaskRunner:
         plan = (task.get('params') or {}).get('plan') or {}
         services = {f['service'] for f in plan.get('files', [])}
         if plan.get('databases'):
-            services.add('mysql')
+            services.add(mysql_definition.NAME)
             services |= {d['owner'] for d in plan['databases']
                          if d.get('owner')}
         units = set(plan.get('units', []))
@@ -336,7 +338,7 @@ class TaskRunner:
         return states.SUCCEEDED, result
 
     def _restore(self, task):
-        phase = task['kind'][len('restore_'):]
+        phase = restore_phases.phase_of(task['kind'])
         progress = self._context(task).progress
         try:
             steps = getattr(self.restorer, phase)(task['params'], progress)

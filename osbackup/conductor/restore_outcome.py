@@ -28,9 +28,10 @@ A finished restore whose host is not ``done`` or ``not_needed`` needs the
 operator's attention there.
 """
 
+from osbackup import restore_phases
 from osbackup import states
 
-ROLLBACK_KIND = 'restore_rollback'
+ROLLBACK_KIND = restore_phases.ROLLBACK_KIND
 
 NOT_NEEDED = 'not_needed'
 PENDING = 'pending'

@@ -8,16 +8,15 @@ load and the units to stop before and start after.
 
 from sqlalchemy.engine import url as sa_url
 
-from osbackup.conf import services as service_conf
+from osbackup import artifact_kinds
+from osbackup import definitions
+from osbackup.definitions import mysql as mysql_definition
 from osbackup import exception
+from osbackup import restore_phases
 from osbackup import states
 
-PHASES = ('prepare', 'stop', 'load_db', 'replace', 'start', 'check',
-          'finish')
-ROLLBACK = 'rollback'
-MYSQL = 'mysql'
-#: Artifact kind of a physical copy of a whole database server.
-PHYSICAL = 'physical'
+MYSQL = mysql_definition.NAME
+PHYSICAL = artifact_kinds.PHYSICAL
 
 
 def catalogue_database(conf) -> str | None:
@@ -30,8 +29,8 @@ def catalogue_database(conf) -> str | None:
 
 
 def database_owner(conf, database: str) -> str | None:
-    for service in service_conf.SERVICES:
-        if database in conf[service].databases:
+    for service, definition in sorted(definitions.builtin().items()):
+        if definition.fileset and database in conf[service].databases:
             return service
     return None
 
@@ -215,7 +214,7 @@ def steps(plan: dict) -> list[dict]:
 
 def has_work(plan_host: dict, phase: str) -> bool:
     """Whether a host has anything to do in a phase."""
-    if phase in ('prepare', 'finish', ROLLBACK):
+    if phase in ('prepare', 'finish', restore_phases.ROLLBACK):
         return True
     if phase in ('stop', 'start', 'check'):
         return bool(plan_host['units'])

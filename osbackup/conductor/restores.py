@@ -23,6 +23,7 @@ from osbackup.conductor import notify
 from osbackup.conductor import restore_outcome
 from osbackup.conductor import restore_plan
 from osbackup import exception
+from osbackup import restore_phases
 from osbackup import states
 
 LOG = logging.getLogger(__name__)
@@ -35,10 +36,10 @@ ROLLBACK_ATTEMPTS = 5
 
 def phase_name(index: int) -> str:
     if index == ROLLBACK_PHASE:
-        return restore_plan.ROLLBACK
+        return restore_phases.ROLLBACK
     if index >= DONE_PHASE:
         return 'done'
-    return restore_plan.PHASES[index]
+    return restore_phases.PHASES[index]
 
 
 class RestoreOrchestrator:
@@ -94,7 +95,8 @@ class RestoreOrchestrator:
     def _specs(restore: dict, index: int, only=None) -> list[dict]:
         """The tasks of a phase: one per host with work in it."""
         name = phase_name(index)
-        return [dict(kind='restore_' + name, host=host, service='restore',
+        return [dict(kind=restore_phases.task_kind(name), host=host,
+                     service='restore',
                      params={'restore_id': restore['id'],
                              'backup_id': restore['backup_id'],
                              'plan': host_plan},
@@ -122,7 +124,7 @@ class RestoreOrchestrator:
     def task_done(self, task: dict) -> None:
         """Record a restore task's steps, then move the restore on."""
         result = task.get('result') or {}
-        phase = task['kind'].replace('restore_', '', 1)
+        phase = restore_phases.phase_of(task['kind'])
         steps = list(result.get('steps') or [])
         if not steps or (task['status'] not in states.TASK_GOOD and not any(
                 s['status'] == states.FAILED for s in steps)):
@@ -147,7 +149,7 @@ class RestoreOrchestrator:
             return
         name = phase_name(index)
         tasks = [t for t in restore['tasks']
-                 if t['kind'] == 'restore_' + name]
+                 if t['kind'] == restore_phases.task_kind(name)]
         if any(t['status'] in states.TASK_ACTIVE for t in tasks):
             return
         expected = len(self._specs(restore, index))
@@ -174,7 +176,7 @@ class RestoreOrchestrator:
             self._move(restore, index, ROLLBACK_PHASE)
             return
         following = index + 1
-        if following >= len(restore_plan.PHASES):
+        if following >= len(restore_phases.PHASES):
             self._end(restore, index)
             return
         self._move(restore, index, following)

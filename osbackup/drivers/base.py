@@ -81,6 +81,34 @@ class ServiceDriver(abc.ABC):
         """Units a restore stops and starts; none by default."""
         return []
 
+    def restorable_paths(self) -> frozenset[str]:
+        """Service paths a file-set restore may replace; none by default.
+
+        A restore refuses an artifact naming any other path.
+        """
+        return frozenset()
+
     def describe(self) -> dict:
         """Facts for the heartbeat (paths or databases found)."""
         return {}
+
+
+class PhysicalRestore(abc.ABC):
+    """A driver that restores a whole data directory (mariabackup).
+
+    The restore stages a copy beside the live directory while the server
+    runs, checks the server is stopped and swaps the copy in.
+    """
+
+    @abc.abstractmethod
+    def datadir(self, override: str | None = None) -> str:
+        """The live data directory, under the node root."""
+
+    @abc.abstractmethod
+    def stage(self, ctx: TaskContext, location: str, expected_sha256: str,
+              datadir: str, dest: str) -> None:
+        """Unpack, check and prepare the artifact into ``dest``."""
+
+    @abc.abstractmethod
+    def check_stopped(self, datadir: str) -> None:
+        """Raise unless no server runs on ``datadir``."""

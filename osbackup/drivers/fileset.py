@@ -1,8 +1,9 @@
-"""Declarative file-set drivers: a service is its directories and units.
+"""File-set drivers: a service is its directories and units.
 
-A subclass names its configuration, state and log directories, the large
-subtrees that are left out unless asked for, and its option group; this
-class archives them into one artifact per (host, service). Backups never
+The service's definition (``osbackup.definitions``) names its
+configuration, state and log directories, the large subtrees left out
+unless asked for, and its option group; this class archives them into one
+artifact per (host, service). Backups never
 stop the service: archiving files needs no outage.
 
 When the conductor names a base backup, the archive is incremental against
@@ -20,6 +21,8 @@ import os
 from oslo_log import log as logging
 
 from osbackup import archive
+from osbackup import artifact_kinds
+from osbackup.definitions import base as definition_base
 from osbackup.drivers import base
 from osbackup import durable
 from osbackup import streams
@@ -28,19 +31,25 @@ LOG = logging.getLogger(__name__)
 
 
 class FileSetDriver(base.ServiceDriver):
-    """Archive ``/etc/<svc>``, ``/var/lib/<svc>`` and ``/var/log/<svc>``."""
+    """Archive the paths a service definition names.
 
-    #: Directories that hold configuration and state.
-    PATHS: tuple = ()
-    #: Log directories, included unless ``[<svc>] include_logs`` is off.
-    LOG_PATHS: tuple = ()
-    #: (option name, path) pairs of subtrees excluded unless the option is on.
-    OPTIONAL_PATHS: tuple = ()
-    #: A file or directory whose presence means the service is installed.
-    MARKERS: tuple = ()
-    #: Whether backups may be incremental (swift's rings are read from
-    #: one archive by ring distribution, so swift stays full).
-    INCREMENTAL: bool = True
+    A subclass sets ``definition``; a definition with no driver class of
+    its own is served by this class directly (``FileSetDriver(conf, d)``).
+    """
+
+    definition: definition_base.ServiceDefinition | None = None
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        if cls.definition is not None:
+            cls.name = cls.definition.name
+
+    def __init__(self, conf,
+                 definition: definition_base.ServiceDefinition | None = None):
+        super().__init__(conf)
+        if definition is not None:
+            self.definition = definition
+            self.name = definition.name
 
     @property
     def options(self):
@@ -48,18 +57,22 @@ class FileSetDriver(base.ServiceDriver):
 
     def paths(self) -> list[str]:
         """Absolute service paths this host's backup covers."""
-        paths = list(self.PATHS)
+        paths = list(self.definition.paths)
         if self.options.include_logs:
-            paths.extend(self.LOG_PATHS)
+            paths.extend(self.definition.log_paths)
         return paths
 
     def excludes(self) -> list[str]:
-        return [path for option, path in self.OPTIONAL_PATHS
-                if not self.options[option]]
+        return list(self.definition.excludes) + [
+            o.path for o in self.definition.optional_paths
+            if not self.options[o.option]]
+
+    def restorable_paths(self) -> frozenset[str]:
+        return self.definition.restorable_paths()
 
     def is_present(self) -> bool:
         return any(os.path.exists(self.path(p))
-                   for p in self.MARKERS or self.PATHS)
+                   for p in self.definition.present_markers())
 
     def units(self) -> list[str]:
         return list(self.options.units)
@@ -75,7 +88,7 @@ class FileSetDriver(base.ServiceDriver):
     def _base(self, ctx: base.TaskContext) -> dict | None:
         """The kept manifest of the base the conductor named, if we have it."""
         wanted = ctx.params.get('base')
-        if not wanted or not self.INCREMENTAL:
+        if not wanted or not self.definition.incremental:
             return None
         kept = None
         with contextlib.suppress(OSError, ValueError):
@@ -130,7 +143,7 @@ class FileSetDriver(base.ServiceDriver):
                     base_ref=kept and kept['backup_id'])
             location = writer.commit()
         ctx.warnings.extend(stats.warnings)
-        if self.INCREMENTAL:
+        if self.definition.incremental:
             self._keep(ctx, sink.sha256, stats.manifest_json)
         meta = {'paths': stats.manifest['paths'],
                 'excludes': stats.manifest['excludes'],
@@ -143,5 +156,5 @@ class FileSetDriver(base.ServiceDriver):
             meta.update(level='incremental', base=kept['backup_id'],
                         depth=kept['depth'])
         return [base.Artifact(
-            name=self.name, kind='files', location=location,
+            name=self.name, kind=artifact_kinds.FILES, location=location,
             size=sink.size, sha256=sink.sha256, meta=meta, key=key)]

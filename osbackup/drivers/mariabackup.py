@@ -34,6 +34,7 @@ import time
 import psutil
 import zstandard
 
+from osbackup import artifact_kinds
 from osbackup.drivers import base
 from osbackup.drivers import galera
 from osbackup.drivers import mysql
@@ -41,7 +42,7 @@ from osbackup import durable
 from osbackup import exception
 from osbackup import streams
 
-KIND = 'physical'
+KIND = artifact_kinds.PHYSICAL
 SUFFIX = '.xbstream.zst'
 DEFAULT_DATADIR = '/var/lib/mysql'
 CHUNK = streams.CHUNK
@@ -301,7 +302,7 @@ class _StderrTail(threading.Thread):
         return shown[-STDERR_SHOWN:] or '(no message)'
 
 
-class MariaBackupDriver(base.ServiceDriver):
+class MariaBackupDriver(base.ServiceDriver, base.PhysicalRestore):
     """The whole local MariaDB server, copied physically by mariadb-backup."""
 
     name = 'mariabackup'

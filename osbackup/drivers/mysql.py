@@ -26,6 +26,7 @@ from oslo_log import log as logging
 import psutil
 import zstandard
 
+from osbackup import artifact_kinds
 from osbackup.drivers import base
 from osbackup.drivers import galera
 from osbackup import exception
@@ -933,7 +934,8 @@ class MySQLDriver(base.ServiceDriver):
                                    'position': int(position.group(2)),
                                    'gtid': splitter.gtid}
             artifacts.append(base.Artifact(
-                name=db, kind='sql', location=committed[-1], size=hw.size,
+                name=db, kind=artifact_kinds.SQL, location=committed[-1],
+                size=hw.size,
                 sha256=hw.sha256, key=ctx.key(db, '.sql.zst'),
                 meta={'database': db, 'binlog': binlog or None,
                       'uncompressed_size': splitter.sizes[db]}))

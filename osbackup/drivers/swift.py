@@ -8,16 +8,12 @@ artifact's metadata so a restore or a ring distribution can find them.
 import glob
 import os
 
+from osbackup.definitions import swift
 from osbackup.drivers import fileset
 
 
 class SwiftDriver(fileset.FileSetDriver):
-    name = 'swift'
-    PATHS = ('/etc/swift', '/var/lib/swift')
-    LOG_PATHS = ('/var/log/swift',)
-    MARKERS = ('/etc/swift',)
-    # Ring distribution reads the rings from this one archive.
-    INCREMENTAL = False
+    definition = swift.DEFINITION
 
     def rings(self) -> list[str]:
         """Ring and builder files found under /etc/swift."""

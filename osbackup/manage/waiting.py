@@ -34,11 +34,12 @@ def _restore_line(op: dict) -> str:
     # starts: phases and steps are what stays meaningful.
     from osbackup.conductor import restore_plan
     from osbackup.conductor import restores
+    from osbackup import restore_phases
     planned = len(restore_plan.steps(op['plan'])) if op.get('plan') else 0
     done = len(op.get('steps') or [])
     index = op.get('phase') or 0
-    if index < len(restore_plan.PHASES):
-        phase = 'phase %d/%d %s' % (index + 1, len(restore_plan.PHASES),
+    if index < len(restore_phases.PHASES):
+        phase = 'phase %d/%d %s' % (index + 1, len(restore_phases.PHASES),
                                     restores.phase_name(index))
     else:
         phase = 'phase %s' % restores.phase_name(index)

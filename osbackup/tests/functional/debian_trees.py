@@ -88,6 +88,6 @@ def node_tree(root: str, services=tuple(PACKAGES)) -> None:
 
 def service_paths(service: str, root: str) -> list[str]:
     """The absolute paths osbackup's driver archives that the tree has."""
-    driver = DRIVERS[service]
-    return [p for p in driver.PATHS + driver.LOG_PATHS
+    definition = DRIVERS[service].definition
+    return [p for p in definition.paths + definition.log_paths
             if os.path.lexists(os.path.join(root, p.lstrip('/')))]

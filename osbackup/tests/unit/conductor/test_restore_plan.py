@@ -2,6 +2,7 @@
 
 from osbackup.conductor import restore_plan
 from osbackup import exception
+from osbackup import restore_phases
 from osbackup.tests import base
 
 
@@ -50,7 +51,7 @@ class RestorePlanTest(base.TestCase):
         self.assertEqual(['nova-compute'], plan['hosts']['cmp']['units'])
         steps = restore_plan.steps(plan)
         phases = [s['phase'] for s in steps if s['action'] != 'skip']
-        order = [restore_plan.PHASES.index(p) for p in phases]
+        order = [restore_phases.PHASES.index(p) for p in phases]
         self.assertEqual(sorted(order), order)
         stops = [s for s in steps if s['action'] == 'stop']
         loads = [s for s in steps if s['action'] == 'load']

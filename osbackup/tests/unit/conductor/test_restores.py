@@ -11,6 +11,7 @@ from osbackup.conductor import restore_outcome
 from osbackup.conductor import restores
 from osbackup.db import api
 from osbackup.db import models
+from osbackup import restore_phases
 from osbackup import states
 from osbackup.tests import base
 from osbackup.tests.unit.conductor import test_backups
@@ -149,7 +150,7 @@ class RestoreOrchestratorTest(base.TestCase):
             self.restores.check()
         self.assertEqual([], self.sent_after_stop())
         restore = self.restore()
-        self.assertEqual(restores.restore_plan.PHASES.index('stop'),
+        self.assertEqual(restore_phases.PHASES.index('stop'),
                          restore['phase'])
         stop = [t['id'] for t in restore['tasks']
                 if t['kind'] == 'restore_stop']

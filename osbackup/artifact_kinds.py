@@ -1,0 +1,11 @@
+"""Artifact kinds: what one stored piece of a backup is."""
+
+#: An archive of a file set (``.tar.zst``).
+FILES = 'files'
+#: A logical database dump (mysqldump).
+SQL = 'sql'
+#: A physical copy of a whole database server (mariadb-backup).
+PHYSICAL = 'physical'
+#: The output of a definition's capture command (RabbitMQ definitions,
+#: OVN databases).
+COMMAND = 'command'
