@@ -5,9 +5,18 @@ threads (RPC server, periodic timers, a worker pool); SIGTERM and SIGINT
 set an event and every service is stopped in reverse order. Agents run a
 single worker (their RPC queue is per host), conductors scale by running
 more processes, so a multi-process launcher would add nothing.
+
+Every step of a stop is bounded, so SIGTERM ends a daemon within seconds
+in any state (systemd would otherwise wait its stop timeout and kill it):
+a signal during start-up (a broker that cannot be reached blocks it)
+interrupts the start; periodic jobs and the RPC server get a few seconds
+each; threads still alive after that do not keep the process (see
+exit_after).
 """
 
+import os
 import signal
+import sys
 import threading
 import time
 
@@ -19,6 +28,15 @@ LOG = logging.getLogger(__name__)
 #: a job stuck on an unreachable broker or database must not hold up a
 #: SIGTERM; its thread is a daemon and ends with the process.
 STOP_WAIT = 2
+#: Longest wait for the RPC server to stop (seconds): with the broker
+#: gone, oslo.messaging's listener keeps reconnecting meanwhile.
+SERVER_STOP_WAIT = 3
+#: Longest wait at exit for threads that are not daemons (seconds).
+EXIT_WAIT = 2
+
+
+class StartInterrupted(BaseException):
+    """SIGTERM or SIGINT arrived while the services were starting."""
 
 
 class PeriodicTimer:
@@ -131,26 +149,48 @@ class RPCService(Service):
         for timer in self.timers:
             timer.stop()
         if self.server is not None:
-            self.server.stop()
-            self.server.wait()
-            self.server = None
+            server, self.server = self.server, None
+            if not _within(SERVER_STOP_WAIT,
+                           lambda: (server.stop(), server.wait())):
+                LOG.warning('The RPC server did not stop within %d s (is '
+                            'the broker reachable?); stopping anyway',
+                            SERVER_STOP_WAIT)
+
+
+def _within(timeout: float, func) -> bool:
+    """Run ``func`` in a daemon thread; whether it ended in ``timeout`` s."""
+    worker = threading.Thread(target=func, name='bounded-stop', daemon=True)
+    worker.start()
+    worker.join(timeout)
+    return not worker.is_alive()
 
 
 def run(services: list) -> None:
     """Start services and block until SIGTERM or SIGINT, then stop them."""
     stop = threading.Event()
+    starting = [True]
 
     def _signal(signum, _frame):
         LOG.info('Caught signal %d, stopping', signum)
         stop.set()
+        if starting[0]:
+            # A start blocked on the broker would never see the event.
+            starting[0] = False
+            raise StartInterrupted()
 
     signal.signal(signal.SIGTERM, _signal)
     signal.signal(signal.SIGINT, _signal)
     started = []
     try:
-        for svc in services:
-            svc.start()
-            started.append(svc)
+        try:
+            for svc in services:
+                svc.start()
+                started.append(svc)
+            starting[0] = False
+        except StartInterrupted:
+            LOG.warning('Stopped while starting (%s was not started)',
+                        type(services[len(started)]).__name__)
+            return
         while not stop.wait(3600):
             pass
     finally:
@@ -160,3 +200,27 @@ def run(services: list) -> None:
             except Exception:
                 LOG.exception('Error stopping %s', svc)
     LOG.info('Stopped')
+
+
+def exit_after(code: int = 0) -> None:
+    """Exit now, even if threads that are not daemons still run.
+
+    oslo.messaging's and the executors' threads can be stuck on a broker
+    that is gone; the interpreter would wait for them at exit for ever.
+    """
+    deadline = time.monotonic() + EXIT_WAIT
+    for thread in threading.enumerate():
+        if thread is threading.main_thread() or thread.daemon:
+            continue
+        thread.join(max(0.0, deadline - time.monotonic()))
+    stuck = [t.name for t in threading.enumerate()
+             if t is not threading.main_thread() and not t.daemon
+             and t.is_alive()]
+    if stuck:
+        LOG.info('Threads still running at exit (%s); exiting anyway',
+                 ', '.join(stuck))
+    sys.stdout.flush()
+    sys.stderr.flush()
+    import logging as std_logging
+    std_logging.shutdown()
+    os._exit(code)

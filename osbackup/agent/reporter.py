@@ -86,6 +86,11 @@ class ConductorReporter:
 
     # -- life cycle -----------------------------------------------------
 
+    @property
+    def failing(self) -> bool:
+        """Whether the last reliable report could not be sent."""
+        return self._failing
+
     def pending(self) -> int:
         """Reliable reports not sent yet."""
         with self._cond:

@@ -28,7 +28,7 @@ JOURNAL_RETENTION = 7 * 86400
 RPC_DISPATCH_THREADS = 2
 #: Seconds a stopping agent spends sending the reports still queued; the
 #: journal keeps the rest for its next start.
-STOP_REPORT_WAIT = 5
+STOP_REPORT_WAIT = 3
 
 
 class AgentService(service.RPCService):
@@ -129,8 +129,13 @@ class AgentService(service.RPCService):
         # conductor marks this agent stopped at once, so a backup started
         # now fails at once instead of after agent_down_time.
         self.reporter.stop(STOP_REPORT_WAIT)
+        if self.reporter.failing:
+            LOG.warning('Not telling the conductor this agent stops: the '
+                        'broker does not take its reports; it shows as '
+                        'down after [conductor] agent_down_time')
+            return
         try:
-            self.conductor.goodbye(rpc.admin_context(), self.host)
+            self.conductor.goodbye(rpc.admin_context(), self.host, retry=0)
         except Exception as exc:
             LOG.warning('Could not tell the conductor this agent stops '
                         '(%s): it shows as down after [conductor] '

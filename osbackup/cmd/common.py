@@ -199,6 +199,7 @@ def daemon_main(service_factory, argv=None):
         if not rpc.cleanup_within(CLEANUP_WAIT):
             LOG.info('Broker connections still closing after %d s; '
                      'exiting anyway', CLEANUP_WAIT)
+    service.exit_after(0)
 
 
 #: Seconds a stopping daemon waits for its broker connections to close:

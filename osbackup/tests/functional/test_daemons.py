@@ -5,13 +5,17 @@ shared RabbitMQ (never stopped or reconfigured here) or on a private
 RabbitMQ node for broker outages.
 """
 
+import json
 import os
 import signal
+import socket
+import tempfile
 import time
 
 import testtools
 
 from osbackup.tests.functional import fleet as fleet_mod
+from osbackup.tests.functional import rabbitmq_server
 from osbackup.tests.functional import test_faults
 
 wait_for = test_faults.wait_for
@@ -67,7 +71,8 @@ def timed_stop(fleet, name) -> float:
     began = time.monotonic()
     code = fleet.stop(name, signal.SIGTERM, timeout=STOP_BOUND)
     took = time.monotonic() - began
-    print('%s stopped in %.1f s after SIGTERM' % (name, took))
+    print('%s stopped in %.1f s after SIGTERM (exit %s)'
+          % (name, took, code))
     if code != 0:
         raise AssertionError('%s exited %s after SIGTERM:\n%s'
                              % (name, code, fleet.log(name)[-3000:]))
@@ -130,6 +135,8 @@ class GoodbyeTest(FleetCase):
         shown, _ = fleet.manage_json('backup', 'show', str(backup['id']))
         self.assertEqual(('SUCCEEDED', [self.host]),
                          (shown['status'], shown['hosts']))
+        # An idle conductor stops promptly too.
+        self.assertLess(timed_stop(fleet, 'conductor'), STOP_BOUND)
 
     def test_wait_times_out_when_no_conductor_answers(self):
         fleet = self.fleet
@@ -144,3 +151,117 @@ class GoodbyeTest(FleetCase):
         self.assertIn('ERROR: timed out after 8 s: no conductor answered',
                       waited.stderr)
         self.assertNotIn('Traceback', waited.stderr)
+
+
+def closed_port() -> int:
+    """A loopback port nothing listens on (the broker "moved")."""
+    with socket.socket() as sock:
+        sock.bind(('127.0.0.1', 0))
+        return sock.getsockname()[1]
+
+
+class SigtermUnreachableBrokerTest(FleetCase):
+    """Both daemons stop promptly while they cannot reach the broker."""
+
+    def setUp(self):
+        super().setUp()
+        self.sections = {'DEFAULT': {
+            'transport_url': 'rabbit://guest:guest@127.0.0.1:%d/x'
+                             % closed_port()}}
+
+    def start_both(self):
+        self.fleet.start_conductor(sections=self.sections)
+        self.fleet.start_agent('cmp', dict(self.sections,
+                                           agent={'drivers': 'nova'}))
+
+    def test_wrong_port_after_retrying(self):
+        self.start_both()
+        # Long enough for several failed connection attempts.
+        wait_for('both to retry the broker', lambda: all(
+            'Connection refused' in self.fleet.log(n) or
+            'ECONNREFUSED' in self.fleet.log(n)
+            for n in ('conductor', 'cmp')), timeout=60)
+        time.sleep(3)
+        self.assertLess(timed_stop(self.fleet, 'cmp'), STOP_BOUND)
+        self.assertLess(timed_stop(self.fleet, 'conductor'), STOP_BOUND)
+
+    def test_while_connecting(self):
+        self.start_both()
+        # Both are connecting (the imports take about a second).
+        wait_for('both to start connecting', lambda: all(
+            'Starting osbackup-' in self.fleet.log(n)
+            for n in ('conductor', 'cmp')), timeout=60, interval=0.05)
+        for name in ('cmp', 'conductor'):
+            self.assertLess(timed_stop(self.fleet, name), STOP_BOUND)
+
+
+class SigtermStoppedBrokerTest(testtools.TestCase):
+    """A private RabbitMQ node stopped (stop_app) under both daemons."""
+
+    def setUp(self):
+        super().setUp()
+        why = rabbitmq_server.available()
+        if why:
+            self.skipTest('needs a private RabbitMQ node: %s' % why)
+        self.rabbit = rabbitmq_server.PrivateBroker(
+            tempfile.mkdtemp(prefix='osbackup-rabbit-'))
+        self.addCleanup(self.rabbit.stop)
+        self.rabbit.start()
+        self.fleet = fleet_mod.Fleet(broker=self.rabbit)
+        self.addCleanup(self.fleet.cleanup)
+        fleet_mod.make_compute_tree(self.fleet.node_root('cmp'))
+        self.host = self.fleet.host('cmp')
+
+    def test_broker_stopped(self):
+        fleet = self.fleet
+        fleet.start_conductor()
+        fleet.start_agent('cmp', {'agent': {'drivers': 'nova'}})
+        fleet.wait_for_agents([self.host])
+        self.rabbit.stop_app()
+        time.sleep(5)
+        self.assertLess(timed_stop(fleet, 'cmp'), STOP_BOUND)
+        self.assertLess(timed_stop(fleet, 'conductor'), STOP_BOUND)
+
+
+class SigtermMidTaskTest(FleetCase):
+    """SIGTERM during a backup: cancelled, consistent, nothing visible."""
+
+    def test_running_backup_is_cancelled_safely(self):
+        fleet = self.fleet
+        db = fleet.create_database('data', {'items': 100})
+        mode_file = os.path.join(fleet.dir, 'dump-mode')
+        with open(mode_file, 'w') as f:
+            f.write('hold')
+        fleet.start_conductor()
+        fleet.start_agent('cmp', {'agent': {'drivers': 'mysql'}, 'mysql': {
+            'databases': db,
+            'mysqldump_path': test_faults.dump_wrapper(fleet)}},
+            env={'OSBACKUP_DUMP_MODE_FILE': mode_file})
+        fleet.wait_for_agents([self.host])
+        started, _ = fleet.manage_json('backup', 'create', '--host',
+                                       self.host, '--service', 'mysql')
+        (task,) = started['tasks']
+        wait_for('the dump to start', lambda: os.path.exists(
+            mode_file + '.started'))
+        took = timed_stop(fleet, 'cmp')
+        self.assertLess(took, STOP_BOUND)
+        # The task ended on the agent, and its end reached the conductor
+        # before the goodbye.
+        path = os.path.join(fleet.dir, 'state', self.host, 'agent',
+                            'tasks', task['id'] + '.json')
+        with open(path) as f:
+            record = json.load(f)
+        self.assertEqual(('done', 'FAILED'),
+                         (record['state'], record['report']['status']))
+        backup = wait_for('the backup to end', lambda: (
+            lambda b: b['status'] != 'RUNNING' and b)(fleet.manage_json(
+                'backup', 'show', str(started['id']))[0]), timeout=30)
+        self.assertEqual('FAILED', backup['status'])
+        (done,) = backup['tasks']
+        self.assertEqual('FAILED', done['status'])
+        self.assertIn('stopping', done['error'])
+        self.assertEqual([], test_faults.available(backup))
+        # Nothing half-written is left in storage or staging.
+        self.assertEqual([], [p for p in test_faults.stored_files(
+            fleet.storage)])
+        self.assertEqual('stopped', self.agents()[self.host]['state'])
