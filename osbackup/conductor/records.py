@@ -59,6 +59,44 @@ class RecordKeeper:
                           '%s: %s', backup_id, target, exc)
         return out
 
+    def sync(self) -> int:
+        """Mark missing the artifacts whose every copy vanished.
+
+        A target that cannot be listed, or that holds none of this
+        deployment's records (the conductor sees another disk than the
+        agents), says nothing: its copies are left as they are.
+        """
+        artifacts = self.catalogue.available_artifacts()
+        for art in artifacts:
+            # Written before copies were recorded: on the default target.
+            art['copies'] = art['copies'] or [
+                {'target': self.conf.storage.backend,
+                 'location': art['location']}]
+        listed = {}
+        for target in sorted({c['target'] for a in artifacts
+                              for c in a['copies']}):
+            try:
+                objects = dict(records.stored(self._storage(target)))
+            except Exception as exc:
+                LOG.warning('Storage sync: cannot list target %s: %s',
+                            target, exc)
+                continue
+            if not any(records.is_record(loc) for loc in objects):
+                LOG.warning('Storage sync: target %s holds no backup '
+                            'records here; not judging its artifacts',
+                            target)
+                continue
+            listed[target] = objects
+        gone = [a['id'] for a in artifacts if a['copies'] and all(
+            c['target'] in listed and c['location'] not in listed[c['target']]
+            for c in a['copies'])]
+        marked = self.catalogue.mark_missing(gone)
+        if marked:
+            LOG.warning('Storage sync: %d artifact(s) vanished from storage '
+                        'and are marked missing: %s', marked,
+                        ', '.join(map(str, gone)))
+        return marked
+
     def forget(self, backup: dict) -> None:
         """Delete a backup's records from its targets (before its objects)."""
         for target in backup['targets']:

@@ -111,6 +111,9 @@ class ConductorService(service.RPCService):
             self.add_timer(interval, self.policies.run_due, 'run-policies')
             self.add_timer(self.conf.conductor.prune_interval,
                            self.pruner.prune, 'prune')
+        if self.conf.conductor.storage_sync_interval:
+            self.add_timer(self.conf.conductor.storage_sync_interval,
+                           self.backups.records.sync, 'storage-sync')
         self.metrics.start()
         if self.notifications.enabled:
             self.add_timer(interval, self.agent_watch.check, 'agent-watch')

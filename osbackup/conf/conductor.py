@@ -43,6 +43,16 @@ conductor_opts = [
                default=3600, min=60,
                help='Seconds between the conductor\'s automatic pruning '
                     'of backups that their policy no longer keeps.'),
+    cfg.IntOpt('storage_sync_interval',
+               default=0, min=0,
+               help='Seconds between reconciliations of the catalogue with '
+                    'the storage targets (0: never). Each lists every '
+                    'target the catalogue uses and marks "missing" the '
+                    'artifacts none of whose copies is stored any more, so '
+                    'that no restore is offered from them. Only for '
+                    'targets this conductor sees as the agents do (object '
+                    'stores, ssh, a shared local_path); a target without '
+                    'any of this deployment\'s records is skipped.'),
     cfg.IntOpt('rpc_threads',
                default=8, min=1,
                help='Threads handling RPC messages (agent reports, '

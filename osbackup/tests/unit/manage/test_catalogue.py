@@ -374,3 +374,36 @@ class DrCheckTest(StoredBackups):
 
 class EncryptedDrCheckTest(DrCheckTest):
     encrypt = True
+
+
+class StorageSyncTest(StoredBackups):
+    """``[conductor] storage_sync_interval``: vanished objects are missing."""
+
+    def sync(self):
+        return records_keeper.RecordKeeper(self.cfg.conf, self.old).sync()
+
+    def test_vanished_artifact_is_marked_missing(self):
+        kept = self.backup()
+        gone = self.backup(host='ctl2')
+        os.unlink(gone['artifacts'][0]['location'])
+        self.assertEqual(1, self.sync())
+        self.assertEqual(states.MISSING, self.old.get_backup(
+            gone['id'])['artifacts'][0]['status'])
+        self.assertEqual(states.AVAILABLE, self.old.get_backup(
+            kept['id'])['artifacts'][0]['status'])
+        self.assertEqual(0, self.sync())
+
+    def test_a_target_without_records_is_not_judged(self):
+        backup = self.backup()
+        os.unlink(self.record_path(backup))
+        os.unlink(backup['artifacts'][0]['location'])
+        self.assertEqual(0, self.sync())
+        self.assertEqual(states.AVAILABLE, self.old.get_backup(
+            backup['id'])['artifacts'][0]['status'])
+
+    def test_unreachable_target_is_not_judged(self):
+        backup = self.backup()
+        self.flags(group='storage', local_path='/nonexistent/osbackup')
+        self.assertEqual(0, self.sync())
+        self.assertEqual(states.AVAILABLE, self.old.get_backup(
+            backup['id'])['artifacts'][0]['status'])
