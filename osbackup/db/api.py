@@ -34,7 +34,10 @@ _row = rows.row
 
 # Reports from many agents update neighbouring index entries at once;
 # InnoDB then picks deadlock victims, whose whole transaction is safe to
-# run again (every update is compare-and-set).
+# run again (every update is compare-and-set). On a Galera cluster, two
+# conductors writing the same rows through different members lose one
+# transaction to certification, reported as the same error 1213: every
+# write of the catalogue is retried the same way.
 _retry_deadlock = oslo_db_api.wrap_db_retry(max_retries=5,
                                             retry_on_deadlock=True)
 
@@ -165,6 +168,7 @@ class Catalogue(agent_api.AgentQueries, policy_api.PolicyQueries,
 
     # -- backups ---------------------------------------------------------
 
+    @_retry_deadlock
     def create_backup(self, hosts, services, policy=None,
                       targets=None) -> dict:
         with self.session() as s:
@@ -258,6 +262,7 @@ class Catalogue(agent_api.AgentQueries, policy_api.PolicyQueries,
         status = self._judge_backup(backup_id, states.FAILED)
         return status if status == states.SUCCEEDED else None
 
+    @_retry_deadlock
     def _judge_backup(self, backup_id, from_status, **values):
         """Set a backup's status from its tasks', compare-and-set.
 
@@ -301,6 +306,7 @@ class Catalogue(agent_api.AgentQueries, policy_api.PolicyQueries,
             return states.SUCCEEDED, None
         return states.FAILED, '%d of %d tasks did not succeed' % (bad, total)
 
+    @_retry_deadlock
     def fail_backup(self, backup_id: int, error: str) -> None:
         with self.session() as s:
             s.execute(sa.update(models.Backup)
@@ -320,6 +326,7 @@ class Catalogue(agent_api.AgentQueries, policy_api.PolicyQueries,
             backup_id=backup_id, restore_id=restore_id,
             verification_id=verification_id)], timeout, deliver_within)[0]
 
+    @_retry_deadlock
     def create_tasks(self, specs: list, timeout: int,
                      deliver_within: int = 120) -> list[dict]:
         """Create PENDING tasks in one transaction.
@@ -604,6 +611,7 @@ class Catalogue(agent_api.AgentQueries, policy_api.PolicyQueries,
                     sha256=copy.get('sha256'), status=states.AVAILABLE,
                     created_at=now))
 
+    @_retry_deadlock
     def expire_tasks(self, start_timeout: int, silence_timeout: int,
                      until: datetime.datetime | None = None,
                      heard=None) -> list[dict]:
@@ -675,6 +683,7 @@ class Catalogue(agent_api.AgentQueries, policy_api.PolicyQueries,
 
     # -- restores --------------------------------------------------------
 
+    @_retry_deadlock
     def create_restore(self, backup_id, hosts, services, plan,
                        steps: list = (), first_tasks=None, timeout=3600,
                        deliver_within: int = 120) -> dict:
@@ -700,6 +709,7 @@ class Catalogue(agent_api.AgentQueries, policy_api.PolicyQueries,
                 deliver_within)
             return out
 
+    @_retry_deadlock
     def start_restore_phase(self, restore_id: int, from_phase: int,
                             to_phase: int, specs: list, timeout: int,
                             deliver_within: int = 120) -> list | None:
@@ -721,6 +731,7 @@ class Catalogue(agent_api.AgentQueries, policy_api.PolicyQueries,
                 return None
             return _insert_tasks(s, specs, timeout, deliver_within)
 
+    @_retry_deadlock
     def end_restore(self, restore_id: int, from_phase: int, status: str,
                     done_phase: int, error: str | None = None) -> bool:
         """End a restore at ``from_phase``: status and phase at once.
@@ -786,6 +797,7 @@ class Catalogue(agent_api.AgentQueries, policy_api.PolicyQueries,
                        models.Restore.status != states.RUNNING)
                 .order_by(models.Task.restore_id)).all())
 
+    @_retry_deadlock
     def retry_restore_task(self, task: dict, specs: list, timeout: int,
                            deliver_within: int = 120) -> list[dict]:
         """Create ``specs`` in place of ``task``, which ended; once.
@@ -809,6 +821,7 @@ class Catalogue(agent_api.AgentQueries, policy_api.PolicyQueries,
                 return []
             return _insert_tasks(s, specs, timeout, deliver_within)
 
+    @_retry_deadlock
     def set_restore_error(self, restore_id: int, error: str) -> None:
         with self.session() as s:
             s.execute(sa.update(models.Restore)
@@ -816,6 +829,7 @@ class Catalogue(agent_api.AgentQueries, policy_api.PolicyQueries,
                              models.Restore.error.is_(None))
                       .values(error=error))
 
+    @_retry_deadlock
     def add_restore_steps(self, restore_id: int, phase: str,
                           steps: list) -> None:
         with self.session() as s:

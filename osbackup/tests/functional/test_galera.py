@@ -17,6 +17,7 @@ import time
 from oslo_config import fixture as config_fixture
 import testtools
 
+from osbackup.db import api
 from osbackup.drivers import base
 from osbackup.drivers import galera
 from osbackup.drivers import mariabackup
@@ -35,6 +36,7 @@ SLOW_BACKUP = r'''
 import sys
 import time
 
+from osbackup.db import api
 from osbackup.drivers import base
 from osbackup.drivers import mariabackup
 from osbackup.storage import local
@@ -204,3 +206,46 @@ class GaleraTest(testtools.TestCase):
         self.assertEqual('0', self.desync(self.node1))
         self.assertFalse(os.path.exists(journal))
         self.cluster.wait_synced()
+
+    # The conductor's catalogue on the cluster, written through two nodes.
+    ROUNDS = 20
+    WRITES = 40
+
+    def conflicts(self) -> int:
+        total = 0
+        for node in self.cluster.nodes:
+            status = node.status()
+            total += int(status.get('wsrep_local_cert_failures', 0))
+            total += int(status.get('wsrep_local_bf_aborts', 0))
+        return total
+
+    def test_certification_conflicts_are_retried_not_lost(self):
+        self.node0.sql('CREATE DATABASE IF NOT EXISTS osbackup_cat')
+        self.cluster.wait_synced()
+        cats = [api.Catalogue('mysql+pymysql://root@localhost/osbackup_cat'
+                              '?unix_socket=%s' % node.socket)
+                for node in (self.node0, self.node1)]
+        cats[0].sync()
+        self.cluster.wait_synced()
+        errors, before = [], self.conflicts()
+
+        def beat(cat, n):
+            try:
+                for i in range(self.WRITES):
+                    cat.record_heartbeat('ctl1', str(n), {'n': i})
+            except Exception as exc:
+                errors.append(exc)
+        for _round in range(self.ROUNDS):
+            threads = [threading.Thread(target=beat, args=(cat, n))
+                       for n, cat in enumerate(cats)]
+            for t in threads:
+                t.start()
+            for t in threads:
+                t.join()
+            if self.conflicts() > before:
+                break
+        self.assertEqual([], errors)
+        self.assertGreater(self.conflicts(), before,
+                           'no certification conflict happened to retry')
+        (agent,) = cats[1].list_agents(3600)
+        self.assertEqual({'n': self.WRITES - 1}, agent['info'])

@@ -208,6 +208,21 @@ class TaskRunnerTest(base.TestCase):
         self.assertTrue(os.path.exists(other.partial_path))
         self.assertEqual([], self.journal.interrupted())
 
+    def test_recover_lets_drivers_undo_first_and_survives_their_errors(self):
+        calls = []
+
+        class Undoing(FakeDriver):
+            def recover(self):
+                calls.append('undo')
+                raise RuntimeError('server down')
+        self.runner.drivers['undo'] = Undoing(self.cfg.conf)
+        task = _task()
+        self.journal.begin(task)
+        self.runner.recover()
+        self.assertEqual(['undo'], calls)
+        (final,) = self.reporter.final()
+        self.assertEqual(states.FAILED, final[2])
+
     def test_stopping_agent_cancels_running_work(self):
         self.runner.stopping.set()
         report = self.runner.run(_task())
