@@ -16,6 +16,7 @@ from osbackup.conductor import retention
 from osbackup.db import rows
 from osbackup import exception
 from osbackup import states
+from osbackup.storage import audit
 
 LOG = logging.getLogger(__name__)
 
@@ -121,6 +122,9 @@ class Pruner:
             # Newest first: each base goes after the backups based on it.
             for entry in sorted(doomed, key=lambda e: -e['id']):
                 self.delete(entry['id'], force=True)
+            # What killed or cut-off writers left on the targets this
+            # conductor reaches (agents clean their own as they start).
+            audit.remove_leftovers(self.conf, self.conf.storage.leftover_age)
         return doomed
 
     def delete(self, backup_id: int, force: bool = False) -> dict:
@@ -148,10 +152,7 @@ class Pruner:
                 'to delete it anyway)' % backup_id)
         by_host = {}
         for a in backup['artifacts']:
-            copies = a['copies'] or ([{'target': self.conf.storage.backend,
-                                       'location': a['location']}]
-                                     if a['location'] else [])
-            for c in copies:
+            for c in audit.copies_of(self.conf, a):
                 by_host.setdefault(a['host'], []).append(
                     {'target': c['target'], 'location': c['location']})
         for task in backup['tasks']:

@@ -53,6 +53,22 @@ storage_opts = [
                     'that shares the same storage. Unset: the key id of '
                     'the record key (see record_key_file), which differs '
                     'between deployments with different keys.'),
+    cfg.IntOpt('leftover_age', default=24 * 3600, min=0,
+               help='Seconds after which prune removes what interrupted '
+                    'writes left on a target: partial files of the local '
+                    'and ssh backends, Swift segments no manifest names, '
+                    'unfinished S3 multipart uploads. Younger ones may '
+                    'belong to a write still running. Only names of '
+                    'osbackup\'s own layout are touched, so a bucket or '
+                    'container may hold other data.'),
+    cfg.IntOpt('orphan_age', default=7 * 24 * 3600, min=0,
+               help='Seconds a complete object without a catalogue row '
+                    '(an orphan, e.g. a backup whose late report was lost '
+                    'or a catalogue restored from an older dump) must be '
+                    'old before "backup prune --delete-orphans" removes '
+                    'it. Orphans are reported by "backup verify" and '
+                    '"backup prune" but never deleted without that flag: '
+                    '"catalogue rebuild" may import them back.'),
     cfg.IntOpt('compression_level', default=3, min=1, max=22,
                help='Compression level (zstd) of archives and dumps.'),
     cfg.IntOpt('compression_threads', default=0, min=-1,

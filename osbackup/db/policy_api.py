@@ -118,7 +118,8 @@ class PolicyQueries:
                 art['copies'] = copies.get(a.id, [])
                 art['parent_backup'] = backup_of.get(a.parent_id)
                 by_backup.setdefault(a.backup_id, []).append(art)
-            return [{'id': b.id, 'status': b.status, 'policy': b.policy,
+            return [{'id': b.id, 'uuid': b.uuid, 'status': b.status,
+                     'policy': b.policy,
                      'created_at': b.created_at,
                      'artifacts': by_backup.get(b.id, [])} for b in backups]
 

@@ -168,9 +168,15 @@ class BackupCommands(check.CheckCommand):
         ver = waiting.wait(
             lambda: self.env.catalogue.get_verification(ver['id']),
             done=lambda v: v['status'] != states.RUNNING)
+        backup = self.env.catalogue.get_backup(backup_id)
+        found = self._audit(backup['targets'] or None)
+        # This backup's objects that are gone; any target's orphans.
+        found['missing'] = [m for m in found['missing']
+                            if m['backup_id'] == backup_id]
         out = {'backup_id': backup_id, 'verification_id': ver['id'],
                'deep': deep, 'status': ver['status'],
-               'problems': ver['problems'], 'checked': ver['details']}
+               'problems': ver['problems'], 'checked': ver['details'],
+               **found}
         if fmt == 'json':
             output.emit_json(out)
         else:
@@ -181,29 +187,62 @@ class BackupCommands(check.CheckCommand):
                 ('Checked', lambda r: r.get('error') or ', '.join(
                     '%s=%s' % (k, r[k]) for k in ('size', 'files', 'tables',
                                                   'rows') if k in r))])
-        return manage.EXIT_OK if ver['status'] == 'OK' else \
-            manage.EXIT_FAILED
+            print_audit(found)
+        return manage.EXIT_OK if ver['status'] == 'OK' and \
+            not found['missing'] else manage.EXIT_FAILED
+
+    def _audit(self, targets=None) -> dict:
+        """Orphans and missing objects of the targets (storage/audit.py)."""
+        from osbackup.storage import audit
+        return audit.audit(self.env.conf,
+                           self.env.catalogue.backups_with_artifacts(),
+                           targets)
 
     @manage.args('--dry-run', action='store_true',
                  help='Only list what would be deleted.')
+    @manage.args('--delete-orphans', action='store_true',
+                 help='Also delete orphans (complete objects of osbackup\'s '
+                      'layout that no catalogue row names) older than '
+                      '--orphan-age. Without it they are only reported: '
+                      '"catalogue rebuild" may import them back.')
+    @manage.args('--orphan-age', type=int, metavar='SECONDS',
+                 help='Minimum age of the orphans --delete-orphans deletes '
+                      '(default: [storage] orphan_age).')
     @manage.format_arg
-    def prune(self, dry_run=False, fmt='table'):
+    def prune(self, dry_run=False, delete_orphans=False, orphan_age=None,
+              fmt='table'):
         """Delete backups their policy no longer keeps, from every target.
 
         The newest good backup of every service and database is always
-        kept, whatever the policy says.
+        kept, whatever the policy says. Leftovers of interrupted writes
+        older than [storage] leftover_age go too; orphans and missing
+        objects are reported.
         """
+        if orphan_age is not None and orphan_age < 0:
+            raise exception.InvalidInput('--orphan-age must be 0 or more')
         doomed = self.env.call('prune_backups', dry_run=dry_run)
         if not dry_run:
             self._wait_deleted([d['id'] for d in doomed])
+        found = self._audit()
+        deleted = []
+        if delete_orphans and not dry_run:
+            from osbackup.storage import audit
+            age = self.env.conf.storage.orphan_age if orphan_age is None \
+                else orphan_age
+            deleted = audit.delete_orphans(self.env.conf, found['orphans'],
+                                           age)
+        out = {'backups': doomed, 'orphans_deleted': deleted, **found}
         if fmt == 'json':
-            output.emit_json(doomed)
+            output.emit_json(out)
         else:
             print('%s %d backup(s)' % ('Would delete' if dry_run
                                        else 'Deleting', len(doomed)))
             output.table(doomed, [('ID', 'id'), ('Policy', 'policy'),
                                   ('Created', 'created_at'),
                                   ('Reason', 'reason')])
+            print_audit(found)
+            if deleted:
+                print('Deleted %d orphan(s)' % len(deleted))
         return manage.EXIT_OK
 
     @manage.args('backup_id', type=int, metavar='BACKUP_ID',
@@ -243,3 +282,25 @@ class BackupCommands(check.CheckCommand):
             if left:
                 time.sleep(poll)
         return state
+
+
+def print_audit(found: dict) -> None:
+    """The orphans, missing objects and unlisted targets of an audit."""
+    if found['orphans']:
+        print('%d orphan(s): stored, but in no catalogue row (kept; '
+              '"backup prune --delete-orphans" removes them)'
+              % len(found['orphans']))
+        output.table(found['orphans'], [
+            ('Target', 'target'), ('Location', 'location'),
+            ('Size', 'size'), ('Modified', 'mtime')])
+    if found['missing']:
+        print('%d missing object(s): in the catalogue, not in storage'
+              % len(found['missing']))
+        output.table(found['missing'], [
+            ('Target', 'target'), ('Backup', 'backup_id'),
+            ('Host', 'host'), ('Artifact', 'artifact'),
+            ('Location', 'location')])
+    for error in found['errors']:
+        print('Target %s not audited: %s' % (error['target'],
+                                             error['error']),
+              file=sys.stderr)

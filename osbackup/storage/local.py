@@ -12,6 +12,7 @@ import errno
 import os
 import shutil
 import stat
+import time
 
 from osbackup import durable
 from osbackup import exception
@@ -178,13 +179,25 @@ class LocalStorage(base.Storage):
                     yield base.StoredObject(path, st.st_size, st.st_mtime)
 
     def cleanup_partials(self, prefix=''):
+        return self._remove_partials(prefix, float('inf'))
+
+    def cleanup_orphans(self, max_age=24 * 3600):
+        return self._remove_partials('', time.time() - max_age)
+
+    def _remove_partials(self, prefix, before):
         removed = []
         top = self._path_for(prefix) if prefix else self.path
         if not os.path.isdir(top):
             return removed
         for dirpath, _dirs, files in os.walk(top):
             for name in files:
-                if name.endswith(PARTIAL_SUFFIX):
-                    os.unlink(os.path.join(dirpath, name))
-                    removed.append(os.path.join(dirpath, name))
+                path = os.path.join(dirpath, name)
+                if not name.endswith(PARTIAL_SUFFIX):
+                    continue
+                try:
+                    if os.lstat(path).st_mtime < before:
+                        os.unlink(path)
+                        removed.append(path)
+                except FileNotFoundError:
+                    pass    # its writer committed or aborted meanwhile
         return removed

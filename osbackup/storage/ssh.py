@@ -661,10 +661,18 @@ class SSHStorage(base.Storage):
         not keep them from starting, so a failure is logged and the
         leftovers wait for the next start.
         """
+        return self._remove_partials(prefix, '')
+
+    def cleanup_orphans(self, max_age=24 * 3600):
+        """Remove ``*.partial`` files not written to for ``max_age`` s."""
+        # find -mmin +N: older than N whole minutes.
+        return self._remove_partials('', '-mmin +%d ' % (max_age // 60))
+
+    def _remove_partials(self, prefix, age_test):
         top = self._path_for(prefix) if prefix else self.path
-        command = ('if test -d %s; then find %s -type f -name %s -print '
+        command = ('if test -d %s; then find %s -type f -name %s %s-print '
                    '-exec rm -f {} +; fi'
-                   % (_q(top), _q(top), _q('*' + PARTIAL_SUFFIX)))
+                   % (_q(top), _q(top), _q('*' + PARTIAL_SUFFIX), age_test))
         try:
             proc = self.run(command, 'removing partial artifacts under %s'
                             % self.location(top))

@@ -168,13 +168,15 @@ class PolicyTest(fleet_mod.FleetTestCase):
                              backup['artifacts'][0]['level'])
             made.append(backup)
         doomed, _ = fleet.manage_json('backup', 'prune', '--dry-run')
-        ids = [d['id'] for d in doomed]
+        ids = [d['id'] for d in doomed['backups']]
         self.assertEqual([made[0]['id'], made[1]['id']],
                          [i for i in ids if i in {b['id'] for b in made}])
         # A dry run deletes nothing.
         for backup in made:
             fleet.manage_json('backup', 'show', str(backup['id']))
-        fleet.manage_json('backup', 'prune')
+        pruned, _ = fleet.manage_json('backup', 'prune')
+        # Every object the catalogue keeps is still stored.
+        self.assertEqual([], pruned['missing'])
         for old in made[:2]:
             proc = fleet.manage('backup', 'show', str(old['id']),
                                 check=False)
