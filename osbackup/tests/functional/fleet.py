@@ -190,10 +190,12 @@ class Fleet:
 
     # -- processes -----------------------------------------------------
 
-    def start(self, name, module, conf, env=None):
+    def start(self, name, module, conf, env=None, prefix=()):
+        """Run ``module``; ``prefix``: a command to run it under."""
         log = open(os.path.join(self.dir, '%s.out' % name), 'ab')
         proc = subprocess.Popen(
-            [sys.executable, '-m', module, '--config-file', conf],
+            list(prefix) + [sys.executable, '-m', module, '--config-file',
+                            conf],
             stdout=log, stderr=subprocess.STDOUT,
             env=dict(os.environ, **(env or {})))
         self.procs[name] = proc
@@ -204,13 +206,13 @@ class Fleet:
         self.manage('db', 'sync', conf=conf)
         return self.start(name, 'osbackup.cmd.conductor', conf)
 
-    def start_agent(self, role, sections=None, env=None):
+    def start_agent(self, role, sections=None, env=None, prefix=()):
         sections = dict(sections or {})
         sections.setdefault('agent', {})
         sections['agent'] = dict(sections['agent'],
                                  root_path=self.node_root(role))
         conf = self.write_conf(role, self.host(role), sections)
-        return self.start(role, 'osbackup.cmd.agent', conf, env)
+        return self.start(role, 'osbackup.cmd.agent', conf, env, prefix)
 
     def standin_sections(self, role, units):
         """Run units as stand-in daemons through the command manager."""

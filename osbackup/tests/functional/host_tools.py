@@ -52,6 +52,9 @@ MARIADB_SERVER = Tool(commands=('mariadb-install-db', 'mariadbd',
                                 'mariadb-admin', 'mariadb'),
                       package='mariadb-server',
                       needed_by='the tests running a private MariaDB server')
+FAKETIME = Tool(commands=('faketime',), package='faketime',
+                needed_by='the clock skew tests (agents with a shifted '
+                          'clock, through libfaketime)')
 ZSTD = Tool(commands=('zstd', 'tar'), package='zstd',
             needed_by='the tests unpacking archives with tar --zstd')
 

@@ -7,6 +7,7 @@ RabbitMQ node for broker outages.
 
 import json
 import os
+import re
 import signal
 import socket
 import tempfile
@@ -15,6 +16,7 @@ import time
 import testtools
 
 from osbackup.tests.functional import fleet as fleet_mod
+from osbackup.tests.functional import host_tools
 from osbackup.tests.functional import rabbitmq_server
 from osbackup.tests.functional import test_faults
 
@@ -265,3 +267,108 @@ class SigtermMidTaskTest(FleetCase):
         self.assertEqual([], [p for p in test_faults.stored_files(
             fleet.storage)])
         self.assertEqual('stopped', self.agents()[self.host]['state'])
+
+
+def shifted_clock(seconds: int) -> tuple:
+    """A command prefix running a program with its clock ``seconds`` ahead.
+
+    libfaketime (LD_PRELOAD) shifts the wall clock only: monotonic clocks
+    stay true, so timeouts and waits behave.
+    """
+    faketime = host_tools.require(host_tools.FAKETIME)['faketime']
+    return (faketime, '-f', '%+ds' % seconds)
+
+
+class ClockSkewTest(FleetCase):
+    """Agents whose clocks run ahead: named, and backups say why."""
+
+    def test_skew_over_the_limit_is_named_and_under_it_works(self):
+        fleet = self.fleet
+        prefix_far, prefix_near = shifted_clock(300), shifted_clock(20)
+        fleet_mod.make_compute_tree(fleet.node_root('near'))
+        far, near = self.host, fleet.host('near')
+        fleet.start_conductor()
+        env = {'DONT_FAKE_MONOTONIC': '1'}
+        fleet.start_agent('cmp', {'agent': {'drivers': 'nova'}}, env=env,
+                          prefix=prefix_far)
+        fleet.start_agent('near', {'agent': {'drivers': 'nova'}}, env=env,
+                          prefix=prefix_near)
+        fleet.manage('agent', 'wait', near, '--timeout', '60')
+        agents = wait_for('the far agent to be listed skewed', lambda: (
+            lambda a: a.get(far, {}).get('state') == 'skewed' and a)(
+                self.agents()), timeout=60)
+        self.assertAlmostEqual(300, agents[far]['clock_offset'], delta=3)
+        self.assertIn('clock skew of +30', agents[far]['reason'])
+        self.assertEqual('up', agents[near]['state'])
+        self.assertAlmostEqual(20, agents[near]['clock_offset'], delta=3)
+        table = fleet.manage('agent', 'list').stdout
+        self.assertRegex(table, r'%s +\| skewed .*\| \+30[0-3] s ' % far)
+
+        # Within the signatures' tolerance: backs up fine.
+        backup, _ = fleet.manage_json('backup', 'create', '--wait',
+                                      '--host', near)
+        self.assertEqual('SUCCEEDED', backup['status'])
+        # Beyond it: fails at once, naming the skew.
+        backup, proc = fleet.manage_json('backup', 'create', '--wait',
+                                         '--host', far, check=False)
+        self.assertEqual((1, 'FAILED'), (proc.returncode, backup['status']))
+        (task,) = backup['tasks']
+        self.assertRegex(task['error'],
+                         r'^agent %s has a clock skew of \+(29[7-9]|30[0-3]) '
+                         r's, over the 60 s' % far)
+        self.assertEqual([], test_faults.available(backup))
+        # The far agent itself says what to check.
+        wait_for('the far agent to name its clock', lambda: (
+            "check this node's clock (NTP)" in fleet.log('cmp')), timeout=30)
+        self.assertTrue(re.search(r'clock skew of \+(29[7-9]|30[0-3]) s',
+                                  fleet.log('cmp')))
+
+
+class RejectedAgentTest(FleetCase):
+    """Agents the conductor refuses are visible on both sides."""
+
+    def test_wrong_key_and_no_key_are_listed_rejected_and_logged(self):
+        fleet = self.fleet
+        fleet_mod.make_compute_tree(fleet.node_root('nokey'))
+        other_key = os.path.join(fleet.dir, 'other.key')
+        fleet_mod.write_file(other_key, os.urandom(32).hex() + '\n', 0o600)
+        fleet.start_conductor()
+        fleet.start_agent('cmp', {
+            'DEFAULT': {'rpc_signing_key_file': other_key},
+            'agent': {'drivers': 'nova', 'conductor_check_interval': '4'}})
+        fleet.start_agent('nokey', {
+            'DEFAULT': {'rpc_signing_key_file': ''},
+            'agent': {'drivers': 'nova', 'conductor_check_interval': '4'}})
+        nokey = fleet.host('nokey')
+        agents = wait_for('both agents to be listed rejected', lambda: (
+            lambda a: all(a.get(h, {}).get('state') == 'rejected'
+                          for h in (self.host, nokey)) and a)(
+                              self.agents()), timeout=60)
+        for host in (self.host, nokey):
+            self.assertIn('signed with another key', agents[host]['reason'])
+            self.assertIn('rpc_signing_key_file', agents[host]['reason'])
+            self.assertIsNone(agents[host]['version'])
+        self.assertRegex(fleet.manage('agent', 'list').stdout,
+                         r'%s +\| rejected ' % self.host)
+        # The agents say so themselves, at ERROR, naming the option.
+        for name in ('cmp', 'nokey'):
+            wait_for('agent %s to log its refusal' % name, lambda: (
+                "ERROR osbackup.agent.contact" in fleet.log(name)
+                and "The conductor does not accept this agent's messages"
+                in fleet.log(name)), timeout=30)
+            self.assertIn('check [DEFAULT] rpc_signing_key_file',
+                          fleet.log(name))
+        # Once per interval (4 s), not once per heartbeat (2 s).
+        refusal = "The conductor does not accept this agent's messages"
+        before = fleet.log('cmp').count(refusal)
+        time.sleep(12)
+        self.assertIn(fleet.log('cmp').count(refusal) - before, (2, 3, 4))
+        # The conductor logs each claimed sender and reason once a minute.
+        events = [line for line in fleet.log('conductor').splitlines()
+                  if 'SECURITY: rejected' in line and self.host in line]
+        self.assertLessEqual(len(events), 4, events)
+        # A backup of a rejected host is refused: it is not an agent.
+        proc = fleet.manage('backup', 'create', '--host', self.host,
+                            check=False)
+        self.assertEqual(2, proc.returncode)
+        self.assertIn('Unknown host', proc.stderr)
