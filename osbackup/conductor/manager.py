@@ -14,7 +14,7 @@ LOG = logging.getLogger(__name__)
 class ConductorManager:
     """Endpoint for ``osbackup-conductor``; see conductor/rpcapi.py."""
 
-    target = messaging.Target(version='1.4')
+    target = messaging.Target(version='1.5')
 
     def __init__(self, svc):
         self.svc = svc
@@ -61,8 +61,10 @@ class ConductorManager:
                                        full=full)
 
     @messaging.expected_exceptions(exception.OsbackupError)
-    def create_restore(self, context, backup_id, hosts, services, dry_run):
-        return self.svc.restores.create(backup_id, hosts, services, dry_run)
+    def create_restore(self, context, backup_id, hosts, services, dry_run,
+                       map_host=None):
+        return self.svc.restores.create(backup_id, hosts, services, dry_run,
+                                        map_host)
 
     @messaging.expected_exceptions(exception.OsbackupError)
     def verify_backup(self, context, backup_id, deep):

@@ -57,6 +57,36 @@ def _chain(backup: dict, art: dict, chains: dict) -> dict:
     return out
 
 
+def map_hosts(backup: dict, mapping: dict, agents: dict) -> dict:
+    """``backup`` with the artifacts of host OLD as NEW's (--map-host).
+
+    A rebuilt node often gets a new name: its agent restores what the old
+    one stored. NEW must be a known agent that holds nothing of its own
+    in the backup, and each OLD a host of the backup.
+    """
+    if not mapping:
+        return backup
+    stored = {a['host'] for a in backup['artifacts']}
+    news = list(mapping.values())
+    for old, new in mapping.items():
+        if old not in stored:
+            raise exception.InvalidInput(
+                '--map-host %s=%s: backup %s has nothing of host %r '
+                '(hosts: %s)' % (old, new, backup['id'], old,
+                                 ', '.join(sorted(stored))))
+        if new not in agents:
+            raise exception.InvalidInput(
+                '--map-host %s=%s: no agent %r (see "osbackup-manage agent '
+                'list")' % (old, new, new))
+        if news.count(new) > 1 or (new in stored and new not in mapping):
+            raise exception.InvalidInput(
+                '--map-host %s=%s: %r would receive the artifacts of two '
+                'hosts' % (old, new, new))
+    return dict(backup, artifacts=[
+        dict(a, host=mapping.get(a['host'], a['host']))
+        for a in backup['artifacts']])
+
+
 def build(conf, backup: dict, agents: dict, hosts: list,
           services: list, chains: dict | None = None) -> dict:
     """Compute the plan; raise InvalidInput when nothing matches.

@@ -52,10 +52,14 @@ class RestoreOrchestrator:
         self.notifications = notify.DISABLED
 
     def create(self, backup_id: int, hosts: list, services: list,
-               dry_run: bool = False) -> dict:
+               dry_run: bool = False, map_host: dict | None = None) -> dict:
+        """``map_host`` {OLD: NEW}: OLD's artifacts restored on NEW."""
         backup = self.catalogue.get_backup(backup_id)
         agents = {a['host']: a for a in self.catalogue.list_agents(
             self.conf.conductor.agent_down_time)}
+        map_host = map_host or {}
+        backup = restore_plan.map_hosts(backup, map_host, agents)
+        hosts = [map_host.get(h, h) for h in hosts or []]
         chains = self.catalogue.artifact_chains(
             [a['id'] for a in backup['artifacts'] if a.get('parent_id')])
         plan = restore_plan.build(self.conf, backup, agents, hosts or [],

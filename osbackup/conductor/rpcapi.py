@@ -19,9 +19,10 @@ class ConductorAPI:
         1.3 - Added mark (conductors probing their report queue)
         1.4 - Added goodbye (an agent stopping) and hello (an agent
               checking it is heard, and the conductor's clock)
+        1.5 - map_host in create_restore (restore a host onto another)
     """
 
-    RPC_API_VERSION = '1.4'
+    RPC_API_VERSION = '1.5'
 
     def __init__(self, conf):
         self.client = rpc.get_client(
@@ -122,7 +123,13 @@ class ConductorAPI:
             ctxt, 'create_backup', hosts=hosts, services=services)
 
     def create_restore(self, ctxt, backup_id: int, hosts: list,
-                       services: list, dry_run: bool) -> dict:
+                       services: list, dry_run: bool,
+                       map_host: dict | None = None) -> dict:
+        if map_host:
+            return self._call_at('1.5', ctxt, 'create_restore',
+                                 backup_id=backup_id, hosts=hosts,
+                                 services=services, dry_run=dry_run,
+                                 map_host=map_host)
         return self.client.prepare(version='1.0').call(
             ctxt, 'create_restore', backup_id=backup_id, hosts=hosts,
             services=services, dry_run=dry_run)

@@ -3,6 +3,7 @@
 import sys
 
 from osbackup.conductor import restore_outcome
+from osbackup import exception
 from osbackup import manage
 from osbackup.manage import output
 from osbackup.manage import paths
@@ -60,6 +61,21 @@ def print_restore(restore: dict) -> None:
               % restore['id'])
 
 
+def parse_map_host(values: list) -> dict:
+    """{OLD: NEW} from ``--map-host OLD=NEW`` options."""
+    out = {}
+    for value in values:
+        old, sep, new = value.partition('=')
+        if not sep or not old or not new or old == new:
+            raise exception.InvalidInput(
+                '--map-host takes OLD=NEW (two different host names), not '
+                '%r' % value)
+        if old in out:
+            raise exception.InvalidInput('--map-host %s given twice' % old)
+        out[old] = new
+    return out
+
+
 class RestoreCommands:
     """Restores of backups, orchestrated across the fleet."""
 
@@ -76,6 +92,11 @@ class RestoreCommands:
     @manage.args('--host', dest='hosts', action='append', default=[],
                  metavar='HOST',
                  help='Restore only on this host (repeatable).')
+    @manage.args('--map-host', dest='map_host', action='append', default=[],
+                 metavar='OLD=NEW',
+                 help='Restore the artifacts of host OLD on the agent NEW '
+                      '(repeatable): a rebuilt node with another name. '
+                      '--host takes either name.')
     @manage.args('--dry-run', action='store_true',
                  help='Print the ordered plan and change nothing.')
     @manage.args('--wait', action='store_true',
@@ -84,11 +105,13 @@ class RestoreCommands:
                       'all-in-one mode.')
     @manage.format_arg
     def create(self, backup_id, services=None, hosts=None, dry_run=False,
-               wait=False, fmt='table'):
+               wait=False, map_host=None, fmt='table'):
         """Restore a backup: stop units, load DBs, swap dirs, start units."""
+        mapping = parse_map_host(map_host or [])
+        extra = {'map_host': mapping} if mapping else {}
         restore = self.env.call('create_restore', backup_id=backup_id,
                                 hosts=hosts or [], services=services or [],
-                                dry_run=dry_run)
+                                dry_run=dry_run, **extra)
         if not dry_run and (wait or self.env.all_in_one):
             print('Restore %s started' % restore['id'], file=sys.stderr)
             restore = waiting.wait(

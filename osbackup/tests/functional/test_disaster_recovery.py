@@ -7,7 +7,8 @@ lost: the catalogue schema is dropped, every state_path wiped, the
 service trees deleted and the service databases dropped. A new conductor
 on a new, empty catalogue rebuilds it from the records on storage, and
 ``restore create ID --wait`` brings back every file (content, mode,
-owner, mtime) and every table (CHECKSUM TABLE) as they were.
+owner, mtime) and every table (CHECKSUM TABLE) as they were; the compute
+node comes back under a new host name (``--map-host OLD=NEW``).
 """
 
 import os
@@ -60,7 +61,11 @@ class DisasterRecoveryTest(fleet_mod.RestoreCommand,
         cmp = fleet.standin_sections('cmp', CMP_UNITS)
         cmp['agent'] = {'drivers': 'nova'}
         cmp['storage'] = storage
-        cls.agent_sections = {'ctl': ctl, 'cmp': cmp}
+        # The compute node's replacement, under another name.
+        cmp2 = fleet.standin_sections('cmp2', CMP_UNITS)
+        cmp2['agent'] = {'drivers': 'nova'}
+        cmp2['storage'] = storage
+        cls.agent_sections = {'ctl': ctl, 'cmp': cmp, 'cmp2': cmp2}
         for role in ('ctl', 'cmp'):
             fleet.start_agent(role, ctl if role == 'ctl' else cmp)
         for role, units in (('ctl', CTL_UNITS), ('cmp', CMP_UNITS)):
@@ -81,12 +86,16 @@ class DisasterRecoveryTest(fleet_mod.RestoreCommand,
         fleet = self.fleet
         for name in ('conductor', 'ctl', 'cmp'):
             fleet.stop(name)
+        fleet.unit('cmp', 'stop', CMP_UNITS['nova'][0])
         fleet_mod.sql('DROP DATABASE %s' % fleet.catalogue_db)
         fleet_mod.sql('CREATE DATABASE %s' % fleet.catalogue_db)
         shutil.rmtree(os.path.join(fleet.dir, 'state'))
-        for role, trees in TREES.items():
-            for tree in trees:
-                shutil.rmtree(os.path.join(fleet.node_root(role), tree))
+        for tree in TREES['ctl']:
+            shutil.rmtree(os.path.join(fleet.node_root('ctl'), tree))
+        # The compute node is replaced by cmp2: installed, no service tree.
+        shutil.rmtree(fleet.node_root('cmp'))
+        for top in ('etc', 'var/lib', 'var/log'):
+            os.makedirs(os.path.join(fleet.node_root('cmp2'), top))
         for db in (self.nova_db, self.keystone_db):
             fleet_mod.sql('DROP DATABASE %s' % db)
 
@@ -164,21 +173,24 @@ class DisasterRecoveryTest(fleet_mod.RestoreCommand,
                  for a in new['artifacts']])
 
         fleet.start('conductor', 'osbackup.cmd.conductor', conf)
-        for role in ('ctl', 'cmp'):
+        for role in ('ctl', 'cmp2'):
             fleet.start_agent(role, self.agent_sections[role])
-        fleet.wait_for_agents(self.hosts)
-        restore = self.restore(incr['id'])
+        fleet.wait_for_agents([fleet.host('ctl'), fleet.host('cmp2')])
+        restore = self.restore(incr['id'], '--map-host', '%s=%s' % (
+            fleet.host('cmp'), fleet.host('cmp2')))
         self.assertEqual(incr['id'], restore['backup_id'])
+        self.assertIn(fleet.host('cmp2'),
+                      {s['host'] for s in restore['steps']})
 
-        for role in ('ctl', 'cmp'):
+        for role, now in (('ctl', 'ctl'), ('cmp', 'cmp2')):
             for tree in TREES[role]:
                 src = os.path.join(snaps[role], tree)
-                dst = os.path.join(fleet.node_root(role), tree)
+                dst = os.path.join(fleet.node_root(now), tree)
                 skip = [os.path.relpath(e, tree) for e in EXCLUDED
                         if e.startswith(tree + '/')]
                 test_backup.assert_same_tree(self, src, dst, skip)
                 test_backup.assert_same_tree(self, dst, src)
-            self.assert_owners_equal(snaps[role], role)
+            self.assert_owners_equal(snaps[role], now)
         for db, tables in sums.items():
             self.assertEqual(tables, fleet.checksums(db))
         # The next backup does not touch the imported ones' objects.

@@ -89,3 +89,43 @@ class RestorePlanTest(base.TestCase):
                                 self.cfg.conf, BACKUP, AGENTS, ['cmp'],
                                 ['keystone'])
         self.assertIn('Nothing to restore', err.message)
+
+
+class MapHostTest(base.TestCase):
+    """``restore create --map-host OLD=NEW``: a node back under a new name."""
+
+    AGENTS = dict(AGENTS, cmp2={'info': {'units': {
+        'nova': ['nova-compute-new']}}})
+
+    def test_old_hosts_artifacts_go_to_the_new_agent(self):
+        backup = restore_plan.map_hosts(BACKUP, {'cmp': 'cmp2'}, self.AGENTS)
+        plan = restore_plan.build(self.cfg.conf, backup, self.AGENTS,
+                                  [], ['nova'])
+        self.assertEqual(['cmp2', 'ctl'], sorted(plan['hosts']))
+        self.assertEqual(['/etc/nova'],
+                         plan['hosts']['cmp2']['files'][0]['paths'])
+        self.assertEqual('/s/cmp/nova', plan['hosts']['cmp2']['files'][0]
+                         ['artifact']['location'])
+        # The new node's own units are stopped and started.
+        self.assertEqual(['nova-compute-new'],
+                         plan['hosts']['cmp2']['units'])
+        self.assertEqual('cmp', BACKUP['artifacts'][2]['host'])
+
+    def test_refuses_unknown_old_or_new_and_collisions(self):
+        for mapping, why in (({'nope': 'cmp2'}, 'has nothing of host'),
+                             ({'cmp': 'ghost'}, 'no agent'),
+                             ({'cmp': 'ctl'}, 'two hosts'),
+                             ({'cmp': 'cmp2', 'ctl': 'cmp2'}, 'two hosts')):
+            exc = self.assertRaises(exception.InvalidInput,
+                                    restore_plan.map_hosts, BACKUP, mapping,
+                                    self.AGENTS)
+            self.assertIn(why, exc.message)
+
+    def test_swapping_two_hosts_is_allowed(self):
+        backup = restore_plan.map_hosts(BACKUP, {'cmp': 'ctl', 'ctl': 'cmp'},
+                                        AGENTS)
+        self.assertEqual({('cmp', 'keystone'), ('ctl', 'nova'),
+                          ('cmp', 'nova'), ('cmp', 'mysql'),
+                          ('cmp', 'glance')},
+                         {(a['host'], a['service'])
+                          for a in backup['artifacts']})

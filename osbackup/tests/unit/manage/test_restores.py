@@ -5,6 +5,7 @@ import json
 
 import fixtures
 
+from osbackup import exception
 from osbackup.manage import restores
 from osbackup.tests import base
 
@@ -64,3 +65,13 @@ class ShowTest(base.TestCase):
         self.assertNotIn('host_status', restores.public(plan))
         self.assertNotIn('Rollback', self.capture(restores.print_restore,
                                                   plan))
+
+
+class MapHostOptionTest(base.TestCase):
+
+    def test_parses_and_refuses(self):
+        self.assertEqual({'a': 'b', 'c': 'd'},
+                         restores.parse_map_host(['a=b', 'c=d']))
+        for bad in (['a'], ['=b'], ['a='], ['a=a'], ['a=b', 'a=c']):
+            self.assertRaises(exception.InvalidInput,
+                              restores.parse_map_host, bad)
