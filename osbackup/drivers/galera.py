@@ -120,6 +120,21 @@ def meta(state: NodeState | None, host: str,
             'seqno': state.seqno if seqno is None else seqno, 'node': host}
 
 
+def unreplicated_tables(query: Query, database: str) -> list[str]:
+    """``db.table (ENGINE)`` of the base tables Galera does not replicate.
+
+    Galera replicates InnoDB rows only: rows loaded into an Aria or MyISAM
+    table stay on the member that loaded them.
+    """
+    name = database.replace('\\', '\\\\').replace("'", "\\'")
+    rows = query(
+        "SELECT TABLE_NAME, ENGINE FROM information_schema.TABLES WHERE "
+        "TABLE_SCHEMA = '%s' AND TABLE_TYPE = 'BASE TABLE' AND ENGINE NOT "
+        "IN ('InnoDB') ORDER BY TABLE_NAME" % name)
+    return ['%s.%s (%s)' % ((database,) + tuple(row.split('\t', 1)))
+            for row in rows if '\t' in row]
+
+
 class Desync:
     """``SET GLOBAL wsrep_desync`` around a copy, journalled."""
 

@@ -957,6 +957,20 @@ class MySQLDriver(base.ServiceDriver):
         if not verified:
             self._check_artifact(ctx, location, database, expected_sha256)
         self._load(ctx, location, database, expected_sha256, None, database)
+        self._warn_unreplicated(ctx, database)
+
+    def _warn_unreplicated(self, ctx, database):
+        """On a Galera member, name the loaded tables it keeps to itself."""
+        if self.galera_state() is None:
+            return
+        tables = galera.unreplicated_tables(self._query, database)
+        if tables:
+            message = ('Galera replicates InnoDB tables only: the rows of '
+                       '%s were loaded on %s only and are not replicated '
+                       'to the other members' % (', '.join(tables),
+                                                 ctx.host))
+            LOG.warning(message)
+            ctx.warnings.append(message)
 
     def restore_parallelism(self) -> int:
         """How many mysql clients load the tables of one database."""

@@ -177,6 +177,40 @@ class GaleraTest(testtools.TestCase):
         self.assertEqual(self.node2.status()['wsrep_cluster_state_uuid'],
                          art.meta['galera']['cluster_uuid'])
 
+    def test_logical_load_on_one_member_replicates_to_all(self):
+        self.node0.sql(
+            'CREATE DATABASE keystone; CREATE TABLE keystone.users (id INT '
+            'PRIMARY KEY, name VARCHAR(20)) ENGINE=InnoDB; CREATE TABLE '
+            'keystone.cache (id INT PRIMARY KEY) ENGINE=Aria; '
+            'INSERT INTO keystone.users VALUES (1, "a"), (2, "b"), (3, "c")')
+        self.addCleanup(self.node0.sql, 'DROP DATABASE keystone')
+        self.cluster.wait_synced()
+        # Aria rows stay where they are written: on node2, the dump's source.
+        self.node2.sql('INSERT INTO keystone.cache VALUES (1), (2)')
+        driver, ctx = self.on(self.node2, 'mysql')
+        self.conf.config(group='mysql', databases=['keystone'])
+        (art,) = driver.backup(ctx)
+        self.node0.sql('DELETE FROM keystone.users WHERE id > 1; '
+                       'UPDATE keystone.users SET name = "z"')
+        driver, ctx = self.on(self.node1, 'mysql')
+        self.conf.config(group='mysql', databases=['keystone'])
+        driver.load(ctx, art.location, 'keystone', art.sha256)
+        (warning,) = ctx.warnings
+        self.assertIn('keystone.cache (Aria) were loaded on node1 only',
+                      warning)
+        self.cluster.wait_synced()
+        sums = {n.name: n.sql('CHECKSUM TABLE keystone.users')
+                .split('\t')[1] for n in self.cluster.nodes}
+        self.assertEqual(1, len(set(sums.values())), sums)
+        for node in self.cluster.nodes:
+            self.assertEqual('1\ta\n2\tb\n3\tc', node.sql(
+                'SELECT * FROM keystone.users ORDER BY id'))
+        # What the warning says: the Aria rows stayed on node1.
+        self.assertEqual('2', self.node1.sql(
+            'SELECT COUNT(*) FROM keystone.cache'))
+        self.assertEqual('0', self.node0.sql(
+            'SELECT COUNT(*) FROM keystone.cache'))
+
     def test_agent_killed_during_the_copy_resyncs_at_restart(self):
         env = dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path))
         proc = subprocess.Popen(

@@ -164,6 +164,9 @@ if '-e' in sys.argv:
         wsrep = json.loads(os.environ.get('FAKE_WSREP') or '{}')
         for name, value in wsrep.get('variables', {'wsrep_on': 'OFF'}).items():
             print('%s\t%s' % (name, value))
+    elif sql.startswith('SELECT TABLE_NAME, ENGINE FROM information_schema'):
+        for row in json.loads(os.environ.get('FAKE_UNREPLICATED') or '[]'):
+            print('\t'.join(row))
     elif sql.startswith('SHOW GLOBAL STATUS WHERE'):
         wsrep = json.loads(os.environ.get('FAKE_WSREP') or '{}')
         for name, value in wsrep.get('status', {}).items():
@@ -324,6 +327,18 @@ class MySQLDriverTestCase(test_base.TestCase):
             os.path.join(self.fake_dir, 'mysqldump.json')))
         # A restore's save of what it replaces still runs.
         self.assertEqual(1, len(self.driver.backup(self.ctx, ['nova'])))
+
+    def test_load_on_a_member_names_tables_not_replicated(self):
+        art = self.driver.backup(self.ctx)[0]
+        self.env(FAKE_UNREPLICATED=json.dumps([['cache', 'Aria'],
+                                               ['log', 'MyISAM']]))
+        self.driver.load(self.ctx, art.location, 'nova', art.sha256)
+        self.assertEqual([], self.ctx.warnings)     # not a member
+        self.galera_member('Synced')
+        self.driver.load(self.ctx, art.location, 'nova', art.sha256)
+        (warning,) = self.ctx.warnings
+        self.assertIn('nova.cache (Aria), nova.log (MyISAM) were loaded on '
+                      'ctl1 only', warning)
 
     def test_credentials_only_in_option_file(self):
         self.driver.backup(self.ctx)
@@ -504,7 +519,8 @@ class MySQLDriverTestCase(test_base.TestCase):
         self.driver.load(self.ctx, art.location, 'nova', art.sha256)
         with open(os.path.join(self.fake_dir, 'mysql.stdin'), 'rb') as f:
             self.assertEqual(self.read_artifact(art.location), f.read())
-        call = self.record('mysql.calls')[-1]
+        call = [c for c in self.record('mysql.calls')
+                if '-e' not in c['argv']][-1]
         self.assertEqual(2, len(call['argv']))
         self.assertIn('s3cr3t', call['defaults'])
 
