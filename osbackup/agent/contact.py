@@ -52,6 +52,8 @@ class ConductorContact:
 
     def check(self) -> bool:
         """Call a conductor; log why not when it does not answer."""
+        if not self.api.can_hello():
+            return True     # capped below 1.4 for a rolling upgrade
         now = self._monotonic()
         self._next_call = now + self.retry_interval
         if self._unanswered_since is None:
@@ -71,9 +73,10 @@ class ConductorContact:
                             'within %.0f s; trying again in %.0f s',
                             self.timeout, self.retry_interval)
         except Exception as exc:
-            # The broker itself is away: reconnects log that already.
-            LOG.warning('Cannot check that a conductor accepts this '
-                        "agent's messages: %s", exc)
+            # The broker itself is away: said once, reconnects log more.
+            if self.accepted is not False:
+                LOG.warning('Cannot check that a conductor accepts this '
+                            "agent's messages: %s", exc)
             self.accepted = False
         else:
             if isinstance(reply, dict):

@@ -47,6 +47,10 @@ class ConductorAPI:
             self.client.prepare(version='1.4', retry=retry).cast(
                 ctxt, 'goodbye', host=host)
 
+    def can_hello(self) -> bool:
+        """Whether conductors may be asked hello ([upgrade_levels])."""
+        return self.client.can_send_version('1.4')
+
     def hello(self, ctxt, host: str, timeout: float) -> dict:
         """A signed round trip: a conductor accepts this agent's messages.
 

@@ -264,8 +264,9 @@ class SigtermMidTaskTest(FleetCase):
         self.assertIn('stopping', done['error'])
         self.assertEqual([], test_faults.available(backup))
         # Nothing half-written is left in storage or staging.
-        self.assertEqual([], [p for p in test_faults.stored_files(
-            fleet.storage)])
+        self.assertEqual([], test_faults.stored_files(fleet.storage))
+        self.assertEqual([], test_faults.stored_files(os.path.join(
+            fleet.dir, 'state', self.host, 'agent', 'scratch')))
         self.assertEqual('stopped', self.agents()[self.host]['state'])
 
 

@@ -137,3 +137,8 @@ class ContactTest(testtools.TestCase):
         self.api.hello.return_value = {'time': 1.0}
         self.assertTrue(self.contact.check())
         self.assertIn('accepts this agent', self.log.output)
+
+    def test_conductors_capped_below_hello_are_not_asked(self):
+        self.api.can_hello.return_value = False
+        self.assertTrue(self.contact.check())
+        self.api.hello.assert_not_called()
