@@ -11,6 +11,7 @@ from sqlalchemy.engine import url as sa_url
 from osbackup import artifact_kinds
 from osbackup import definitions
 from osbackup.definitions import mysql as mysql_definition
+from osbackup.definitions import order
 from osbackup import exception
 from osbackup import restore_phases
 from osbackup import states
@@ -124,11 +125,15 @@ def build(conf, backup: dict, agents: dict, hosts: list,
         return plan['hosts'].setdefault(
             host, {'files': [], 'databases': [], 'units': []})
 
+    # The service that brought each unit in, to start it in its turn.
+    unit_owner = {}
+
     def add_units(host, service):
         units = (agents.get(host, {}).get('info', {}).get('units', {})
                  .get(service, []))
         entry = host_plan(host)
         for unit in units:
+            unit_owner.setdefault((host, unit), service)
             if unit not in entry['units']:
                 entry['units'].append(unit)
 
@@ -174,7 +179,25 @@ def build(conf, backup: dict, agents: dict, hosts: list,
                for h in plan['hosts'].values()):
         raise exception.InvalidInput('Nothing to restore from backup %s '
                                      'with this selection' % backup['id'])
+    _order_units(plan, unit_owner)
     return plan
+
+
+def _order_units(plan: dict, unit_owner: dict) -> None:
+    """Start units by their services' restore order (definitions.order).
+
+    The database and message bus come up first, keystone next, the
+    services that authenticate against it after; ``order`` lists the
+    services of the plan in that order for --dry-run.
+    """
+    known = definitions.builtin()
+    services = {s for s in unit_owner.values()}
+    services |= {f['service'] for h in plan['hosts'].values()
+                 for f in h['files']}
+    plan['order'] = order.sort_services(services, known)
+    rank = {name: i for i, name in enumerate(plan['order'])}
+    for host, entry in plan['hosts'].items():
+        entry['units'].sort(key=lambda u: rank[unit_owner[(host, u)]])
 
 
 def _physical_asked(available, services):

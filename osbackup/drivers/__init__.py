@@ -1,18 +1,36 @@
-"""Service drivers, loaded through stevedore (``osbackup.drivers``)."""
+"""Service drivers, loaded through stevedore (``osbackup.drivers``).
+
+A file-set service definition with no driver class of its own (most of
+them) is served by ``FileSetDriver``: adding such a service is one module
+in ``osbackup.definitions``.
+"""
 
 from oslo_log import log as logging
 from stevedore import extension
 from stevedore import named
 
+from osbackup import definitions
+from osbackup.drivers import fileset
 from osbackup import exception
 
 LOG = logging.getLogger(__name__)
 NAMESPACE = 'osbackup.drivers'
 
 
+def _classes() -> list[str]:
+    return extension.ExtensionManager(NAMESPACE).names()
+
+
+def _definition_only(classes) -> dict:
+    """File-set definitions that no driver class serves."""
+    return {name: d for name, d in definitions.builtin().items()
+            if d.fileset and name not in classes}
+
+
 def installed_names() -> list[str]:
     """Names of every driver installed on this machine."""
-    return sorted(extension.ExtensionManager(NAMESPACE).names())
+    classes = _classes()
+    return sorted(set(classes) | set(_definition_only(classes)))
 
 
 def load(conf) -> dict:
@@ -34,4 +52,8 @@ def load(conf) -> dict:
     mgr = named.NamedExtensionManager(
         NAMESPACE, names=names, invoke_on_load=True, invoke_args=(conf,),
         name_order=True, on_load_failure_callback=_failed)
-    return {ext.name: ext.obj for ext in mgr}
+    loaded = {ext.name: ext.obj for ext in mgr}
+    for name, definition in _definition_only(_classes()).items():
+        if name in names:
+            loaded[name] = fileset.FileSetDriver(conf, definition)
+    return {name: loaded[name] for name in names if name in loaded}

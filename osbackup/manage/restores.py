@@ -28,6 +28,7 @@ def public(restore: dict) -> dict:
                     for s in restore['steps']]
     if restore.get('dry_run'):
         out['dry_run'] = True
+        out['order'] = (restore.get('plan') or {}).get('order', [])
         return out
     out['host_status'] = restore_outcome.hosts(restore)
     out['needs_attention'] = [h['host'] for h in out['host_status']
@@ -39,6 +40,9 @@ def print_restore(restore: dict) -> None:
     if restore.get('dry_run'):
         print('Dry run: restoring backup %s would run these steps in order '
               '(nothing was changed):' % restore['backup_id'])
+        order = (restore.get('plan') or {}).get('order')
+        if order:
+            print('Services start in this order: %s' % ', '.join(order))
     else:
         output.fields(restore, _SHOW_FIELDS)
     output.table(restore['steps'], [

@@ -16,19 +16,19 @@ import shutil
 import subprocess
 import unittest
 
-from osbackup.drivers import cinder
-from osbackup.drivers import glance
-from osbackup.drivers import keystone
-from osbackup.drivers import nova
-from osbackup.drivers import swift
+from osbackup import definitions
 
-#: osbackup service -> the Debian package shipping its files.
-PACKAGES = {'swift': 'swift', 'nova': 'nova-common',
-            'keystone': 'keystone', 'glance': 'glance-common',
-            'cinder': 'cinder-common'}
-DRIVERS = {'swift': swift.SwiftDriver, 'nova': nova.NovaDriver,
-           'keystone': keystone.KeystoneDriver,
-           'glance': glance.GlanceDriver, 'cinder': cinder.CinderDriver}
+#: osbackup service -> the Debian packages shipping its files.
+PACKAGES = {'swift': ('swift',), 'nova': ('nova-common',),
+            'keystone': ('keystone',), 'glance': ('glance-common',),
+            'cinder': ('cinder-common',), 'neutron': ('neutron-common',),
+            'placement': ('placement-common',), 'heat': ('heat-common',),
+            'horizon': ('openstack-dashboard',),
+            'octavia': ('octavia-common',),
+            'barbican': ('barbican-common',),
+            'designate': ('designate-common',),
+            'libvirt': ('libvirt-daemon-system', 'ceph-common')}
+ALL_DEBS = tuple(p for debs in PACKAGES.values() for p in debs)
 CACHE = os.path.expanduser('~/.cache/osbackup-tests/debs')
 _APT_TIMEOUT = 300
 
@@ -44,7 +44,7 @@ def _download(packages: list[str]) -> subprocess.CompletedProcess:
                           timeout=_APT_TIMEOUT)
 
 
-def fetch(packages=tuple(PACKAGES.values())) -> dict[str, str]:
+def fetch(packages=ALL_DEBS) -> dict[str, str]:
     """{package: path of its .deb}, downloading the ones not cached.
 
     Raises unittest.SkipTest, saying why, when apt cannot get them.
@@ -79,15 +79,15 @@ def fetch(packages=tuple(PACKAGES.values())) -> dict[str, str]:
 
 def node_tree(root: str, services=tuple(PACKAGES)) -> None:
     """Unpack the packages of ``services`` into the node root ``root``."""
-    debs = fetch(tuple(PACKAGES[s] for s in services))
+    debs = fetch(tuple(p for s in services for p in PACKAGES[s]))
     os.makedirs(root, exist_ok=True)
-    for service in services:
-        subprocess.run(['dpkg-deb', '-x', debs[PACKAGES[service]], root],
+    for deb in debs.values():
+        subprocess.run(['dpkg-deb', '-x', deb, root],
                        check=True, capture_output=True)
 
 
 def service_paths(service: str, root: str) -> list[str]:
     """The absolute paths osbackup's driver archives that the tree has."""
-    definition = DRIVERS[service].definition
+    definition = definitions.builtin()[service]
     return [p for p in definition.paths + definition.log_paths
             if os.path.lexists(os.path.join(root, p.lstrip('/')))]

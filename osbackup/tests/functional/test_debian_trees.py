@@ -24,6 +24,28 @@ from osbackup.tests.unit import test_archive
 SWIFT_LINK = ('etc/swift/backups', '/var/backups/swift')
 UNITS = {service: ['%s-standin' % service]
          for service in debian_trees.PACKAGES}
+# What a deployment adds to the packaged trees: the files the definitions
+# flag as secrets (the packages ship none of them).
+SECRETS = {
+    'etc/octavia/certs/ca_01.pem': b'-----BEGIN CERTIFICATE-----\n',
+    'etc/octavia/certs/private/cakey.pem': b'-----BEGIN PRIVATE KEY-----\n',
+    'etc/barbican/barbican.conf': b'[simple_crypto_plugin]\nkek = a2Vr\n',
+    'etc/heat/heat.conf': b'[DEFAULT]\nauth_encryption_key = k\n',
+    'etc/designate/pools.yaml': b'- name: default\n',
+    'var/lib/openstack-dashboard/secret_key': b'django-secret\n',
+    'etc/libvirt/secrets/5f0b.base64': b'QVFE\n',
+    'etc/libvirt/secrets/5f0b.xml': b'<secret ephemeral="no"/>\n',
+    'etc/ceph/ceph.client.cinder.keyring': b'[client.cinder]\n',
+}
+
+
+def add_secrets(root: str) -> None:
+    for rel, data in SECRETS.items():
+        path = os.path.join(root, rel)
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        with open(path, 'wb') as f:
+            f.write(data)
+        os.chmod(path, 0o600)
 
 
 def tree(root: str, path: str) -> dict:
@@ -84,11 +106,12 @@ class PackageTreeArchiveTest(testtools.TestCase):
 
 
 class PackageTreeFleetTest(fleet_mod.FleetTestCase):
-    """A controller made of the five packages, through the commands."""
+    """A node made of every service's packages, through the commands."""
 
     @classmethod
     def build_fleet(cls, fleet):
         debian_trees.node_tree(fleet.node_root('ctl'))
+        add_secrets(fleet.node_root('ctl'))
         # The packages' trees alone: no databases to load.
         fleet.start_conductor(sections={s: {'databases': ''}
                                         for s in debian_trees.PACKAGES})
@@ -124,6 +147,11 @@ class PackageTreeFleetTest(fleet_mod.FleetTestCase):
         os.unlink(os.path.join(root, 'etc/keystone/logging.conf'))
         os.rmdir(os.path.join(root, 'var/lib/nova/CA/private'))
         os.chmod(os.path.join(root, 'etc/cinder/rootwrap.conf'), 0o600)
+        shutil.rmtree(os.path.join(root, 'etc/octavia/certs'))
+        for rel in ('var/lib/openstack-dashboard/secret_key',
+                    'etc/libvirt/secrets/5f0b.base64',
+                    'etc/ceph/ceph.client.cinder.keyring'):
+            os.unlink(os.path.join(root, rel))
 
         restore, proc = fleet.manage_json(
             'restore', 'create', str(backup['id']), '--wait', *services,
@@ -137,6 +165,9 @@ class PackageTreeFleetTest(fleet_mod.FleetTestCase):
             self.assertEqual(0, art['meta']['warnings'], art)
         for path, snap in before.items():
             self.assertEqual(snap, tree(root, path), '%s differs' % path)
+        for rel, data in SECRETS.items():
+            with open(os.path.join(root, rel), 'rb') as f:
+                self.assertEqual(data, f.read(), rel)
         for names in UNITS.values():
             for unit in names:
                 self.assertEqual(0, fleet.unit('ctl', 'status', unit),

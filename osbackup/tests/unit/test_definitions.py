@@ -1,6 +1,7 @@
 """Service definitions: one home per service, checked at load."""
 
 import dataclasses
+import os
 
 from oslo_config import cfg
 
@@ -96,3 +97,16 @@ class GeneratedOptionsTest(base.TestCase):
         self.assertEqual('nova', driver.name)
         self.assertEqual(['/var/lib/nova/tmp', '/var/lib/nova/instances'],
                          driver.excludes())
+
+
+class DocumentedTest(base.TestCase):
+
+    def test_every_definition_and_secret_is_in_the_admin_guide(self):
+        path = os.path.join(os.path.dirname(__file__), '..', '..', '..',
+                            'doc', 'source', 'admin', 'services.rst')
+        with open(path) as f:
+            text = f.read()
+        for name, definition in definitions.builtin().items():
+            self.assertIn('``%s``' % name, text)
+            for secret in definition.secrets:
+                self.assertIn('``%s``' % secret.path, text)

@@ -129,3 +129,30 @@ class MapHostTest(base.TestCase):
                           ('cmp', 'glance')},
                          {(a['host'], a['service'])
                           for a in backup['artifacts']})
+
+
+class RestoreOrderTest(base.TestCase):
+    """Units start in their services' dependency order."""
+
+    BACKUP = {'id': 9, 'artifacts': [
+        _art('ctl', 'nova', 'nova', paths=['etc/nova']),
+        _art('ctl', 'heat', 'heat', paths=['etc/heat']),
+        _art('ctl', 'keystone', 'keystone', paths=['etc/keystone']),
+        _art('ctl', 'mariabackup', 'mariabackup', kind='physical'),
+    ]}
+    AGENTS = {'ctl': {'info': {'units': {
+        'nova': ['nova-api'], 'heat': ['heat-engine'],
+        'keystone': ['apache2'], 'mariabackup': ['mariadb']}}}}
+
+    def test_database_then_keystone_then_the_services(self):
+        plan = restore_plan.build(self.cfg.conf, self.BACKUP, self.AGENTS,
+                                  [], ['mariabackup', 'nova', 'heat',
+                                       'keystone'])
+        self.assertEqual(['mariabackup', 'keystone', 'heat', 'nova'],
+                         plan['order'])
+        self.assertEqual(['mariadb', 'apache2', 'heat-engine', 'nova-api'],
+                         plan['hosts']['ctl']['units'])
+        starts = [s['target'] for s in restore_plan.steps(plan)
+                  if s['action'] == 'start']
+        self.assertEqual(['mariadb', 'apache2', 'heat-engine', 'nova-api'],
+                         starts)

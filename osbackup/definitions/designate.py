@@ -1,0 +1,15 @@
+"""Designate: /etc/designate with pools.yaml, logs and database."""
+
+from osbackup.definitions import base
+
+DEFINITION = base.ServiceDefinition(
+    name='designate', title='Designate file-set driver',
+    paths=('/etc/designate', '/var/lib/designate'),
+    log_paths=('/var/log/designate',),
+    markers=('/etc/designate',),
+    units=('designate-api', 'designate-central', 'designate-worker',
+           'designate-producer', 'designate-mdns'),
+    databases=('designate',),
+    secrets=(base.Secret('/etc/designate/pools.yaml',
+                         'the DNS servers and their TSIG keys: designate '
+                         'cannot update a zone without it'),))
