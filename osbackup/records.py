@@ -22,7 +22,6 @@ rebuild refuse another cloud's records by name rather than as tampered.
 import hashlib
 import hmac
 import json
-import os
 
 from osbackup import exception
 from osbackup import keyfile
@@ -172,25 +171,6 @@ def build(backup: dict, parents: dict, target: str, version: str) -> dict:
 
 
 def stored(storage, prefix: str = ''):
-    """(location, size) of every object under ``prefix`` on ``storage``.
-
-    Storage.list where the backend has it; a local directory is walked.
-    """
-    lister = getattr(storage, 'list', None)
-    if lister is not None:
-        for obj in lister(prefix):
-            yield obj.location, obj.size
-        return
-    root = getattr(storage, 'path', None)
-    if not isinstance(root, str):
-        raise exception.StorageError(
-            'Storage target %s cannot list its objects' % storage.name)
-    if not os.path.isdir(root):
-        raise exception.StorageError(
-            'Storage target %s: %s is not a directory' % (storage.name, root))
-    for dirpath, _dirs, files in os.walk(root):
-        for name in files:
-            path = os.path.join(dirpath, name)
-            if os.path.relpath(path, root).startswith(prefix) and \
-                    not name.endswith('.partial'):
-                yield path, os.lstat(path).st_size
+    """(location, size) of every committed object under ``prefix``."""
+    for obj in storage.list(prefix):
+        yield obj.location, obj.size

@@ -11,6 +11,7 @@ from oslo_log import log as logging
 
 from osbackup import records
 from osbackup import storage as storage_mod
+from osbackup.storage import audit
 from osbackup import version
 
 LOG = logging.getLogger(__name__)
@@ -68,10 +69,7 @@ class RecordKeeper:
         """
         artifacts = self.catalogue.available_artifacts()
         for art in artifacts:
-            # Written before copies were recorded: on the default target.
-            art['copies'] = art['copies'] or [
-                {'target': self.conf.storage.backend,
-                 'location': art['location']}]
+            art['copies'] = audit.copies_of(self.conf, art)
         listed = {}
         for target in sorted({c['target'] for a in artifacts
                               for c in a['copies']}):
