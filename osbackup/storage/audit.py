@@ -28,13 +28,12 @@ from osbackup import rebuild
 from osbackup import records
 from osbackup import states
 from osbackup import storage as storage_mod
+from osbackup.storage import base
 
 LOG = logging.getLogger(__name__)
 
-#: Keys osbackup writes for artifacts (drivers/base.py TaskContext.key).
-ARTIFACT_KEY = re.compile(
-    r'(?:^|/)[^/]+/(?P<ref>\d+|[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-'
-    r'[0-9a-f]{4}-[0-9a-f]{12})/[^/]+/[^/]+\.zst(?:\.enc)?$')
+#: The tail of an artifact's location, whatever the backend.
+ARTIFACT_LOCATION = re.compile(r'(?:^|/)%s$' % base.ARTIFACT_KEY)
 #: Backups whose objects may be committed before the catalogue has them.
 _ACTIVE = (states.RUNNING, states.PENDING)
 
@@ -76,7 +75,7 @@ def _ours(location: str) -> re.Match | None:
     """The layout match of an artifact location, None for anything else."""
     if records.is_record(location):
         return None
-    return ARTIFACT_KEY.search(location)
+    return ARTIFACT_LOCATION.search(location)
 
 
 def audit(conf, backups: list, targets: list | None = None,

@@ -15,7 +15,27 @@ catalogue from storage.
 from __future__ import annotations
 
 import abc
+import re
 import typing
+
+from osbackup import records
+
+#: Keys of the artifacts osbackup writes (drivers/base.py
+#: TaskContext.key): <host>/<backup id or uuid>/<service>/<name>.zst[.enc].
+ARTIFACT_KEY = (r'[^/]+/(?P<ref>\d+|[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-'
+                r'[0-9a-f]{4}-[0-9a-f]{12})/[^/]+/[^/]+\.zst(?:\.enc)?')
+_ARTIFACT_KEY = re.compile(ARTIFACT_KEY)
+
+
+def ours(key: str) -> bool:
+    """Whether ``key`` is of osbackup's own layout: artifact or record.
+
+    Clean-ups never touch anything else, so a bucket or container may be
+    shared with other data.
+    """
+    return bool(_ARTIFACT_KEY.fullmatch(key)) or (
+        key.startswith(records.PREFIX) and '/' not in
+        key[len(records.PREFIX):])
 
 
 class StoredObject(typing.NamedTuple):

@@ -317,6 +317,8 @@ class S3Storage(objstore.ObjectStorage):
             datetime.datetime.fromtimestamp(before, datetime.timezone.utc)
         for page in pages:
             for upload in page.get('Uploads', []):
+                if not base.ours(upload['Key']):
+                    continue    # another program's upload
                 started = upload.get('Initiated')
                 if started is not None and started.tzinfo is None:
                     started = started.replace(tzinfo=datetime.timezone.utc)

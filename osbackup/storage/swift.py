@@ -431,7 +431,7 @@ class SwiftStorage(objstore.ObjectStorage):
             key, _, rest = item['name'].rpartition('/')
             key, _, upload = key.rpartition('/')
             started = upload_started(upload)
-            if key and started is not None and started < before:
+            if base.ours(key) and started is not None and started < before:
                 uploads.add((key, upload))
         removed = []
         for key, upload in sorted(uploads):

@@ -42,6 +42,15 @@ def read_all(storage, location, size=MiB):
             total += len(chunk)
 
 
+def s3_client(cluster):
+    """A plain boto3 client of the cluster's S3 API, as another program."""
+    flags = cluster.s3_flags()
+    return boto3.client('s3', endpoint_url=flags['endpoint_url'],
+                        aws_access_key_id=flags['access_key'],
+                        aws_secret_access_key=flags['secret_key'],
+                        region_name='us-east-1')
+
+
 def payload(size):
     # Random data so that no two parts are alike.
     return os.urandom(size)
@@ -378,11 +387,7 @@ class S3StorageTest(_Contract, base.TestCase):
     wrong_key = {'secret_key': 'wrong'}
 
     def client(self):
-        flags = self.cluster.s3_flags()
-        return boto3.client('s3', endpoint_url=flags['endpoint_url'],
-                            aws_access_key_id=flags['access_key'],
-                            aws_secret_access_key=flags['secret_key'],
-                            region_name='us-east-1')
+        return s3_client(self.cluster)
 
     def leftovers(self, key):
         uploads = self.client().list_multipart_uploads(
@@ -439,9 +444,10 @@ class FleetObjectStorageTest(fleet_mod.FleetTestCase):
         key_file = os.path.join(fleet.dir, 'storage.key')
         fleet_mod.write_file(key_file, os.urandom(32).hex(), 0o600)
         sections = {
+            # Prune removes leftovers at once: the test cannot wait a day.
             'storage': {'backend': 'swift', 'local_path': fleet.storage,
                         'encryption_key_file': key_file,
-                        'targets': 'offsite'},
+                        'targets': 'offsite', 'leftover_age': '0'},
             'swift_storage': dict(cls.cluster.swift_flags(),
                                   container=cls.container,
                                   segment_size=str(MiB)),
@@ -469,10 +475,7 @@ class FleetObjectStorageTest(fleet_mod.FleetTestCase):
         super().setUpClass()
 
     def objects(self, container):
-        flags = self.cluster.swift_flags()
-        conn = swiftclient.Connection(authurl=flags['auth_url'],
-                                      user=flags['user'], key=flags['key'],
-                                      retries=0)
+        conn = self.swift()
         try:
             return [o['name'] for o in conn.get_container(
                 container, full_listing=True)[1]]
@@ -529,6 +532,90 @@ class FleetObjectStorageTest(fleet_mod.FleetTestCase):
         self.assertEqual([], self.objects(self.container))
         self.assertEqual([], self.objects(self.container + '_segments'))
         self.assertEqual([], self.objects(self.container + '-s3'))
+
+    def forget(self, backup_id):
+        """Drop a backup's catalogue rows, as a lost late report would."""
+        db = self.fleet.catalogue_db
+        arts = 'SELECT id FROM artifacts WHERE backup_id = %d' % backup_id
+        for statement in (
+                'DELETE FROM artifact_copies WHERE artifact_id IN (%s)'
+                % arts,
+                'DELETE FROM artifacts WHERE backup_id = %d' % backup_id,
+                'DELETE FROM tasks WHERE backup_id = %d' % backup_id,
+                'DELETE FROM backups WHERE id = %d' % backup_id):
+            fleet_mod.sql(statement, db)
+
+    def s3(self):
+        return s3_client(self.cluster)
+
+    def test_orphans_reported_leftovers_pruned_others_untouched(self):
+        fleet = self.fleet
+        bucket = self.container + '-s3'
+        backup, proc = fleet.manage_json(
+            'backup', 'create', '--service', 'nova', '--target', 'swift',
+            '--target', 'offsite', '--wait', check=False)
+        self.assertEqual('SUCCEEDED', backup['status'], proc.stderr)
+        self.addCleanup(self.empty_containers)
+        locations = {c['location'] for a in backup['artifacts']
+                     for c in a['copies']}
+        self.forget(backup['id'])
+
+        # An upload killed half-way on each API, in osbackup's layout.
+        s3 = self.s3()
+        key = 'ctl/%s/nova/nova.tar.zst.enc' % uuid.uuid4()
+        upload = s3.create_multipart_upload(Bucket=bucket, Key=key)
+        s3.upload_part(Bucket=bucket, Key=key, PartNumber=1,
+                       UploadId=upload['UploadId'], Body=b'x' * 1000)
+        conn = self.swift()
+        segment = '%s/%s/00000001' % (key, swift.upload_id(
+            time.time() - 2 * 86400))
+        conn.put_object(self.container + '_segments', segment, b'y' * 1000)
+        # Another program's data in the same bucket and containers.
+        s3.put_object(Bucket=bucket, Key='photos/cat.jpg', Body=b'meow')
+        foreign = s3.create_multipart_upload(Bucket=bucket,
+                                             Key='photos/dog.jpg')
+        conn.put_object(self.container, 'notes/today.txt', b'hello')
+
+        report, _ = fleet.manage_json('backup', 'prune')
+        # Complete objects without a row: reported, kept.
+        self.assertEqual(locations, {o['location']
+                                     for o in report['orphans']})
+        for orphan in report['orphans']:
+            self.assertGreater(orphan['size'], 0)
+            self.assertTrue(orphan['mtime'].endswith('Z'), orphan)
+        self.assertEqual([], report['missing'])
+        self.assertEqual([], report['errors'])
+        self.assertEqual([], report['orphans_deleted'])
+        # Leftovers: gone. Others' data: untouched.
+        uploads = s3.list_multipart_uploads(Bucket=bucket).get('Uploads', [])
+        self.assertEqual([foreign['UploadId']],
+                         [u['UploadId'] for u in uploads])
+        self.assertNotIn(segment, self.objects(self.container + '_segments'))
+
+        report, _ = fleet.manage_json('backup', 'prune', '--delete-orphans',
+                                      '--orphan-age', '0')
+        self.assertEqual(locations, {o['location']
+                                     for o in report['orphans_deleted']})
+        report, _ = fleet.manage_json('backup', 'prune')
+        self.assertEqual([], report['orphans'])
+        self.assertEqual(b'meow', s3.get_object(
+            Bucket=bucket, Key='photos/cat.jpg')['Body'].read())
+        self.assertIn('notes/today.txt', self.objects(self.container))
+        s3.abort_multipart_upload(Bucket=bucket, Key='photos/dog.jpg',
+                                  UploadId=foreign['UploadId'])
+
+    def swift(self):
+        flags = self.cluster.swift_flags()
+        return swiftclient.Connection(authurl=flags['auth_url'],
+                                      user=flags['user'], key=flags['key'],
+                                      retries=0)
+
+    def empty_containers(self):
+        conn = self.swift()
+        for container in (self.container, self.container + '_segments',
+                          self.container + '-s3'):
+            for name in self.objects(container):
+                conn.delete_object(container, name)
 
     def test_policy_takes_named_targets(self):
         policy, _ = self.fleet.manage_json(

@@ -187,12 +187,18 @@ class S3Test(base.TestCase):
     def test_orphan_uploads_older_than_the_cutoff(self):
         now = datetime.datetime.now(datetime.timezone.utc)
         self.stubber.add_response('list_multipart_uploads', {'Uploads': [
-            {'Key': 'ctl/1/a', 'UploadId': 'old',
+            {'Key': 'ctl/1/nova/a.tar.zst', 'UploadId': 'old',
              'Initiated': now - datetime.timedelta(days=2)},
-            {'Key': 'ctl/1/b', 'UploadId': 'young', 'Initiated': now}]},
+            # Another program's, as old: never ours to abort.
+            {'Key': 'photos/1/cats/a.jpg', 'UploadId': 'foreign',
+             'Initiated': now - datetime.timedelta(days=2)},
+            {'Key': 'ctl/1/nova/b.tar.zst', 'UploadId': 'young',
+             'Initiated': now}]},
             {'Bucket': 'backups', 'Prefix': ''})
         self.stubber.add_response('abort_multipart_upload', {}, {
-            'Bucket': 'backups', 'Key': 'ctl/1/a', 'UploadId': 'old'})
+            'Bucket': 'backups', 'Key': 'ctl/1/nova/a.tar.zst',
+            'UploadId': 'old'})
         removed = self.storage.cleanup_orphans()
-        self.assertEqual(['s3://backups/ctl/1/a (upload old)'], removed)
+        self.assertEqual(['s3://backups/ctl/1/nova/a.tar.zst (upload old)'],
+                         removed)
         self.stubber.assert_no_pending_responses()
