@@ -181,7 +181,11 @@ class Pruner:
     def _deletion(backup: dict) -> str | None:
         """SUCCEEDED once every host deleted its objects, None if pending."""
         deletes = [t for t in backup['tasks'] if t['kind'] == 'delete']
-        if any(t['status'] in states.TASK_ACTIVE for t in deletes):
+        # No delete task yet: delete() is between marking it DELETING and
+        # dispatching them (a base's deletion must not be taken as done
+        # when a backup based on it finishes meanwhile).
+        if not deletes or any(t['status'] in states.TASK_ACTIVE
+                              for t in deletes):
             return None
         latest = {}
         for t in sorted(deletes, key=lambda t: t['created_at']):

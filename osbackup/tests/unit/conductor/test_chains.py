@@ -153,6 +153,23 @@ class ChainTest(test_policies.CatalogueCase):
             self.assertRaises(exception.NotFound, self.cat.get_backup,
                               backup_id)
 
+    def test_base_marked_deleting_is_kept_until_its_deletes_are_sent(self):
+        full = self.link()
+        inc = self.link(base=full)
+        self.link()         # a new full backup: the old chain expires
+        self.pruner.delete(inc, force=True)
+        (task,) = self.agent_api.sent
+        # The base is marked DELETING, and the deletion of the backup on
+        # it ends before the base's own deletes are dispatched.
+        self.cat.set_backup_status(full, prune.DELETING)
+        self.cat.task_finished(task['id'], states.SUCCEEDED, {})
+        self.pruner.task_done(self.cat.get_task(task['id']))
+        self.assertRaises(exception.NotFound, self.cat.get_backup, inc)
+        self.assertEqual(prune.DELETING, self.cat.get_backup(full)['status'])
+        self.pruner.delete(full, force=True)
+        self.assertEqual([inc, full],
+                         [t['backup_id'] for t in self.agent_api.sent])
+
     def test_delete_refuses_a_base_even_with_force(self):
         full = self.link()
         inc = self.link(base=full)
