@@ -29,6 +29,7 @@ import testtools
 import zstandard
 
 from osbackup import keyfile
+from osbackup import records as storage_records
 from osbackup import signing
 from osbackup.tests.functional import broker
 from osbackup.tests.functional import fleet as fleet_mod
@@ -56,9 +57,13 @@ def sha256_of(path):
         return hashlib.sha256(f.read()).hexdigest()
 
 
-def stored_files(top):
+def stored_files(top, records=True):
+    """Every file under a local target; ``records=False``: artifacts only."""
     return sorted(os.path.join(d, f) for d, _dirs, files in os.walk(top)
-                  for f in files)
+                  for f in files
+                  if records or not os.path.relpath(
+                      os.path.join(d, f), top).startswith(
+                          storage_records.PREFIX))
 
 
 def available(backup):

@@ -17,6 +17,7 @@ import time
 
 import testtools
 
+from osbackup import records
 from osbackup.tests.functional import fleet as fleet_mod
 from osbackup.tests.functional import rabbitmq_server
 from osbackup.tests.functional import test_faults
@@ -98,7 +99,7 @@ class BrokerOutageTest(test_faults.FaultTestMixin, testtools.TestCase):
         time.sleep(max(0, OUTAGE - (time.monotonic() - down)))
 
     def assert_nothing_lost(self, backup_id):
-        """The backup SUCCEEDED and storage holds exactly its artifact."""
+        """The backup SUCCEEDED; storage holds its artifact and record."""
         backup = self.wait_backup(backup_id, timeout=60)
         self.assertEqual('SUCCEEDED', backup['status'], backup)
         (done,) = backup['tasks']
@@ -107,8 +108,12 @@ class BrokerOutageTest(test_faults.FaultTestMixin, testtools.TestCase):
         (art,) = test_faults.available(backup)
         self.assertEqual(self.db, art['name'])
         self.assert_intact(art)
-        self.assertEqual([art['location']],
-                         test_faults.stored_files(self.fleet.storage))
+        self.assertEqual([art['location']], test_faults.stored_files(
+            self.fleet.storage, records=False))
+        self.assertEqual([os.path.join(self.fleet.storage,
+                                       records.key_of(backup['uuid']))],
+                         [f for f in test_faults.stored_files(
+                             self.fleet.storage) if f != art['location']])
 
     def test_broker_down_longer_than_the_timeout_loses_nothing(self):
         fleet = self.fleet
