@@ -16,6 +16,14 @@ agent_opts = [
                      'points) this agent runs. Default: every installed '
                      'driver; drivers whose service is absent on the node '
                      'report their tasks as skipped.'),
+    cfg.ListOpt('extra_filesets', default=[],
+                help='Names of operator-defined file sets (HAProxy and '
+                     'keepalived configuration, TLS certificates). Each '
+                     'name gets an option group of its own with paths, '
+                     'log_paths, excludes, units and secrets, and is '
+                     'backed up and restored like a built-in service. A '
+                     'path outside the node root or claimed by another '
+                     'service is refused at start-up.'),
     cfg.IntOpt('report_interval',
                default=10, min=1,
                help='Seconds between heartbeats sent to the conductor.'),

@@ -39,12 +39,18 @@ def load(conf) -> dict:
     A broken driver is logged and left out instead of killing the agent; a
     name the operator listed explicitly that is not installed is an error.
     """
-    names = conf.agent.drivers or installed_names()
-    unknown = sorted(set(names) - set(installed_names()))
+    try:
+        extras = {name: d for name, d in definitions.load(conf).items()
+                  if name not in definitions.builtin()}
+    except ValueError as exc:
+        raise exception.InvalidInput(str(exc))
+    available = installed_names() + sorted(extras)
+    names = conf.agent.drivers or available
+    unknown = sorted(set(names) - set(available))
     if unknown:
         raise exception.InvalidInput(
             'Unknown driver(s) in [agent] drivers: %s (installed: %s)'
-            % (', '.join(unknown), ', '.join(installed_names())))
+            % (', '.join(unknown), ', '.join(available)))
 
     def _failed(_mgr, entrypoint, exc):
         LOG.error('Could not load driver %s: %s', entrypoint.name, exc)
@@ -53,7 +59,8 @@ def load(conf) -> dict:
         NAMESPACE, names=names, invoke_on_load=True, invoke_args=(conf,),
         name_order=True, on_load_failure_callback=_failed)
     loaded = {ext.name: ext.obj for ext in mgr}
-    for name, definition in _definition_only(_classes()).items():
+    for name, definition in {**_definition_only(_classes()),
+                             **extras}.items():
         if name in names:
             loaded[name] = fileset.FileSetDriver(conf, definition)
     return {name: loaded[name] for name in names if name in loaded}

@@ -6,6 +6,7 @@ from osbackup.manage import catalogue
 from osbackup.manage import db
 from osbackup.manage import policies
 from osbackup.manage import restores
+from osbackup.manage import services
 from osbackup.manage import swift
 
 
@@ -17,5 +18,6 @@ def categories() -> dict:
         'db': db.DbCommands,
         'policy': policies.PolicyCommands,
         'restore': restores.RestoreCommands,
+        'service': services.ServiceCommands,
         'swift': swift.SwiftCommands,
     }

@@ -36,7 +36,13 @@ SECRETS = {
     'etc/libvirt/secrets/5f0b.base64': b'QVFE\n',
     'etc/libvirt/secrets/5f0b.xml': b'<secret ephemeral="no"/>\n',
     'etc/ceph/ceph.client.cinder.keyring': b'[client.cinder]\n',
+    'etc/haproxy/haproxy.cfg': b'frontend api\n',
+    'etc/haproxy/certs/api.pem': b'-----BEGIN PRIVATE KEY-----\n',
 }
+
+
+#: The packaged services and the operator-defined file set.
+SERVICES = tuple(debian_trees.PACKAGES) + ('haproxy',)
 
 
 def add_secrets(root: str) -> None:
@@ -116,7 +122,11 @@ class PackageTreeFleetTest(fleet_mod.FleetTestCase):
         fleet.start_conductor(sections={s: {'databases': ''}
                                         for s in debian_trees.PACKAGES})
         sections = fleet.standin_sections('ctl', UNITS)
-        sections['agent'] = {'drivers': ','.join(debian_trees.PACKAGES)}
+        # A site's own file set beside the packaged services.
+        sections['agent'] = {'drivers': ','.join(SERVICES),
+                             'extra_filesets': 'haproxy'}
+        sections['haproxy'] = {'paths': '/etc/haproxy',
+                               'secrets': '/etc/haproxy/certs'}
         # The whole packaged trees: nothing left out to carry across (a
         # carried subtree moves the restored parent's mtime on).
         sections['nova']['include_instances'] = 'True'
@@ -130,15 +140,15 @@ class PackageTreeFleetTest(fleet_mod.FleetTestCase):
     def test_backup_of_package_trees_restores_exactly(self):
         fleet = self.fleet
         root = fleet.node_root('ctl')
-        services = [a for s in debian_trees.PACKAGES
-                    for a in ('--service', s)]
+        services = [a for s in SERVICES for a in ('--service', s)]
         backup, proc = fleet.manage_json('backup', 'create', '--wait',
                                          '--full', *services)
         self.assertEqual('SUCCEEDED', backup['status'], proc.stderr)
         arts = {a['name']: a for a in backup['artifacts']}
-        self.assertEqual(sorted(debian_trees.PACKAGES), sorted(arts))
+        self.assertEqual(sorted(SERVICES), sorted(arts))
         paths = {s: debian_trees.service_paths(s, root)
                  for s in debian_trees.PACKAGES}
+        paths['haproxy'] = ['/etc/haproxy']
         before = {p: tree(root, p) for ps in paths.values() for p in ps}
         # Damage: the packaged link gone, files edited and removed.
         os.unlink(os.path.join(root, SWIFT_LINK[0]))
@@ -150,7 +160,8 @@ class PackageTreeFleetTest(fleet_mod.FleetTestCase):
         shutil.rmtree(os.path.join(root, 'etc/octavia/certs'))
         for rel in ('var/lib/openstack-dashboard/secret_key',
                     'etc/libvirt/secrets/5f0b.base64',
-                    'etc/ceph/ceph.client.cinder.keyring'):
+                    'etc/ceph/ceph.client.cinder.keyring',
+                    'etc/haproxy/certs/api.pem'):
             os.unlink(os.path.join(root, rel))
 
         restore, proc = fleet.manage_json(
@@ -177,3 +188,26 @@ class PackageTreeFleetTest(fleet_mod.FleetTestCase):
             root, 'var/backups/swift')))
         self.assertEqual([], [n for n in os.listdir(os.path.join(root, 'etc'))
                               if 'osbackup-restore' in n])
+
+    def test_service_list_shows_what_each_definition_protects(self):
+        fleet = self.fleet
+        host = fleet.host('ctl')
+        rows, _ = fleet.manage_json('service', 'list', '--host', host)
+        by_name = {r['service']: r for r in rows}
+        self.assertEqual({host}, {r['host'] for r in rows})
+        for name in debian_trees.PACKAGES:
+            self.assertTrue(by_name[name]['present'], name)
+        octavia = by_name['octavia']
+        self.assertEqual(['octavia-standin'], octavia['units'])
+        self.assertIn('/etc/octavia', octavia['paths'])
+        self.assertEqual(['/etc/octavia/certs'], octavia['secrets'])
+        # The conductor's [octavia] databases, emptied by build_fleet.
+        self.assertEqual([], octavia['databases'])
+        # The agent runs no mysql driver here: listed, not present.
+        self.assertFalse(by_name['mysql']['present'])
+        self.assertTrue(by_name['haproxy']['present'])
+        proc = fleet.manage('service', 'list', '--host', 'nowhere',
+                            check=False)
+        self.assertEqual(2, proc.returncode)
+        self.assertIn("No agent on host 'nowhere'", proc.stderr)
+        self.assertNotIn('Traceback', proc.stderr)
