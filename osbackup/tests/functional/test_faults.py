@@ -839,7 +839,7 @@ class DiskFullTest(FaultTestMixin, fleet_mod.FleetTestCase):
         self.assertEqual('FAILED', task['status'])
         self.assertIn('No space left on the backup target writing %s/%s/%s/'
                       'glance/glance.tar.zst' % (self.mount, self.host,
-                                                 backup['id']),
+                                                 backup['uuid']),
                       task['error'])
         self.assertEqual([], available(backup))
         self.assertEqual([good_art['location']],
