@@ -144,6 +144,14 @@ def build(conf, backup: dict, agents: dict, hosts: list,
         if a['kind'] == PHYSICAL:
             _plan_physical(plan, a, services, host_plan, add_units)
             continue
+        if a['kind'] == artifact_kinds.COMMAND:
+            if not services or a['service'] in services:
+                plan['skipped'].append({
+                    'host': a['host'], 'target': a['name'],
+                    'reason': 'a command artifact (%s) is not part of an '
+                              'orchestrated restore yet; import it on the '
+                              'host (see the admin guide)' % a['service']})
+            continue
         if a['service'] == MYSQL:
             owner = database_owner(conf, a['name'])
             if services and MYSQL not in services and owner not in services:

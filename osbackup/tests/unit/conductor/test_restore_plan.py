@@ -156,3 +156,16 @@ class RestoreOrderTest(base.TestCase):
                   if s['action'] == 'start']
         self.assertEqual(['mariadb', 'apache2', 'heat-engine', 'nova-api'],
                          starts)
+
+
+class CommandArtifactTest(base.TestCase):
+
+    def test_a_command_artifact_is_skipped_saying_why(self):
+        backup = {'id': 3, 'artifacts': [
+            _art('ctl', 'nova', 'nova', paths=['etc/nova']),
+            _art('ctl', 'rabbitmq', 'rabbitmq-definitions', kind='command')]}
+        plan = restore_plan.build(self.cfg.conf, backup, AGENTS, [], [])
+        self.assertEqual(['rabbitmq-definitions'],
+                         [s['target'] for s in plan['skipped']])
+        self.assertEqual(['nova'], [f['service'] for f in
+                                    plan['hosts']['ctl']['files']])
