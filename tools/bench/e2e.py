@@ -44,22 +44,13 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(HERE)))
 sys.path.insert(0, HERE)
 
 import gen_tree  # noqa: E402  (tools/bench/gen_tree.py)
+from run import drop_page_cache as drop_caches  # noqa: E402
 
 from osbackup.tests.functional import fleet as fleet_mod  # noqa: E402
 
 NOVA_UNITS = ['nova-api', 'nova-scheduler', 'nova-conductor',
               'nova-novncproxy', 'nova-compute']
 SETTLE = 3
-
-
-def drop_caches() -> bool:
-    try:
-        os.sync()
-        with open('/proc/sys/vm/drop_caches', 'w') as f:
-            f.write('3\n')
-        return True
-    except OSError:
-        return False
 
 
 def warm(path: str) -> None:

@@ -114,18 +114,25 @@ def median(values):
     return statistics.median(values) if values else None
 
 
-def drop_caches(report):
-    """Drop the page cache before a timed run; note when it cannot."""
-    if not report.drop:
-        return False
+def drop_page_cache() -> bool:
+    """Write back and drop the page cache; False where that is refused."""
     try:
         os.sync()
         with open('/proc/sys/vm/drop_caches', 'w') as f:
             f.write('3\n')
         return True
     except OSError:
-        report.cache = 'warm cache'
         return False
+
+
+def drop_caches(report):
+    """Drop the page cache before a timed run; note when it cannot."""
+    if not report.drop:
+        return False
+    if drop_page_cache():
+        return True
+    report.cache = 'warm cache'
+    return False
 
 
 def timed_shell(command, env=None):
