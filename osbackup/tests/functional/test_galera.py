@@ -295,6 +295,14 @@ class GaleraTest(testtools.TestCase):
         # Only node0 and node1 see these: node2 is behind. (A single
         # survivor of two loses quorum and takes no writes.)
         self.node0.sql('INSERT INTO outage.t VALUES (1), (2), (3)')
+        # node1 applies node0's write asynchronously: kill it only once it
+        # committed it too, or its recovered seqno is one behind.
+        deadline = time.monotonic() + 30
+        while (self.node1.status().get('wsrep_last_committed') !=
+               self.node0.status().get('wsrep_last_committed')):
+            self.assertLess(time.monotonic(), deadline,
+                            'node1 did not apply node0\'s write in 30 s')
+            time.sleep(0.1)
         self.node1.kill()
         self.node0.kill()
         positions = [galera_recovery.position(n.name, n.datadir, n.argv())
