@@ -25,6 +25,9 @@ from osbackup import records
 ARTIFACT_KEY = (r'[^/]+/(?P<ref>\d+|[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-'
                 r'[0-9a-f]{4}-[0-9a-f]{12})/[^/]+/[^/]+\.zst(?:\.enc)?')
 _ARTIFACT_KEY = re.compile(ARTIFACT_KEY)
+#: Seconds after which a leftover of an interrupted write is surely not
+#: a write still running ([storage] leftover_age defaults to the same).
+LEFTOVER_AGE = 24 * 3600
 
 
 def ours(key: str) -> bool:
@@ -134,7 +137,7 @@ class Storage(abc.ABC):
         """
         return []
 
-    def cleanup_orphans(self, max_age: float = 24 * 3600) -> list[str]:
+    def cleanup_orphans(self, max_age: float = LEFTOVER_AGE) -> list[str]:
         """Remove leftovers of interrupted writes older than ``max_age`` s.
 
         For prune: an object store keeps the parts of an upload that its

@@ -254,7 +254,8 @@ class EncryptedStorage(base.Storage):
     def cleanup_partials(self, prefix: str = '') -> list[str]:
         return self.inner.cleanup_partials(prefix)
 
-    def cleanup_orphans(self, max_age: float = 24 * 3600) -> list[str]:
+    def cleanup_orphans(self, max_age: float = base.LEFTOVER_AGE
+                        ) -> list[str]:
         return self.inner.cleanup_orphans(max_age)
 
 

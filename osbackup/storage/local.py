@@ -181,7 +181,7 @@ class LocalStorage(base.Storage):
     def cleanup_partials(self, prefix=''):
         return self._remove_partials(prefix, float('inf'))
 
-    def cleanup_orphans(self, max_age=24 * 3600):
+    def cleanup_orphans(self, max_age=base.LEFTOVER_AGE):
         return self._remove_partials('', time.time() - max_age)
 
     def _remove_partials(self, prefix, before):

@@ -44,7 +44,6 @@ LOG = logging.getLogger(__name__)
 BACKOFF_START = 1.0
 BACKOFF_MAX = 30.0
 FREE_BYTES_TTL = 60
-ORPHAN_AGE = 24 * 3600
 #: Objects asked for per listing request (both APIs cap it at 1000 or
 #: 10000): a listing holds one page in memory, whatever the total.
 LIST_PAGE = 1000
@@ -581,7 +580,8 @@ class ObjectStorage(base.Storage):
         # starts (and the store's clock may run ahead of ours).
         return self._cleanup(prefix, float('inf'))
 
-    def cleanup_orphans(self, max_age: float = ORPHAN_AGE) -> list[str]:
+    def cleanup_orphans(self, max_age: float = base.LEFTOVER_AGE
+                        ) -> list[str]:
         return self._cleanup('', time.time() - max_age)
 
     def _cleanup(self, prefix: str, before: float) -> list[str]:

@@ -663,7 +663,7 @@ class SSHStorage(base.Storage):
         """
         return self._remove_partials(prefix, '')
 
-    def cleanup_orphans(self, max_age=24 * 3600):
+    def cleanup_orphans(self, max_age=base.LEFTOVER_AGE):
         """Remove ``*.partial`` files not written to for ``max_age`` s."""
         # find -mmin +N: older than N whole minutes.
         return self._remove_partials('', '-mmin +%d ' % (max_age // 60))
