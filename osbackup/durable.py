@@ -5,12 +5,13 @@ fsynced (Pillai et al., OSDI '14), so both steps live here together.
 """
 
 import ctypes
-import ctypes.util
 import json
 import os
 import typing
 
-_libc = ctypes.CDLL(ctypes.util.find_library('c') or None, use_errno=True)
+# The interpreter's own symbols hold libc's: no library search (which
+# runs ldconfig, ~14 ms) in every process that imports this module.
+_libc = ctypes.CDLL(None, use_errno=True)
 
 
 def fsync_dir(path: str) -> None:
