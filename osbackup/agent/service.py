@@ -17,8 +17,8 @@ from osbackup.conductor import rpcapi as conductor_rpcapi
 from osbackup import drivers as drivers_mod
 from osbackup import rpc
 from osbackup import service
-from osbackup import services as services_mod
 from osbackup import storage as storage_mod
+from osbackup import unit_managers
 from osbackup import version
 
 LOG = logging.getLogger(__name__)
@@ -41,7 +41,7 @@ class AgentService(service.RPCService):
         self.drivers = drivers_mod.load(conf)
         self.storage = storage_mod.get_storage(conf)
         self.conductor = conductor_rpcapi.ConductorAPI(conf)
-        self.service_manager = services_mod.get_manager(conf)
+        self.service_manager = unit_managers.get_manager(conf)
         self.units = units_mod.UnitCache(self.service_manager)
         journal = journal_mod.Journal(
             os.path.join(conf.state_path, 'agent', 'tasks'))

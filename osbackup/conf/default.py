@@ -22,7 +22,7 @@ default_opts = [
                         ('command', 'Use the command templates of the '
                                     '[service_command] group.')],
                help='How the agent stops, starts and checks service units '
-                    'during a restore (an osbackup.service_managers '
+                    'during a restore (an osbackup.unit_managers '
                     'entry point).'),
 ]
 

@@ -1,8 +1,18 @@
-"""Turning catalogue rows into plain dicts, and the catalogue's clock."""
+"""Turning catalogue rows into plain dicts, the catalogue's clock, retries."""
 
 import datetime
 
+from oslo_db import api as oslo_db_api
 from oslo_utils import timeutils
+
+# Reports from many agents update neighbouring index entries at once;
+# InnoDB then picks deadlock victims, whose whole transaction is safe to
+# run again (every update is compare-and-set). On a Galera cluster, two
+# conductors writing the same rows through different members lose one
+# transaction to certification, reported as the same error 1213: every
+# write of the catalogue is retried the same way.
+retry_deadlock = oslo_db_api.wrap_db_retry(max_retries=5,
+                                           retry_on_deadlock=True)
 
 
 def now() -> datetime.datetime:

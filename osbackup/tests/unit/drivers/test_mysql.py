@@ -296,8 +296,8 @@ class MySQLDriverTestCase(test_base.TestCase):
         self.check_backup()
         self.env(FAKE_BIG=None)
         for chunk, max_line in ((7, 128), (4096, 100), (1, 70)):
-            with mock.patch.object(mysql, 'CHUNK', chunk), \
-                    mock.patch.object(mysql, 'MAX_LINE', max_line):
+            with mock.patch.object(mysql.spawn, 'CHUNK', chunk), \
+                    mock.patch.object(mysql.dumpfile, 'MAX_LINE', max_line):
                 self.progress.clear()
                 for art in self.check_backup()[0]:
                     self.storage.delete(art.location)
@@ -491,7 +491,8 @@ class MySQLDriverTestCase(test_base.TestCase):
         return splitter, out
 
     def test_long_line_streams_through(self):
-        self.useFixture(fixtures.MockPatchObject(mysql, 'MAX_LINE', 16))
+        self.useFixture(fixtures.MockPatchObject(mysql.dumpfile, 'MAX_LINE',
+                                                 16))
         splitter, out = self.split(
             b'-- Current Database: `a`\nINSERT ', b'x' * 20)
         self.assertEqual(b'-- Current Database: `a`\nINSERT ' + b'x' * 20,
@@ -812,7 +813,7 @@ class ParallelLoadTestCase(MySQLDriverTestCase):
         self.flags(group='mysql', restore_parallelism=3)
         location, sha256 = self.store(SAMPLE_DUMP)
         spool = self.useFixture(fixtures.MockPatch(
-            'osbackup.drivers.mysql.tempfile.TemporaryFile')).mock
+            'osbackup.drivers.mysql.load.tempfile.TemporaryFile')).mock
         self.driver.load(self.ctx, location, 'nova', sha256, verified=True)
         spool.assert_not_called()
         self.loaded_everything()
@@ -826,7 +827,7 @@ class ParallelLoadTestCase(MySQLDriverTestCase):
             def write(self, data):
                 raise OSError(errno.ENOSPC, 'No space left on device')
         self.useFixture(fixtures.MockPatch(
-            'osbackup.drivers.mysql.tempfile.TemporaryFile',
+            'osbackup.drivers.mysql.load.tempfile.TemporaryFile',
             return_value=Full()))
         log = self.useFixture(fixtures.FakeLogger())
         self.driver.load(self.ctx, location, 'nova', sha256, verified=True)

@@ -1,13 +1,13 @@
 """systemd: ``systemctl stop/start/is-active`` with timeouts."""
 
-from osbackup.services import base
+from osbackup.unit_managers import base
 
 # systemctl waits for the unit's own stop/start timeout; ours is a bound
 # on top of it so a hung unit fails the step instead of the whole restore.
 TIMEOUT = 300
 
 
-class SystemdManager(base.ServiceManager):
+class SystemdManager(base.UnitManager):
     name = 'systemd'
 
     def _run(self, *args, timeout=TIMEOUT):

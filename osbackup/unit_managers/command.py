@@ -9,12 +9,12 @@ import re
 import shlex
 
 from osbackup import exception
-from osbackup.services import base
+from osbackup.unit_managers import base
 
 _UNIT = re.compile(r'^[A-Za-z0-9@._:-]+$')
 
 
-class CommandManager(base.ServiceManager):
+class CommandManager(base.UnitManager):
     name = 'command'
 
     @property

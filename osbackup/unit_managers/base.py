@@ -1,4 +1,4 @@
-"""The ServiceManager interface: stop, start and check a node's units.
+"""The UnitManager interface: stop, start and check a node's units.
 
 Only restores use it: backups never stop a service.
 """
@@ -9,8 +9,8 @@ import subprocess
 from osbackup import exception
 
 
-class ServiceManager(abc.ABC):
-    """A way to control units (``osbackup.service_managers`` namespace)."""
+class UnitManager(abc.ABC):
+    """A way to control units (``osbackup.unit_managers`` namespace)."""
 
     name: str = ''
 
