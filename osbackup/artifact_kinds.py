@@ -9,3 +9,5 @@ PHYSICAL = 'physical'
 #: The output of a definition's capture command (RabbitMQ definitions,
 #: OVN databases).
 COMMAND = 'command'
+#: A byte range of one MariaDB binary log file (point-in-time recovery).
+BINLOG = 'binlog'

@@ -14,6 +14,7 @@ from osbackup.agent import restore as restore_mod
 from osbackup.agent import runner as runner_mod
 from osbackup.agent import units as units_mod
 from osbackup.conductor import rpcapi as conductor_rpcapi
+from osbackup.definitions import binlog as binlog_definition
 from osbackup import drivers as drivers_mod
 from osbackup import rpc
 from osbackup import service
@@ -81,6 +82,8 @@ class AgentService(service.RPCService):
                 'free_bytes': free, 'storage': self.storage.name,
                 'root_path': self.conf.agent.root_path, 'time': time.time()}
         info.update(self._membership(present))
+        if binlog_definition.NAME in present:
+            info['binlog'] = self.drivers[binlog_definition.NAME].describe()
         return info
 
     def _membership(self, present) -> dict:

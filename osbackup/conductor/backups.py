@@ -11,6 +11,7 @@ from oslo_log import log as logging
 
 from osbackup.conductor import galera
 from osbackup.conductor import notify
+from osbackup.definitions import binlog as binlog_definition
 from osbackup import exception
 from osbackup import states
 from osbackup import storage as storage_mod
@@ -110,6 +111,9 @@ class BackupOrchestrator:
                         params['expected_bytes'] = sizes[(host, service)]
                     if (host, service) in bases:
                         params['base'] = bases[(host, service)]
+                    if service == binlog_definition.NAME:
+                        params['binlog_from'] = \
+                            self.catalogue.binlog_position(host)
                     wave.append(dict(kind='backup', host=host,
                                      service=service, params=params,
                                      backup_id=backup['id']))

@@ -18,6 +18,15 @@ from osbackup import states
 
 MYSQL = mysql_definition.NAME
 PHYSICAL = artifact_kinds.PHYSICAL
+#: Kinds an orchestrated restore of a backup lists as skipped, and why.
+NOT_RESTORED = {
+    artifact_kinds.COMMAND: 'a command artifact (%s) is not part of an '
+                            'orchestrated restore yet; import it on the '
+                            'host (see the admin guide)',
+    artifact_kinds.BINLOG: 'archived binlogs (%s) are replayed by a '
+                           'point-in-time restore (restore create '
+                           '--to-time)',
+}
 
 
 def catalogue_database(conf) -> str | None:
@@ -144,13 +153,11 @@ def build(conf, backup: dict, agents: dict, hosts: list,
         if a['kind'] == PHYSICAL:
             _plan_physical(plan, a, services, host_plan, add_units)
             continue
-        if a['kind'] == artifact_kinds.COMMAND:
+        if a['kind'] in NOT_RESTORED:
             if not services or a['service'] in services:
                 plan['skipped'].append({
                     'host': a['host'], 'target': a['name'],
-                    'reason': 'a command artifact (%s) is not part of an '
-                              'orchestrated restore yet; import it on the '
-                              'host (see the admin guide)' % a['service']})
+                    'reason': NOT_RESTORED[a['kind']] % a['service']})
             continue
         if a['service'] == MYSQL:
             owner = database_owner(conf, a['name'])

@@ -4,6 +4,7 @@ from oslo_log import log as logging
 
 from osbackup.agent import rpcapi as agent_rpcapi
 from osbackup.conductor import backups as backups_mod
+from osbackup.conductor import binlogs as binlogs_mod
 from osbackup.conductor import dispatch as dispatch_mod
 from osbackup.conductor import hearing as hearing_mod
 from osbackup.conductor import manager as manager_mod
@@ -53,6 +54,8 @@ class ConductorService(service.RPCService):
                                                dispatcher)
         self.policies = policies_mod.PolicyRunner(
             conf, self.catalogue, self.backups, self.verifier)
+        self.binlogs = binlogs_mod.BinlogScheduler(conf, self.catalogue,
+                                                   self.backups)
         self.tracker = tasks_mod.TaskTracker(
             conf, self.catalogue, self.backups, self.restores,
             self.verifier, self.pruner)
@@ -109,6 +112,8 @@ class ConductorService(service.RPCService):
                        'check-deadlines')
         if self.conf.conductor.run_policies:
             self.add_timer(interval, self.policies.run_due, 'run-policies')
+            self.add_timer(binlogs_mod.TICK, self.binlogs.tick,
+                           'binlog-archive')
             self.add_timer(self.conf.conductor.prune_interval,
                            self.pruner.prune, 'prune')
         if self.conf.conductor.storage_sync_interval:

@@ -56,6 +56,17 @@ mysql_opts = [
                      'a backup runs on only when no other member is '
                      'Synced, typically the write endpoint behind the '
                      'load balancer. Read by the conductor.'),
+    cfg.IntOpt('binlog_archive_interval', default=60, min=0,
+               help='Point-in-time recovery: seconds between two shipments '
+                    'of the binary log to the backup targets (the "binlog" '
+                    'service). Each shipment sends the bytes the server '
+                    'wrote since the last one: the rest of every file it '
+                    'rotated and what the open file holds so far, so this '
+                    'is about the recovery point objective. Needs log_bin '
+                    'with binlog_format=ROW on the server and the agent on '
+                    'the database node (it reads the files the server '
+                    'lists in SHOW BINARY LOGS). 0: archiving off. Read by '
+                    'the agent and reported in its heartbeat.'),
 ]
 
 

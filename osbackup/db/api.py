@@ -17,6 +17,7 @@ from sqlalchemy import orm
 
 from osbackup.db import agent_api
 from osbackup.db import backups_api
+from osbackup.db import binlog_api
 from osbackup.db import engine
 from osbackup.db import migration
 from osbackup.db import models
@@ -38,7 +39,7 @@ _row = rows.row
 class Catalogue(agent_api.AgentQueries, backups_api.BackupQueries,
                 tasks_api.TaskQueries, restores_api.RestoreQueries,
                 policy_api.PolicyQueries, records_api.RecordQueries,
-                status_api.StatusQueries):
+                status_api.StatusQueries, binlog_api.BinlogQueries):
     """Access to the catalogue database named by ``[database] connection``."""
 
     def __init__(self, connection: str, **engine_kw):

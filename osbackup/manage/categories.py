@@ -2,6 +2,7 @@
 
 from osbackup.manage import agents
 from osbackup.manage import backups
+from osbackup.manage import binlogs
 from osbackup.manage import catalogue
 from osbackup.manage import db
 from osbackup.manage import policies
@@ -14,6 +15,7 @@ def categories() -> dict:
     return {
         'agent': agents.AgentCommands,
         'backup': backups.BackupCommands,
+        'binlog': binlogs.BinlogCommands,
         'catalogue': catalogue.CatalogueCommands,
         'db': db.DbCommands,
         'policy': policies.PolicyCommands,

@@ -169,3 +169,17 @@ class CommandArtifactTest(base.TestCase):
                          [s['target'] for s in plan['skipped']])
         self.assertEqual(['nova'], [f['service'] for f in
                                     plan['hosts']['ctl']['files']])
+
+
+class BinlogArtifactsTest(base.TestCase):
+
+    def test_binlog_segments_are_not_restored_as_file_sets(self):
+        backup = {'id': 9, 'artifacts': [
+            _art('db', 'binlog', 'binlog.000001-0', kind='binlog')]}
+        self.assertRaises(exception.InvalidInput, restore_plan.build,
+                          self.cfg.conf, backup, {}, [], [])
+        backup['artifacts'].append(_art('db', 'mysql', 'nova', kind='sql'))
+        plan = restore_plan.build(self.cfg.conf, backup, {}, [], [])
+        self.assertEqual([], plan['hosts']['db']['files'])
+        self.assertIn('restore create --to-time',
+                      plan['skipped'][0]['reason'])

@@ -1,0 +1,132 @@
+"""Point-in-time recovery on a real fleet and a private MariaDB server.
+
+A conductor and an agent run as processes on RabbitMQ and a catalogue on
+the shared MariaDB; the database the agent archives is a private server
+with log_bin, ROW format and GTIDs (never the shared server, whose binary
+log stays off). Writes run while the archive ships the binary log.
+"""
+
+import os
+import threading
+import time
+
+from osbackup.tests.functional import fleet as fleet_mod
+from osbackup.tests.functional import mariadb_server
+
+ARGS = ('--binlog-format=ROW', '--log-slave-updates', '--gtid-domain-id=0')
+INTERVAL = 1
+WAIT = 60
+
+
+class Writer(threading.Thread):
+    """Inserts a row every ``pause`` seconds, noting when each committed."""
+
+    def __init__(self, server, pause=0.05):
+        super().__init__(daemon=True)
+        self.server = server
+        self.pause = pause
+        self.stopping = threading.Event()
+        self.committed = {}
+        self.next_id = 1
+        self.error = None
+
+    def run(self):
+        try:
+            while not self.stopping.is_set():
+                row = self.next_id
+                self.server.sql('INSERT INTO pitr.orders VALUES (%d, '
+                                "'order-%d', NOW(6))" % (row, row))
+                self.committed[row] = time.time()
+                self.next_id += 1
+                time.sleep(self.pause)
+        except Exception as exc:
+            self.error = exc
+
+    def stop(self):
+        self.stopping.set()
+        self.join(30)
+
+
+class PitrTest(fleet_mod.FleetTestCase):
+
+    @classmethod
+    def build_fleet(cls, fleet):
+        cls.server = mariadb_server.PrivateServer(
+            os.path.join(fleet.dir, 'mariadb'), extra_args=ARGS)
+        cls.server.start()
+        cls.server.sql('CREATE DATABASE pitr; CREATE TABLE pitr.orders '
+                       '(id INT PRIMARY KEY, name VARCHAR(32), at '
+                       'DATETIME(6))')
+        fleet.start_conductor(sections={
+            'conductor': {'run_policies': 'True'}})
+        fleet.start_agent('db', sections={
+            'agent': {'drivers': 'mysql,binlog'},
+            'mysql': {'socket': cls.server.socket, 'user': 'root',
+                      'password': '', 'databases': 'pitr',
+                      'binlog_archive_interval': str(INTERVAL)}})
+        fleet.wait_for_agents([fleet.host('db')])
+
+    @classmethod
+    def cleanup_fleet(cls):
+        super().cleanup_fleet()
+        server = getattr(cls, 'server', None)
+        if server is not None:
+            server.stop()
+
+    def ranges(self):
+        return self.fleet.manage_json('binlog', 'list')[0]
+
+    def wait_archived(self, gtid, timeout=WAIT):
+        """Seconds until a range ends at ``gtid``."""
+        start = time.monotonic()
+        while time.monotonic() - start < timeout:
+            ranges = self.ranges()
+            if ranges and ranges[-1]['gtid_end'] == gtid:
+                return ranges
+            time.sleep(0.1)
+        self.fail('GTID %s not archived after %d s: %s\n%s' % (
+            gtid, timeout, self.ranges(),
+            self.fleet.log('db')[-3000:]))
+
+    def test_archive_ships_continuously_and_rpo(self):
+        writer = Writer(self.server)
+        writer.start()
+        self.addCleanup(writer.stop)
+        time.sleep(3)
+        # Lag of the archive behind a committed row, under load: the time
+        # from a row's commit to a range that holds its GTID.
+        lags = []
+        for _ in range(3):
+            gtid = self.server.sql('SELECT @@gtid_binlog_pos')
+            committed = time.time()
+            deadline = time.monotonic() + WAIT
+            while time.monotonic() < deadline:
+                done = [r for r in self.ranges() if r['gtid_end'] and
+                        int(r['gtid_end'].split('-')[2]) >=
+                        int(gtid.split('-')[2])]
+                if done:
+                    break
+                time.sleep(0.05)
+            self.assertTrue(done, 'not archived: %s' % gtid)
+            lags.append(time.time() - committed)
+        writer.stop()
+        self.assertIsNone(writer.error)
+        print('RPO (interval %d s, a row every %.2f s): lag %s s' % (
+            INTERVAL, writer.pause, ', '.join('%.2f' % x for x in lags)))
+        self.assertLess(max(lags), 5)
+        final = self.server.sql('SELECT @@gtid_binlog_pos')
+        ranges = self.wait_archived(final)
+        self.assertEqual(1, len(ranges), ranges)
+        self.assertIsNone(ranges[0]['gap_before'])
+        for key in ('start_time', 'end_time', 'gtid_start', 'gtid_end'):
+            self.assertTrue(ranges[0][key], key)
+        # The segments are artifacts of kind binlog of archive backups.
+        backups, _ = self.fleet.manage_json('backup', 'list')
+        archive = [b for b in backups if b['policy'] == 'binlog-archive']
+        self.assertTrue(archive)
+        kinds = set()
+        for backup in archive[:5]:
+            shown, _ = self.fleet.manage_json('backup', 'show',
+                                              str(backup['id']))
+            kinds |= {a['kind'] for a in shown['artifacts']}
+        self.assertEqual({'binlog'}, kinds)
