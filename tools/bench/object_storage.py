@@ -14,7 +14,9 @@ its default options unless --concurrency is given.
 import argparse
 import contextlib
 import os
+import statistics
 import subprocess
+import sys
 import time
 
 from boto3.s3 import transfer
@@ -25,12 +27,15 @@ from osbackup.storage import swift
 from osbackup.tests.functional import swift_cluster
 
 MiB = 1 << 20
-SWIFT_CLI = '/usr/bin/swift'
+# python-swiftclient's own CLI, installed beside this interpreter.
+SWIFT_CLI = os.path.join(os.path.dirname(sys.executable), 'swift')
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
     parser.add_argument('--size-mib', type=int, default=512)
+    parser.add_argument('--rounds', type=int, default=3,
+                        help='runs of each transfer; medians are shown')
     parser.add_argument('--concurrency', type=int,
                         help='segment/upload concurrency of osbackup')
     args = parser.parse_args()
@@ -44,13 +49,13 @@ def main():
     cluster = swift_cluster.SwiftCluster()
     cluster.setUp()
     try:
-        run(conf, cluster, data, size, args.concurrency)
+        run(conf, cluster, data, size, args.concurrency, args.rounds)
     finally:
         cluster.cleanUp()
         os.unlink(data)
 
 
-def run(conf, cluster, data, size, concurrency):
+def run(conf, cluster, data, size, concurrency, rounds):
     swift_opts = dict(cluster.swift_flags(), container='bench')
     s3_opts = dict(cluster.s3_flags(), bucket='bench-s3')
     if concurrency:
@@ -93,12 +98,19 @@ def run(conf, cluster, data, size, concurrency):
         ('s3 upload', lambda: put(bs), lambda: _boto_put(client, data)),
         ('s3 download', lambda: get(bs), lambda: _boto_get(client)),
     ]
-    print('%d MiB, load average %.1f' % (size // MiB, os.getloadavg()[0]))
+    times = {label: ([], []) for label, _, _ in pairs}
+    load = os.getloadavg()[0]
+    # Rounds alternate reference and osbackup so drift hits both alike.
+    for _ in range(rounds):
+        for label, ours, reference in pairs:
+            times[label][0].append(_timed(reference))
+            times[label][1].append(_timed(ours))
+    print('%d MiB, median of %d, load average %.1f to %.1f'
+          % (size // MiB, rounds, load, os.getloadavg()[0]))
     print('%-16s %10s %10s %7s' % ('work', 'reference', 'osbackup',
                                    'ratio'))
-    for label, ours, reference in pairs:
-        t_ref = _timed(reference)
-        t_ours = _timed(ours)
+    for label, (refs, ourss) in times.items():
+        t_ref, t_ours = statistics.median(refs), statistics.median(ourss)
         print('%-16s %9.2fs %9.2fs %6.2fx' % (label, t_ref, t_ours,
                                               t_ours / t_ref))
 
