@@ -5,8 +5,9 @@ one host must do in each and records every change that needs undoing in a
 fsynced journal (``<state_path>/agent/restores/<id>.json``) before making
 it. Rollback, whether asked by the conductor or run at agent start-up after
 a crash, undoes exactly what the journal lists: staged trees are removed,
-replaced directories are put back from ``.orig``, loaded databases get
-their pre-restore dump back and stopped units are started again.
+replaced directories are put back from ``.orig``, loaded databases and
+command artifacts (RabbitMQ definitions, OVN databases) get their
+pre-restore copy back and stopped units are started again.
 
 Target directories come from the driver's own allow-list, never from the
 message: an artifact naming any other path is refused.
@@ -50,7 +51,8 @@ class RestoreJournal:
         self.restore_id = int(restore_id)
         self.path = os.path.join(directory, '%d.json' % self.restore_id)
         self.data = {'staged': {}, 'replaced': {}, 'stopped': [],
-                     'loaded': [], 'keep': {}, 'carried': []}
+                     'loaded': [], 'keep': {}, 'carried': [],
+                     'imported': []}
         with contextlib.suppress(FileNotFoundError):
             with open(self.path) as f:
                 self.data.update(json.load(f))
@@ -98,12 +100,21 @@ class RestoreWorker:
     def _journal(self, params):
         return RestoreJournal(self.directory, params['restore_id'])
 
-    def _context(self, params, progress):
+    def _context(self, params, progress, service=mysql_definition.NAME):
         return driver_base.TaskContext(
             task_id='restore-%s' % params['restore_id'],
             backup_id='restore-%s' % params['restore_id'], host=self.host,
-            service=mysql_definition.NAME, storage=self.storage,
+            service=service, storage=self.storage,
             progress=progress)
+
+    def _command(self, service):
+        """The driver that loads ``service``'s command artifacts."""
+        driver = self.drivers.get(service)
+        if not isinstance(driver, driver_base.CommandRestore):
+            raise exception.RestoreFailed(
+                'No %s driver that loads command artifacts is enabled on %s'
+                % (service, self.host))
+        return driver
 
     def _allowed(self, service):
         """The directories the driver of ``service`` may restore."""
@@ -167,6 +178,14 @@ class RestoreWorker:
             # load_db need not check it again (it still hashes it).
             journal.data.setdefault('verified', {})[art['location']] = \
                 art['sha256']
+        for item in plan.get('commands', []):
+            art = item['artifact']
+            self._run_steps(steps, 'verify', art['name'],
+                            lambda: self._command(item['service'])
+                            .check_artifact(
+                                self._context(params, progress,
+                                              item['service']),
+                                art, bool(item.get('force'))))
         if plan['databases']:
             journal.save()
         staged = sorted(journal.data['staged'].values())
@@ -330,10 +349,39 @@ class RestoreWorker:
 
     def load_db(self, params, progress):
         journal = self._journal(params)
+        steps = []
+        if params['plan']['databases']:
+            self._load_databases(params, progress, journal, steps)
+        for item in params['plan'].get('commands', []):
+            self._load_command(params, progress, journal, steps, item)
+        return steps
+
+    def _load_command(self, params, progress, journal, steps, item):
+        """Save what the artifact replaces, then load it."""
+        art = item['artifact']
+        if art['name'] in {e['name'] for e in journal.data['imported']}:
+            return
+        driver = self._command(item['service'])
+        ctx = self._context(params, progress, item['service'])
+        entry = {'service': item['service'], 'name': art['name'],
+                 'pre_restore': None}
+
+        def save_current():
+            saved = driver.save_current(ctx, art)
+            entry['pre_restore'] = saved.to_dict() if saved else None
+        self._run_steps(steps, 'save', art['name'], save_current)
+        journal.data['imported'].append(entry)
+        journal.save()
+        self._run_steps(steps, 'load', art['name'],
+                        lambda: driver.restore_artifact(
+                            ctx, art, bool(item.get('force'))))
+        for warning in ctx.warnings:
+            LOG.warning('Restore %s: %s', params['restore_id'], warning)
+
+    def _load_databases(self, params, progress, journal, steps):
         mysql = self._mysql()
         ctx = self._context(params, progress)
         present = set(mysql.list_databases())
-        steps = []
         for item in params['plan']['databases']:
             db, art = item['database'], item['artifact']
             done = {e['database'] for e in journal.data['loaded']}
@@ -351,7 +399,6 @@ class RestoreWorker:
                 art['location']) == art['sha256']
             self._run_steps(steps, 'load', db, lambda: mysql.load(
                 ctx, art['location'], db, art['sha256'], verified=verified))
-        return steps
 
     def replace(self, params, progress):
         journal = self._journal(params)
@@ -415,11 +462,15 @@ class RestoreWorker:
         steps = [_step(self.host, 'keep', self._shown(orig))
                  for orig in sorted(filter(None, journal.data['replaced']
                                            .values()))]
-        for entry in journal.data['loaded']:
-            if entry['pre_restore']:
-                self.storage.delete(entry['pre_restore']['location'])
+        self._drop_pre_restore(journal.data)
         journal.remove()
         return steps
+
+    def _drop_pre_restore(self, data):
+        """Delete the copies saved of what the restore replaced."""
+        for entry in data['loaded'] + data['imported']:
+            if entry['pre_restore']:
+                self.storage.delete(entry['pre_restore']['location'])
 
     def rollback(self, params, progress):
         """Undo the restore here; or say what start-up recovery undid."""
@@ -466,6 +517,11 @@ class RestoreWorker:
                                   lambda: mysql.load(ctx, pre['location'],
                                                      entry['database'],
                                                      pre['sha256']))
+        for entry in reversed(data['imported']):
+            pre = entry['pre_restore']
+            if pre:
+                self._attempt(steps, 'reload', entry['name'],
+                              lambda: self._reload_command(entry, pre))
         for unit in data['stopped']:
             self._attempt(steps, 'start', unit,
                           lambda: self.units.start(unit))
@@ -473,12 +529,17 @@ class RestoreWorker:
         if failed:
             raise PhaseFailed('Rollback left %d step(s) undone; see the '
                               'steps' % len(failed), steps)
-        for entry in data['loaded']:
-            if entry['pre_restore']:
-                self.storage.delete(entry['pre_restore']['location'])
+        self._drop_pre_restore(data)
         self._drop_storage_dirs(journal.restore_id)
         journal.remove()
         return steps
+
+    def _reload_command(self, entry, pre):
+        """Load back the copy a command artifact's load replaced."""
+        ctx = driver_base.TaskContext('rollback', 'rollback', self.host,
+                                      entry['service'], self.storage)
+        # The copy is of this very server: its schema is the server's.
+        self._command(entry['service']).restore_artifact(ctx, pre, True)
 
     def _drop_storage_dirs(self, restore_id):
         """Remove what is left of the restore's own storage directory.

@@ -3,7 +3,8 @@
 The plan is pure data computed from the catalogue and the agents'
 heartbeats, so ``--dry-run`` shows exactly what a real restore will do.
 Per host it lists the file sets to stage and swap in, the databases to
-load and the units to stop before and start after.
+load, the command artifacts to load (RabbitMQ definitions, OVN databases)
+and the units to stop before and start after.
 """
 
 from sqlalchemy.engine import url as sa_url
@@ -12,17 +13,16 @@ from osbackup import artifact_kinds
 from osbackup import definitions
 from osbackup.definitions import mysql as mysql_definition
 from osbackup.definitions import order
+from osbackup.definitions import ovn as ovn_definition
 from osbackup import exception
 from osbackup import restore_phases
 from osbackup import states
 
 MYSQL = mysql_definition.NAME
 PHYSICAL = artifact_kinds.PHYSICAL
+COMMANDS = 'commands'
 #: Kinds an orchestrated restore of a backup lists as skipped, and why.
 NOT_RESTORED = {
-    artifact_kinds.COMMAND: 'a command artifact (%s) is not part of an '
-                            'orchestrated restore yet; import it on the '
-                            'host (see the admin guide)',
     artifact_kinds.BINLOG: 'archived binlogs (%s) are replayed by a '
                            'point-in-time restore (restore create '
                            '--to-time)',
@@ -98,12 +98,15 @@ def map_hosts(backup: dict, mapping: dict, agents: dict) -> dict:
 
 
 def build(conf, backup: dict, agents: dict, hosts: list,
-          services: list, chains: dict | None = None) -> dict:
+          services: list, chains: dict | None = None,
+          force: bool = False) -> dict:
     """Compute the plan; raise InvalidInput when nothing matches.
 
     ``chains`` maps the id of each incremental file-set artifact to its
     bases (Catalogue.artifact_chains); the plan carries them so the agent
-    can take unchanged files from the backups that hold them.
+    can take unchanged files from the backups that hold them. ``force``:
+    load command artifacts the agent would refuse (an OVN database of
+    another schema version).
     """
     available = [a for a in backup['artifacts']
                  if a['status'] == states.AVAILABLE]
@@ -123,7 +126,9 @@ def build(conf, backup: dict, agents: dict, hosts: list,
                 'Backup %s has nothing for service %r (services: %s)'
                 % (backup['id'], service, ', '.join(known_services)))
     own_db = catalogue_database(conf)
-    plan = {'hosts': {}, 'skipped': []}
+    plan = {'hosts': {}, 'skipped': [], 'repairs': []}
+    if force:
+        plan['force'] = True
     # Which hosts run each service, for stopping it around a DB load.
     service_hosts = {}
     for a in available:
@@ -152,6 +157,10 @@ def build(conf, backup: dict, agents: dict, hosts: list,
             continue
         if a['kind'] == PHYSICAL:
             _plan_physical(plan, a, services, host_plan, add_units)
+            continue
+        if a['kind'] == artifact_kinds.COMMAND:
+            if not services or a['service'] in services:
+                _plan_command(plan, a, host_plan)
             continue
         if a['kind'] in NOT_RESTORED:
             if not services or a['service'] in services:
@@ -190,8 +199,8 @@ def build(conf, backup: dict, agents: dict, hosts: list,
             item['chain'] = _chain(backup, a, chains or {})
         host_plan(a['host'])['files'].append(item)
         add_units(a['host'], a['service'])
-    if not any(h['files'] or h['databases'] or h.get('physical')
-               for h in plan['hosts'].values()):
+    if not any(h['files'] or h['databases'] or h.get(PHYSICAL) or
+               h.get(COMMANDS) for h in plan['hosts'].values()):
         raise exception.InvalidInput('Nothing to restore from backup %s '
                                      'with this selection' % backup['id'])
     _order_units(plan, unit_owner)
@@ -213,6 +222,25 @@ def _order_units(plan: dict, unit_owner: dict) -> None:
     rank = {name: i for i, name in enumerate(plan['order'])}
     for host, entry in plan['hosts'].items():
         entry['units'].sort(key=lambda u: rank[unit_owner[(host, u)]])
+
+
+def _plan_command(plan, art, host_plan):
+    """Loaded into the running server in load_db; its units keep running.
+
+    The server must serve to take the load (rabbitmqctl
+    import_definitions, ovsdb-client restore), so none of its units is
+    stopped. A northbound database that no longer matches neutron's
+    database is repaired by neutron-ovn-db-sync-util: the plan names it.
+    """
+    host_plan(art['host']).setdefault(COMMANDS, []).append(
+        {'service': art['service'], 'artifact': _artifact(art),
+         'force': bool(plan.get('force'))})
+    if art['service'] == ovn_definition.NAME and art['name'] == 'ovn-nb':
+        plan['repairs'].append({
+            'host': art['host'], 'target': ovn_definition.SYNC_COMMAND,
+            'reason': "run it on a neutron-server host if OVN's northbound "
+                      "database and neutron's database disagree after the "
+                      "restore (osbackup does not run it)"})
 
 
 def _physical_asked(available, services):
@@ -258,11 +286,15 @@ def steps(plan: dict) -> list[dict]:
         for x in p.get(PHYSICAL, []):
             out.append(_step(host, 'prepare', 'verify', x['artifact']['name']))
             out.append(_step(host, 'prepare', 'stage', _physical_target(x)))
+        out.extend(_step(host, 'prepare', 'verify', c['artifact']['name'])
+                   for c in p.get(COMMANDS, []))
     for host, p in hosts:
         out.extend(_step(host, 'stop', 'stop', u) for u in p['units'])
     for host, p in hosts:
         out.extend(_step(host, 'load_db', 'load', d['database'])
                    for d in p['databases'])
+        out.extend(_step(host, 'load_db', 'load', c['artifact']['name'])
+                   for c in p.get(COMMANDS, []))
     for host, p in hosts:
         for f in p['files']:
             out.extend(_step(host, 'replace', 'replace', d)
@@ -277,7 +309,15 @@ def steps(plan: dict) -> list[dict]:
         out.append({'host': skipped['host'], 'phase': 'load_db',
                     'action': 'skip', 'target': skipped['target'],
                     'status': states.SKIPPED, 'error': skipped['reason']})
+    out.extend(repair_steps(plan))
     return out
+
+
+def repair_steps(plan: dict) -> list[dict]:
+    """Repairs the operator runs if needed (neutron-ovn-db-sync-util)."""
+    return [{'host': r['host'], 'phase': 'finish', 'action': 'repair',
+             'target': r['target'], 'status': states.SKIPPED,
+             'error': r['reason']} for r in plan.get('repairs', [])]
 
 
 def has_work(plan_host: dict, phase: str) -> bool:
@@ -287,7 +327,7 @@ def has_work(plan_host: dict, phase: str) -> bool:
     if phase in ('stop', 'start', 'check'):
         return bool(plan_host['units'])
     if phase == 'load_db':
-        return bool(plan_host['databases'])
+        return bool(plan_host['databases']) or bool(plan_host.get(COMMANDS))
     if phase == 'replace':
         return bool(plan_host['files']) or bool(plan_host.get(PHYSICAL))
     return False

@@ -52,8 +52,13 @@ class RestoreOrchestrator:
         self.notifications = notify.DISABLED
 
     def create(self, backup_id: int, hosts: list, services: list,
-               dry_run: bool = False, map_host: dict | None = None) -> dict:
-        """``map_host`` {OLD: NEW}: OLD's artifacts restored on NEW."""
+               dry_run: bool = False, map_host: dict | None = None,
+               force: bool = False) -> dict:
+        """``map_host`` {OLD: NEW}: OLD's artifacts restored on NEW.
+
+        ``force``: load command artifacts an agent would refuse (an OVN
+        database of another schema version).
+        """
         backup = self.catalogue.get_backup(backup_id)
         agents = {a['host']: a for a in self.catalogue.list_agents(
             self.conf.conductor.agent_down_time)}
@@ -63,7 +68,7 @@ class RestoreOrchestrator:
         chains = self.catalogue.artifact_chains(
             [a['id'] for a in backup['artifacts'] if a.get('parent_id')])
         plan = restore_plan.build(self.conf, backup, agents, hosts or [],
-                                  services or [], chains)
+                                  services or [], chains, force=force)
         if dry_run:
             return {'id': None, 'backup_id': backup_id, 'status': 'DRY_RUN',
                     'dry_run': True, 'plan': plan,
@@ -80,7 +85,8 @@ class RestoreOrchestrator:
         restore = self.catalogue.create_restore(
             backup_id, hosts or [], services or [], plan,
             steps=[dict(s, action='skip', status=states.SKIPPED,
-                        error=s['reason']) for s in plan['skipped']],
+                        error=s['reason']) for s in plan['skipped']] +
+            restore_plan.repair_steps(plan),
             first_tasks=lambda r: self._specs(r, 0),
             **self._task_times())
         LOG.info('Restore %s of backup %s: hosts %s', restore['id'],

@@ -20,9 +20,11 @@ class ConductorAPI:
         1.4 - Added goodbye (an agent stopping) and hello (an agent
               checking it is heard, and the conductor's clock)
         1.5 - map_host in create_restore (restore a host onto another)
+        1.6 - force in create_restore (load an OVN database of another
+              schema version)
     """
 
-    RPC_API_VERSION = '1.5'
+    RPC_API_VERSION = '1.6'
 
     def __init__(self, conf):
         self.client = rpc.get_client(
@@ -128,7 +130,13 @@ class ConductorAPI:
 
     def create_restore(self, ctxt, backup_id: int, hosts: list,
                        services: list, dry_run: bool,
-                       map_host: dict | None = None) -> dict:
+                       map_host: dict | None = None,
+                       force: bool = False) -> dict:
+        if force:
+            return self._call_at('1.6', ctxt, 'create_restore',
+                                 backup_id=backup_id, hosts=hosts,
+                                 services=services, dry_run=dry_run,
+                                 map_host=map_host or None, force=True)
         if map_host:
             return self._call_at('1.5', ctxt, 'create_restore',
                                  backup_id=backup_id, hosts=hosts,

@@ -112,3 +112,29 @@ class PhysicalRestore(abc.ABC):
     @abc.abstractmethod
     def check_stopped(self, datadir: str) -> None:
         """Raise unless no server runs on ``datadir``."""
+
+
+class CommandRestore(abc.ABC):
+    """A driver whose artifacts a command loads into a running server.
+
+    RabbitMQ definitions and OVN databases: an orchestrated restore checks
+    each artifact in its prepare phase, and in its load_db phase saves
+    what it replaces, then loads the artifact; a rollback loads the saved
+    copy back. ``artifact`` is the plan's dict of a catalogue artifact
+    (name, location, sha256, meta).
+    """
+
+    @abc.abstractmethod
+    def check_artifact(self, ctx: TaskContext, artifact: dict,
+                       force: bool) -> None:
+        """Raise an OsbackupError unless the artifact can be loaded."""
+
+    @abc.abstractmethod
+    def save_current(self, ctx: TaskContext,
+                     artifact: dict) -> Artifact | None:
+        """Store what loading ``artifact`` replaces; None if nothing."""
+
+    @abc.abstractmethod
+    def restore_artifact(self, ctx: TaskContext, artifact: dict,
+                         force: bool) -> None:
+        """Load the artifact (its sha256 checked again)."""

@@ -17,7 +17,7 @@ from osbackup import exception
 ARTIFACT = 'rabbitmq-definitions'
 
 
-class RabbitMQDriver(base.ServiceDriver):
+class RabbitMQDriver(base.ServiceDriver, base.CommandRestore):
     """The broker's definitions, exported while it serves."""
 
     definition = rabbitmq.DEFINITION
@@ -77,15 +77,19 @@ class RabbitMQDriver(base.ServiceDriver):
                            'users': len(exported.get('users', [])),
                            'vhosts': len(exported.get('vhosts', []))})]
 
-    def import_definitions(self, ctx: base.TaskContext, location: str,
-                           sha256: str) -> None:
-        """Load an exported artifact into the broker, checked first."""
+    def _read(self, ctx, location, sha256) -> bytes:
         with ctx.storage.open_reader(location) as reader:
             data = reader.read()
         if hashlib.sha256(data).hexdigest() != sha256:
             raise exception.OsbackupError(
                 '%s is corrupt (sha256 mismatch); nothing imported'
                 % location)
+        return data
+
+    def import_definitions(self, ctx: base.TaskContext, location: str,
+                           sha256: str) -> None:
+        """Load an exported artifact into the broker, checked first."""
+        data = self._read(ctx, location, sha256)
         fd, path = tempfile.mkstemp(prefix='osbackup-rabbitmq-',
                                     suffix='.json')
         try:
@@ -94,3 +98,29 @@ class RabbitMQDriver(base.ServiceDriver):
             self._ctl('import_definitions', path)
         finally:
             os.unlink(path)
+
+    # -- an orchestrated restore (base.CommandRestore) -----------------
+
+    def check_artifact(self, ctx, artifact, force):
+        """The export is intact and JSON."""
+        data = self._read(ctx, artifact['location'], artifact['sha256'])
+        try:
+            json.loads(data)
+        except ValueError:
+            raise exception.OsbackupError(
+                '%s is not an export of definitions (no JSON)'
+                % artifact['location'])
+
+    def save_current(self, ctx, artifact):
+        """The broker's definitions now, for a rollback.
+
+        import_definitions adds and updates; it deletes nothing, so what
+        was created after the backup is still there after a restore and
+        after a rollback.
+        """
+        (saved,) = self.backup(ctx)
+        return saved
+
+    def restore_artifact(self, ctx, artifact, force):
+        self.import_definitions(ctx, artifact['location'],
+                                artifact['sha256'])

@@ -103,16 +103,22 @@ class RestoreCommands:
                       '--host takes either name.')
     @manage.args('--dry-run', action='store_true',
                  help='Print the ordered plan and change nothing.')
+    @manage.args('--force', action='store_true',
+                 help='Load what an agent would refuse: an OVN database '
+                      'whose schema version differs from the running '
+                      'ovsdb-server\'s.')
     @manage.args('--wait', action='store_true',
                  help='Wait for the restore to end, showing progress; exit '
                       'non-zero unless it succeeded. Always on in '
                       'all-in-one mode.')
     @manage.format_arg
     def create(self, backup_id, services=None, hosts=None, dry_run=False,
-               wait=False, map_host=None, fmt='table'):
+               wait=False, map_host=None, force=False, fmt='table'):
         """Restore a backup: stop units, load DBs, swap dirs, start units."""
         mapping = parse_map_host(map_host or [])
         extra = {'map_host': mapping} if mapping else {}
+        if force:
+            extra['force'] = True
         restore = self.env.call('create_restore', backup_id=backup_id,
                                 hosts=hosts or [], services=services or [],
                                 dry_run=dry_run, **extra)

@@ -57,6 +57,11 @@ FAKETIME = Tool(commands=('faketime',), package='faketime',
                           'clock, through libfaketime)')
 ZSTD = Tool(commands=('zstd', 'tar'), package='zstd',
             needed_by='the tests unpacking archives with tar --zstd')
+OVN = Tool(commands=('ovsdb-server', 'ovsdb-client', 'ovsdb-tool',
+                     'ovn-nbctl'),
+           package='ovn-central',
+           needed_by='the OVN driver tests (a private ovsdb-server with the '
+                     'OVN northbound schema)')
 
 _lock = threading.Lock()
 # package -> skip reason, for the packages this process could not provide.

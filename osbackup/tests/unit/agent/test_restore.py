@@ -348,3 +348,124 @@ class FakeMysql:
 
     def load(self, ctx, location, database, sha256, verified=False):
         raise AssertionError('nothing was loaded')
+
+
+class FakeCommandDriver(driver_base.ServiceDriver, driver_base.CommandRestore):
+    """A server whose whole state is ``self.state``; loads are logged."""
+
+    def __init__(self, conf, name, log, fail_load=False):
+        super().__init__(conf)
+        self.name = name
+        self.state = 'live-%s' % name
+        self.log = log
+        self.fail_load = fail_load
+
+    def is_present(self):
+        return True
+
+    def backup(self, ctx):
+        writer = ctx.storage.open_writer(ctx.key(self.name, '.txt'))
+        writer.write(self.state.encode())
+        return [driver_base.Artifact(
+            name=self.name, kind='command', location=writer.commit(),
+            size=len(self.state), sha256='-', meta={'state': self.state})]
+
+    def check_artifact(self, ctx, artifact, force):
+        self.log.append(('check', self.name, force))
+        if artifact['meta'].get('bad'):
+            raise exception.ArtifactCorrupt('%s is bad' % artifact['name'])
+
+    def save_current(self, ctx, artifact):
+        (saved,) = self.backup(ctx)
+        return saved
+
+    def restore_artifact(self, ctx, artifact, force):
+        self.log.append(('load', self.name, artifact['meta']['state']))
+        if self.fail_load and artifact['meta']['state'].startswith('b'):
+            raise exception.RestoreFailed('%s load failed' % self.name)
+        self.state = artifact['meta']['state']
+
+
+class CommandRestoreTest(base.TestCase):
+
+    def setUp(self):
+        super().setUp()
+        self.flags(root_path=os.path.join(self.state_dir, 'node'),
+                   group='agent')
+        self.storage = local.LocalStorage(
+            self.cfg.conf, path=os.path.join(self.state_dir, 'store'))
+        self.log = []
+
+    def worker(self, **fail):
+        self.drivers = {n: FakeCommandDriver(self.cfg.conf, n, self.log,
+                                             fail_load=fail.get(n, False))
+                        for n in ('rabbitmq', 'ovn')}
+        return restore.RestoreWorker(self.cfg.conf, 'h', self.drivers,
+                                     self.storage, FakeUnits())
+
+    @staticmethod
+    def params(bad=False, force=False):
+        def item(service, name):
+            return {'service': service, 'force': force, 'artifact': {
+                'name': name, 'location': '/x/%s' % name, 'sha256': '-',
+                'meta': {'state': 'backup-%s' % service, 'bad': bad}}}
+        return {'restore_id': 4, 'backup_id': 1, 'plan': {
+            'files': [], 'databases': [], 'units': [],
+            'commands': [item('rabbitmq', 'rabbitmq-definitions'),
+                         item('ovn', 'ovn-nb')]}}
+
+    def test_loads_in_order_and_finish_drops_the_saved_copies(self):
+        worker = self.worker()
+        params = self.params(force=True)
+        steps = run_phases(worker, params, 'prepare', 'load_db')
+        self.assertEqual(
+            ['verify rabbitmq-definitions', 'verify ovn-nb',
+             'save rabbitmq-definitions', 'load rabbitmq-definitions',
+             'save ovn-nb', 'load ovn-nb'],
+            ['%s %s' % (s['action'], s['target']) for s in steps])
+        self.assertEqual([('check', 'rabbitmq', True), ('check', 'ovn', True)],
+                         self.log[:2])
+        self.assertEqual(['backup-rabbitmq', 'backup-ovn'],
+                         [d.state for d in self.drivers.values()])
+        # load_db run again (a redelivered task) loads nothing twice.
+        run_phases(worker, params, 'load_db')
+        self.assertEqual(4, len(self.log))
+        saved = list(self.storage.list('h/restore-4'))
+        self.assertEqual(2, len(saved))
+        run_phases(worker, params, 'finish')
+        self.assertEqual([], list(self.storage.list('h/restore-4')))
+
+    def test_a_bad_artifact_fails_prepare_with_nothing_loaded(self):
+        worker = self.worker()
+        exc = self.assertRaises(restore.PhaseFailed, worker.prepare,
+                                self.params(bad=True), lambda b, f: None)
+        self.assertIn('rabbitmq-definitions is bad', exc.message)
+        self.assertEqual(['live-rabbitmq', 'live-ovn'],
+                         [d.state for d in self.drivers.values()])
+
+    def test_rollback_loads_the_saved_copies_back_in_reverse(self):
+        worker = self.worker(ovn=True)
+        params = self.params()
+        run_phases(worker, params, 'prepare')
+        exc = self.assertRaises(restore.PhaseFailed, worker.load_db, params,
+                                lambda b, f: None)
+        self.assertIn('ovn load failed', exc.message)
+        self.assertEqual('backup-rabbitmq', self.drivers['rabbitmq'].state)
+        del self.log[:]
+        steps = run_phases(worker, params, 'rollback')
+        self.assertEqual([('reload', 'ovn-nb'),
+                          ('reload', 'rabbitmq-definitions')],
+                         [(s['action'], s['target']) for s in steps])
+        self.assertEqual([('load', 'ovn', 'live-ovn'),
+                          ('load', 'rabbitmq', 'live-rabbitmq')], self.log)
+        self.assertEqual(['live-rabbitmq', 'live-ovn'],
+                         [d.state for d in self.drivers.values()])
+        self.assertEqual([], list(self.storage.list('h/restore-4')))
+
+    def test_a_service_without_a_command_driver_is_one_clear_error(self):
+        worker = restore.RestoreWorker(self.cfg.conf, 'h', {}, self.storage,
+                                       FakeUnits())
+        exc = self.assertRaises(restore.PhaseFailed, worker.prepare,
+                                self.params(), lambda b, f: None)
+        self.assertIn('No rabbitmq driver that loads command artifacts',
+                      exc.message)

@@ -160,15 +160,58 @@ class RestoreOrderTest(base.TestCase):
 
 class CommandArtifactTest(base.TestCase):
 
-    def test_a_command_artifact_is_skipped_saying_why(self):
-        backup = {'id': 3, 'artifacts': [
-            _art('ctl', 'nova', 'nova', paths=['etc/nova']),
-            _art('ctl', 'rabbitmq', 'rabbitmq-definitions', kind='command')]}
-        plan = restore_plan.build(self.cfg.conf, backup, AGENTS, [], [])
+    BACKUP = {'id': 3, 'artifacts': [
+        _art('ctl', 'nova', 'nova', paths=['etc/nova']),
+        _art('ctl', 'rabbitmq', 'rabbitmq-definitions', kind='command'),
+        _art('ctl', 'ovn', 'ovn-nb', kind='command'),
+        _art('ctl', 'ovn', 'ovn-sb', kind='command')]}
+    AGENTS = {'ctl': {'info': {'units': {
+        'nova': ['nova-api'], 'rabbitmq': ['rabbitmq-server'],
+        'ovn': ['ovn-central']}}}}
+
+    def test_command_artifacts_load_in_load_db_with_their_servers_up(self):
+        plan = restore_plan.build(self.cfg.conf, self.BACKUP, self.AGENTS,
+                                  [], [])
+        ctl = plan['hosts']['ctl']
+        self.assertEqual([], plan['skipped'])
+        self.assertEqual(
+            [('rabbitmq', 'rabbitmq-definitions', False),
+             ('ovn', 'ovn-nb', False), ('ovn', 'ovn-sb', False)],
+            sorted(((c['service'], c['artifact']['name'], c['force'])
+                    for c in ctl['commands']),
+                   key=lambda c: (c[0] != 'rabbitmq', c[1])))
+        # The broker and ovsdb-server must serve to take the load.
+        self.assertEqual(['nova-api'], ctl['units'])
+        self.assertTrue(restore_plan.has_work(ctl, 'load_db'))
+        steps = [(s['phase'], s['action'], s['target'])
+                 for s in restore_plan.steps(plan)]
+        for name in ('rabbitmq-definitions', 'ovn-nb', 'ovn-sb'):
+            self.assertIn(('prepare', 'verify', name), steps)
+            self.assertIn(('load_db', 'load', name), steps)
+
+    def test_the_ovn_sync_repair_is_named_in_the_plan(self):
+        plan = restore_plan.build(self.cfg.conf, self.BACKUP, self.AGENTS,
+                                  [], ['ovn'], force=True)
+        self.assertTrue(all(c['force'] for c in
+                            plan['hosts']['ctl']['commands']))
+        [repair] = [s for s in restore_plan.steps(plan)
+                    if s['action'] == 'repair']
+        self.assertTrue(repair['target'].startswith(
+            'neutron-ovn-db-sync-util '))
+        self.assertIn('repair', repair['target'])
+        self.assertIn("neutron's database disagree", repair['error'])
+        self.assertEqual(['ovn'], [c['service'] for c in
+                                   plan['hosts']['ctl']['commands']][:1])
+
+    def test_a_command_artifact_alone_is_something_to_restore(self):
+        plan = restore_plan.build(self.cfg.conf, self.BACKUP, self.AGENTS,
+                                  [], ['rabbitmq'])
         self.assertEqual(['rabbitmq-definitions'],
-                         [s['target'] for s in plan['skipped']])
-        self.assertEqual(['nova'], [f['service'] for f in
-                                    plan['hosts']['ctl']['files']])
+                         [c['artifact']['name'] for c in
+                          plan['hosts']['ctl']['commands']])
+        self.assertEqual([], plan['repairs'])
+        self.assertFalse(restore_plan.has_work(plan['hosts']['ctl'],
+                                               'stop'))
 
 
 class BinlogArtifactsTest(base.TestCase):

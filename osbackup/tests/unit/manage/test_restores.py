@@ -2,9 +2,11 @@
 
 import io
 import json
+from unittest import mock
 
 import fixtures
 
+from osbackup.conductor import rpcapi
 from osbackup import exception
 from osbackup.manage import restores
 from osbackup.tests import base
@@ -75,3 +77,35 @@ class MapHostOptionTest(base.TestCase):
         for bad in (['a'], ['=b'], ['a='], ['a=a'], ['a=b', 'a=c']):
             self.assertRaises(exception.InvalidInput,
                               restores.parse_map_host, bad)
+
+
+class ForceVersionTest(base.TestCase):
+    """restore create --force needs RPC 1.6; without it, 1.0 as before."""
+
+    def api(self):
+        client = mock.Mock()
+        with mock.patch.object(rpcapi.rpc, 'get_client',
+                               return_value=client):
+            return rpcapi.ConductorAPI(self.cfg.conf), client
+
+    def test_force_is_sent_at_1_6(self):
+        api, client = self.api()
+        api.create_restore({}, 3, [], ['ovn'], False, force=True)
+        client.prepare.assert_called_once_with(version='1.6')
+        self.assertTrue(client.prepare.return_value.call.call_args.kwargs[
+            'force'])
+
+    def test_without_force_nothing_changes(self):
+        api, client = self.api()
+        api.create_restore({}, 3, [], ['ovn'], False)
+        client.prepare.assert_called_once_with(version='1.0')
+        self.assertNotIn('force',
+                         client.prepare.return_value.call.call_args.kwargs)
+
+    def test_a_conductor_capped_below_1_6_is_one_clear_error(self):
+        api, client = self.api()
+        client.can_send_version.return_value = False
+        exc = self.assertRaises(exception.ConductorUnavailable,
+                                api.create_restore, {}, 3, [], [], False,
+                                force=True)
+        self.assertIn('needs conductors at RPC API 1.6', exc.message)
