@@ -109,6 +109,15 @@ def judge(row: dict, now: datetime.datetime, limits: Thresholds) -> dict:
     if row.get('last_result') == 'FAILED':
         state = _worst(state, WARNING)
         reasons.append('last attempt failed')
+    missing = row.get('secrets_missing') or []
+    if missing:
+        # A secret that cannot be recreated and is in no backup: the
+        # service's data is lost with the host.
+        critical = [m['path'] for m in missing if m.get('critical')]
+        state = _worst(state, CRITICAL if critical else WARNING)
+        reasons.append('newest backup lacks secret(s) %s' % ', '.join(
+            m['path'] + (' (critical)' if m.get('critical') else '')
+            for m in missing))
     if row.get('last_verify_result') == 'CORRUPT':
         state = _worst(state, CRITICAL)
         reasons.append('last verify found corruption')

@@ -11,6 +11,7 @@ never a sort of the whole history.
 import sqlalchemy as sa
 from sqlalchemy import orm
 
+from osbackup import artifact_kinds
 from osbackup.db import models
 from osbackup import states
 
@@ -56,6 +57,29 @@ class StatusQueries:
                     continue
                 _slot(found, host, service)['installed'] = True
         return [found[key] for key in sorted(found)]
+
+    def missing_secrets(self, hosts=None, services=None) -> dict:
+        """{(host, service): secrets the newest file set lacks}.
+
+        From the ``secrets_missing`` the agent recorded in the newest
+        available file-set artifact of each pair (see drivers/fileset.py);
+        pairs that lack none are left out.
+        """
+        a = models.Artifact
+        newest = _filtered(
+            sa.select(sa.func.max(a.id).label('id'))
+            .where(a.status == states.AVAILABLE,
+                   a.kind == artifact_kinds.FILES)
+            .group_by(a.host, a.service), a, hosts, services).subquery()
+        out = {}
+        with self.session() as s:
+            for host, service, meta in s.execute(
+                    sa.select(a.host, a.service, a.meta)
+                    .join(newest, newest.c.id == a.id)):
+                missing = (meta or {}).get('secrets_missing')
+                if missing:
+                    out[(host, service)] = missing
+        return out
 
     def task_counts(self) -> list[tuple[str, str, int]]:
         """(kind, status, count) of every task in the catalogue."""

@@ -152,6 +152,12 @@ class FileSetDriver(base.ServiceDriver):
                 'stored_bytes': stats.stored_bytes,
                 'warnings': len(stats.warnings), 'level': 'full',
                 'depth': 0}
+        if self.definition.secrets:
+            # For "backup check": a flagged secret this backup lacks.
+            meta['secrets_missing'] = [
+                {'path': s.path, 'critical': s.critical}
+                for s in self.definition.secrets
+                if not os.path.lexists(self.path(s.path))]
         if kept:
             meta.update(level='incremental', base=kept['backup_id'],
                         depth=kept['depth'])

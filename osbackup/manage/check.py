@@ -93,7 +93,9 @@ class CheckCommand:
         A service is WARNING when its newest successful backup is older
         than the warning age or its newest attempt failed, CRITICAL when
         older than the critical age or never backed up (services an agent
-        found but nobody backed up count too). Reads only the catalogue;
+        found but nobody backed up count too). A flagged secret missing
+        from the newest backup of a host where the service is present is
+        WARNING, CRITICAL for a critical one. Reads only the catalogue;
         with --dr, only the storage.
         """
         if dr:
@@ -151,5 +153,12 @@ class CheckCommand:
         present = {a['host']: (a['info'] or {}).get('services') or []
                    for a in agents}
         status = catalogue.backup_status(hosts, services, present)
+        # Flagged secrets the newest backup lacks, on hosts where the
+        # agent finds the service now.
+        missing = catalogue.missing_secrets(hosts, services)
+        for row in status:
+            if row['installed']:
+                row['secrets_missing'] = missing.get((row['host'],
+                                                      row['service']))
         return freshness.evaluate(status, timeutils.utcnow(), limits,
                                   hosts=hosts, services=services)

@@ -82,3 +82,31 @@ class FileSetDriverTest(base.TestCase):
                     'location': full.location}
         art = self.backup(2, ctx_base)
         self.assertEqual('full', art.meta['level'])
+
+
+class SecretsRecordedTest(base.TestCase):
+    """A file-set artifact names the flagged secrets it lacks."""
+
+    def test_missing_secrets_are_recorded_with_their_criticality(self):
+        from osbackup import definitions
+        from osbackup.drivers import fileset
+        root = os.path.join(self.state_dir, 'root')
+        self.flags(root_path=root, group='agent')
+        os.makedirs(os.path.join(root, 'etc/octavia'))
+        storage = local.LocalStorage(
+            self.cfg.conf, path=os.path.join(self.state_dir, 'store'))
+        driver = fileset.FileSetDriver(self.cfg.conf,
+                                       definitions.builtin()['octavia'])
+        ctx = driver_base.TaskContext('t', '1', 'h', 'octavia', storage)
+        (art,) = driver.backup(ctx)
+        self.assertEqual([{'path': '/etc/octavia/certs', 'critical': True}],
+                         art.meta['secrets_missing'])
+        os.makedirs(os.path.join(root, 'etc/octavia/certs'))
+        ctx = driver_base.TaskContext('t2', '2', 'h', 'octavia', storage)
+        (art,) = driver.backup(ctx)
+        self.assertEqual([], art.meta['secrets_missing'])
+        # A definition without secrets records nothing.
+        os.makedirs(os.path.join(root, 'etc/nova'))
+        ctx = driver_base.TaskContext('t3', '3', 'h', 'nova', storage)
+        (art,) = nova.NovaDriver(self.cfg.conf).backup(ctx)
+        self.assertNotIn('secrets_missing', art.meta)

@@ -135,3 +135,45 @@ class CheckClockTest(base.TestCase):
         with mock.patch.object(timeutils, 'utcnow', return_value=later), \
                 mock.patch('sys.stdout', io.StringIO()):
             self.assertEqual(1, cmd.check())
+
+
+class MissingSecretsTest(CheckTest):
+
+    def backed_up_lacking(self, host, service, missing):
+        backup = self.cat.create_backup([host], [service])
+        task = self.cat.create_task('backup', host, service, {}, 3600,
+                                    backup_id=backup['id'])
+        self.cat.task_finished(task['id'], states.SUCCEEDED, {'artifacts': [{
+            'name': service, 'kind': 'files', 'location': '/x', 'size': 5,
+            'sha256': 'a' * 64, 'meta': {'secrets_missing': missing}}]},
+            None)
+
+    def test_a_critical_secret_missing_from_the_newest_backup(self):
+        self.backed_up_lacking('h1', 'octavia', [
+            {'path': '/etc/octavia/certs', 'critical': True}])
+        self.backed_up_lacking('h1', 'horizon', [
+            {'path': '/var/lib/openstack-dashboard/secret_key',
+             'critical': False}])
+        self.cat.record_heartbeat('h1', '1', {'services': ['octavia',
+                                                           'horizon']})
+        code, line = self.check()
+        self.assertEqual(2, code)
+        self.assertIn('h1/octavia newest backup lacks secret(s) '
+                      '/etc/octavia/certs (critical)', line)
+        self.assertIn('h1/horizon newest backup lacks secret(s) '
+                      '/var/lib/openstack-dashboard/secret_key', line)
+        self.assertEqual(1, self.check(services=['horizon'])[0])
+
+    def test_only_the_newest_backup_counts(self):
+        self.backed_up_lacking('h1', 'octavia', [
+            {'path': '/etc/octavia/certs', 'critical': True}])
+        self.backed_up_lacking('h1', 'octavia', [])
+        self.cat.record_heartbeat('h1', '1', {'services': ['octavia']})
+        self.assertEqual(0, self.check()[0])
+
+    def test_a_host_where_the_service_is_gone_is_not_flagged(self):
+        self.backed_up_lacking('h1', 'octavia', [
+            {'path': '/etc/octavia/certs', 'critical': True}])
+        self.cat.record_heartbeat('h1', '1', {'services': []})
+        code, line = self.check()
+        self.assertEqual(0, code, line)
