@@ -41,6 +41,13 @@ class OvsdbServer:
                         self.schema], check=True, capture_output=True,
                        timeout=60)
 
+    def create_cluster(self):
+        """A one-member clustered (raft) database instead."""
+        subprocess.run([self.tools['ovsdb-tool'], 'create-cluster', self.db,
+                        self.schema, 'unix:%s' % os.path.join(
+                            self.top, 'raft.sock')],
+                       check=True, capture_output=True, timeout=60)
+
     def start(self):
         subprocess.run([self.tools['ovsdb-server'],
                         '--remote=punix:%s' % self.sock,

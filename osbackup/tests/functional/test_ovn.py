@@ -8,6 +8,7 @@ adds rows with ovn-nbctl, backs up, changes, restores and compares.
 import json
 import os
 import shutil
+import subprocess
 import tempfile
 
 from oslo_config import fixture as config_fixture
@@ -160,6 +161,29 @@ class OVNDriverTest(OVNTestCase):
         origs = [n for n in os.listdir(os.path.dirname(self.nb.db))
                  if '.orig-' in n]
         self.assertEqual(1, len(origs))
+        self.nb.start()
+        self.assertEqual(before, self.nb.switches())
+
+    def test_stopped_clustered_database_is_copied_and_rebuilt(self):
+        self.nb.stop()
+        os.unlink(self.nb.db)
+        self.nb.create_cluster()
+        self.nb.start()
+        before = self.populate()
+        self.nb.stop()
+        [art] = self.driver.backup(self.ctx)
+        self.assertEqual('ovsdb-tool cluster-to-standalone',
+                         art.meta['source'])
+        self.nb.start()
+        self.change()
+        self.nb.stop()
+        self.driver.restore_artifact(self.ctx, self.artifact_dict(art),
+                                     False)
+        self.assertIn('new one-member cluster', self.ctx.warnings[-1])
+        self.assertIn('join-cluster', self.ctx.warnings[-1])
+        self.assertEqual(0, subprocess.run(
+            [self.nb.tools['ovsdb-tool'], 'db-is-clustered', self.nb.db],
+            timeout=30).returncode)
         self.nb.start()
         self.assertEqual(before, self.nb.switches())
 
