@@ -73,3 +73,11 @@ def summary(rng: dict) -> dict:
     out['segments'] = len(rng['segments'])
     out['size'] = sum(s.get('size') or 0 for s in rng['segments'])
     return out
+
+
+def replay_target(spec: dict) -> str:
+    """A point-in-time replay as its restore step names it."""
+    return 'binlog %s:%d to %s' % (
+        spec['start']['file'], spec['start']['position'],
+        'GTID %s' % spec['stop_gtid'] if spec['stop_gtid'] else
+        'before %s UTC' % spec['stop_datetime'])

@@ -28,8 +28,10 @@ from oslo_log import log as logging
 
 from osbackup.agent import unit_check
 from osbackup import archive
+from osbackup import binlog_chain
 from osbackup.definitions import mysql as mysql_definition
 from osbackup.drivers import base as driver_base
+from osbackup.drivers import binlog_archive
 from osbackup import durable
 from osbackup import exception
 from osbackup import states
@@ -399,6 +401,17 @@ class RestoreWorker:
                 art['location']) == art['sha256']
             self._run_steps(steps, 'load', db, lambda: mysql.load(
                 ctx, art['location'], db, art['sha256'], verified=verified))
+        spec = params['plan'].get('replay')
+        if spec and not journal.data.get('replayed'):
+            # A point-in-time restore: the binlogs from the loaded
+            # backup's position on. A failure rolls back like a failed
+            # load: the databases saved above are loaded again.
+            self._run_steps(
+                steps, 'replay', binlog_chain.replay_target(spec),
+                lambda: binlog_archive.BinlogDriver(self.conf).replay(
+                    ctx, spec))
+            journal.data['replayed'] = True
+            journal.save()
 
     def replace(self, params, progress):
         journal = self._journal(params)

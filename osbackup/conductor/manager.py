@@ -14,7 +14,7 @@ LOG = logging.getLogger(__name__)
 class ConductorManager:
     """Endpoint for ``osbackup-conductor``; see conductor/rpcapi.py."""
 
-    target = messaging.Target(version='1.6')
+    target = messaging.Target(version='1.7')
 
     def __init__(self, svc):
         self.svc = svc
@@ -62,9 +62,9 @@ class ConductorManager:
 
     @messaging.expected_exceptions(exception.OsbackupError)
     def create_restore(self, context, backup_id, hosts, services, dry_run,
-                       map_host=None, force=False):
+                       map_host=None, force=False, point=None):
         return self.svc.restores.create(backup_id, hosts, services, dry_run,
-                                        map_host, force=force)
+                                        map_host, force=force, point=point)
 
     @messaging.expected_exceptions(exception.OsbackupError)
     def verify_backup(self, context, backup_id, deep):

@@ -10,6 +10,7 @@ and the units to stop before and start after.
 from sqlalchemy.engine import url as sa_url
 
 from osbackup import artifact_kinds
+from osbackup import binlog_chain
 from osbackup import definitions
 from osbackup.definitions import mysql as mysql_definition
 from osbackup.definitions import order
@@ -295,6 +296,9 @@ def steps(plan: dict) -> list[dict]:
                    for d in p['databases'])
         out.extend(_step(host, 'load_db', 'load', c['artifact']['name'])
                    for c in p.get(COMMANDS, []))
+        if p.get('replay'):
+            out.append(_step(host, 'load_db', 'replay',
+                             binlog_chain.replay_target(p['replay'])))
     for host, p in hosts:
         for f in p['files']:
             out.extend(_step(host, 'replace', 'replace', d)

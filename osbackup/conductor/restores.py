@@ -20,6 +20,7 @@ is asked for again and the answer recorded.
 from oslo_log import log as logging
 
 from osbackup.conductor import notify
+from osbackup.conductor import pitr as pitr_mod
 from osbackup.conductor import restore_outcome
 from osbackup.conductor import restore_plan
 from osbackup import exception
@@ -51,14 +52,31 @@ class RestoreOrchestrator:
         self.dispatch = dispatcher
         self.notifications = notify.DISABLED
 
-    def create(self, backup_id: int, hosts: list, services: list,
+    def create(self, backup_id: int | None, hosts: list, services: list,
                dry_run: bool = False, map_host: dict | None = None,
-               force: bool = False) -> dict:
+               force: bool = False, point: dict | None = None) -> dict:
         """``map_host`` {OLD: NEW}: OLD's artifacts restored on NEW.
 
         ``force``: load command artifacts an agent would refuse (an OVN
         database of another schema version).
+
+        ``point`` ({to_time or to_gtid, databases}): a point-in-time
+        restore of the databases (conductor/pitr.py); it picks the backup.
         """
+        choice = None
+        if point:
+            if backup_id is not None or services or map_host:
+                raise exception.InvalidInput(
+                    'A point-in-time restore picks its backup and restores '
+                    'databases only: no BACKUP_ID, --service or --map-host')
+            choice = pitr_mod.resolve(self.conf, self.catalogue, point,
+                                      hosts)
+            backup_id = choice['base']['backup_id']
+            hosts = [choice['base']['host']]
+            services = [restore_plan.MYSQL]
+        elif backup_id is None:
+            raise exception.InvalidInput('Give a BACKUP_ID, or --to-time or '
+                                         '--to-gtid')
         backup = self.catalogue.get_backup(backup_id)
         agents = {a['host']: a for a in self.catalogue.list_agents(
             self.conf.conductor.agent_down_time)}
@@ -69,6 +87,8 @@ class RestoreOrchestrator:
             [a['id'] for a in backup['artifacts'] if a.get('parent_id')])
         plan = restore_plan.build(self.conf, backup, agents, hosts or [],
                                   services or [], chains, force=force)
+        if choice is not None:
+            pitr_mod.apply(plan, choice)
         if dry_run:
             return {'id': None, 'backup_id': backup_id, 'status': 'DRY_RUN',
                     'dry_run': True, 'plan': plan,

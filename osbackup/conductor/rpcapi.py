@@ -22,9 +22,10 @@ class ConductorAPI:
         1.5 - map_host in create_restore (restore a host onto another)
         1.6 - force in create_restore (load an OVN database of another
               schema version)
+        1.7 - point in create_restore (a point-in-time restore)
     """
 
-    RPC_API_VERSION = '1.6'
+    RPC_API_VERSION = '1.7'
 
     def __init__(self, conf):
         self.client = rpc.get_client(
@@ -131,7 +132,14 @@ class ConductorAPI:
     def create_restore(self, ctxt, backup_id: int, hosts: list,
                        services: list, dry_run: bool,
                        map_host: dict | None = None,
-                       force: bool = False) -> dict:
+                       force: bool = False,
+                       point: dict | None = None) -> dict:
+        if point:
+            return self._call_at('1.7', ctxt, 'create_restore',
+                                 backup_id=backup_id, hosts=hosts,
+                                 services=services, dry_run=dry_run,
+                                 map_host=map_host or None, force=force,
+                                 point=point)
         if force:
             return self._call_at('1.6', ctxt, 'create_restore',
                                  backup_id=backup_id, hosts=hosts,

@@ -38,7 +38,9 @@ conductor_opts = [
                default='UTC',
                help='IANA time zone in which policy schedules (cron '
                     'expressions) and daily/weekly/monthly retention are '
-                    'evaluated, e.g. Europe/Berlin.'),
+                    'evaluated, e.g. Europe/Berlin; also the time zone of '
+                    'the time of "restore create --to-time" (a time ending '
+                    'in Z is UTC).'),
     cfg.IntOpt('prune_interval',
                default=3600, min=60,
                help='Seconds between the conductor\'s automatic pruning '

@@ -56,6 +56,10 @@ mysql_opts = [
                      'a backup runs on only when no other member is '
                      'Synced, typically the write endpoint behind the '
                      'load balancer. Read by the conductor.'),
+    cfg.StrOpt('mysqlbinlog_path', default='mariadb-binlog',
+               help='Path or name of the mariadb-binlog (or mysqlbinlog) '
+                    'executable a point-in-time restore replays the '
+                    'archived binary logs with.'),
     cfg.IntOpt('binlog_archive_interval', default=60, min=0,
                help='Point-in-time recovery: seconds between two shipments '
                     'of the binary log to the backup targets (the "binlog" '

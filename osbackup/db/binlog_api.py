@@ -6,6 +6,7 @@ from osbackup import artifact_kinds
 from osbackup.db import models
 from osbackup.db import rows
 from osbackup.definitions import binlog as binlog_definition
+from osbackup.definitions import mysql as mysql_definition
 from osbackup import states
 
 
@@ -52,3 +53,32 @@ class BinlogQueries:
                 *mine, task.status.in_(states.TASK_ACTIVE))).all())
         return {host: (created, host in active)
                 for host, created in newest.items()}
+
+    def pitr_bases(self) -> list[dict]:
+        """Logical backups with a recorded binlog position, newest first.
+
+        One entry per (backup, host): its finish time, the position (file,
+        position, GTID) and the databases it holds.
+        """
+        art, backup = models.Artifact, models.Backup
+        with self.session() as s:
+            found = s.execute(sa.select(
+                backup.id, backup.finished_at, art.host, art.name,
+                art.meta).join(art, art.backup_id == backup.id).where(
+                    backup.status == states.SUCCEEDED,
+                    backup.finished_at.is_not(None),
+                    art.kind == artifact_kinds.SQL,
+                    art.service == mysql_definition.NAME,
+                    art.status == states.AVAILABLE)).all()
+        out = {}
+        for backup_id, finished, host, name, meta in found:
+            if not (meta or {}).get('binlog'):
+                continue
+            entry = out.setdefault((backup_id, host), {
+                'backup_id': backup_id, 'host': host,
+                'finished_at': rows.iso(finished),
+                'binlog': meta['binlog'], 'databases': []})
+            entry['databases'].append(name)
+        return sorted(out.values(), key=lambda b: (b['finished_at'],
+                                                   b['backup_id']),
+                      reverse=True)

@@ -31,9 +31,13 @@ alone is no gap: the old file is closed on disk and its tail is shipped
 with the next task, and the numbering continues.
 """
 
+import contextlib
 import datetime
 import os
+import shutil
 import struct
+import subprocess
+import tempfile
 
 from oslo_log import log as logging
 
@@ -53,6 +57,8 @@ HEADER = struct.Struct('<IBIIIH')
 GTID_EVENT = 162
 GTID_BODY = struct.Struct('<QI')
 CHUNK = streams.CHUNK
+#: Seconds one database's replay may take.
+REPLAY_TIMEOUT = 6 * 3600
 #: Where the first event's flags are, and the flag of a file being written.
 FLAGS_AT = 4 + 17
 IN_USE = 0x1
@@ -111,6 +117,14 @@ def closed_copy(data: bytes) -> bytes:
     flags, = struct.unpack_from('<H', data, FLAGS_AT)
     return (data[:FLAGS_AT] + struct.pack('<H', flags & ~IN_USE) +
             data[FLAGS_AT + 2:])
+
+
+def clear_in_use(path: str) -> None:
+    """Clear the in-use flag of a reassembled binlog file in place."""
+    with open(path, 'r+b') as f:
+        head = f.read(FLAGS_AT + 2)
+        f.seek(0)
+        f.write(closed_copy(head))
 
 
 def plan(logs: list, start: dict | None) -> tuple[list, str | None]:
@@ -261,3 +275,116 @@ class BinlogDriver(mysql.MySQLDriver):
                   'gtid_end': facts['gtid_end'],
                   'events': facts['events'],
                   'uncompressed_size': stop - begin})
+
+    # -- point-in-time replay ------------------------------------------
+
+    def reassemble(self, ctx, segments: list, directory: str) -> list[str]:
+        """Put the binlog files back together from their segments.
+
+        Each segment's sha256 is checked; a file must be whole from its
+        start, each segment starting where the one before it ended.
+        """
+        paths = []
+        for seg in segments:
+            meta = seg['meta']
+            path = os.path.join(directory, os.path.basename(meta['file']))
+            if not paths or paths[-1] != path:
+                paths.append(path)
+            have = os.path.getsize(path) if os.path.exists(path) else 0
+            if have != meta['start_pos']:
+                raise exception.RestoreFailed(
+                    'Binlog %s: segment %s starts at %d, the archive holds '
+                    'it up to %d' % (meta['file'], seg['name'],
+                                     meta['start_pos'], have))
+            with contextlib.closing(ctx.storage.open_reader(
+                    seg['location'])) as raw, open(path, 'ab') as out:
+                reader = streams.HashingReader(raw)
+                source = streams.decompressor(reader)
+                for chunk in iter(lambda: source.read(CHUNK), b''):
+                    out.write(chunk)
+                    ctx.progress(len(chunk), 0)
+                reader.drain()
+            if reader.sha256 != seg['sha256']:
+                raise exception.ArtifactCorrupt(
+                    'Binlog segment %s has sha256 %s, expected %s; nothing '
+                    'was replayed' % (seg['location'], reader.sha256,
+                                      seg['sha256']))
+        for path in paths:
+            clear_in_use(path)
+        return paths
+
+    def replay(self, ctx, spec: dict) -> None:
+        """Replay the archived binlogs of ``spec`` into the server.
+
+        From the base backup's position up to ``stop_datetime`` (UTC) or
+        ``stop_gtid``, one pass per database, each filtered to it.
+        """
+        scratch = os.path.join(self.conf.state_path, 'agent', 'scratch')
+        os.makedirs(scratch, mode=0o700, exist_ok=True)
+        directory = tempfile.mkdtemp(prefix='binlog-replay-', dir=scratch)
+        try:
+            paths = self.reassemble(ctx, spec['segments'], directory)
+            for database in spec['databases']:
+                self._replay_one(paths, spec, database, directory)
+        finally:
+            shutil.rmtree(directory, ignore_errors=True)
+
+    def _replay_args(self, spec, database):
+        start = spec['start']
+        if spec.get('stop_gtid'):
+            if not start.get('gtid'):
+                raise exception.RestoreFailed(
+                    'The base backup records no GTID position: restore to '
+                    'a time instead')
+            args = ['--start-position=%s' % start['gtid'],
+                    '--stop-position=%s' % spec['stop_gtid']]
+        else:
+            args = ['--start-position=%d' % start['position'],
+                    '--stop-datetime=%s' % spec['stop_datetime']]
+        return args + ['--database=%s' % database]
+
+    def _replay_one(self, paths, spec, database, directory):
+        errors = os.path.join(directory, 'mariadb-binlog.err')
+        with open(errors, 'wb') as err:
+            # mariadb-binlog reads --stop-datetime in its local time zone:
+            # the spec's times are UTC.
+            reader = subprocess.Popen(
+                [self.conf.mysql.mysqlbinlog_path] +
+                self._replay_args(spec, database) + paths,
+                stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=err,
+                env=dict(os.environ, TZ='UTC'))
+        try:
+            client = self._spawn(self.conf.mysql.mysql_path,
+                                 ['--binary-mode'], stdin=reader.stdout,
+                                 stdout=subprocess.DEVNULL)
+        except BaseException:
+            reader.kill()
+            reader.wait()
+            raise
+        finally:
+            reader.stdout.close()
+        try:
+            _out, client_err = client.communicate(timeout=REPLAY_TIMEOUT)
+            reader.wait(timeout=REPLAY_TIMEOUT)
+        except subprocess.TimeoutExpired:
+            client.kill()
+            reader.kill()
+            client.communicate()
+            reader.wait()
+            raise exception.RestoreFailed(
+                'Replaying the binlogs into %s took more than %d s'
+                % (database, REPLAY_TIMEOUT))
+        with open(errors, 'rb') as f:
+            reader_err = f.read(spawn.STDERR_SHOWN).decode('utf-8', 'replace')
+        problems = []
+        if reader.returncode != 0:
+            problems.append('mariadb-binlog exited %d: %s' % (
+                reader.returncode, reader_err.strip()))
+        if client.returncode != 0:
+            problems.append('the mysql client exited %d: %s' % (
+                client.returncode, client_err.decode(
+                    'utf-8', 'replace').strip()[:spawn.STDERR_SHOWN]))
+        if problems:
+            raise exception.RestoreFailed('Replaying the binlogs into %s '
+                                          'failed: %s' % (database,
+                                                          '; '.join(problems)))

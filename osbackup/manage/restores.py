@@ -26,6 +26,9 @@ def public(restore: dict) -> dict:
     out = {k: restore.get(k) for k in _SHOW_FIELDS}
     out['steps'] = [{k: s.get(k) for k in _STEP_KEYS}
                     for s in restore['steps']]
+    pitr = (restore.get('plan') or {}).get('pitr')
+    if pitr:
+        out['pitr'] = pitr
     if restore.get('dry_run'):
         out['dry_run'] = True
         out['order'] = (restore.get('plan') or {}).get('order', [])
@@ -41,6 +44,13 @@ def print_restore(restore: dict) -> None:
         print('Dry run: restoring backup %s would run these steps in order '
               '(nothing was changed):' % restore['backup_id'])
         order = (restore.get('plan') or {}).get('order')
+        pitr = (restore.get('plan') or {}).get('pitr')
+        if pitr:
+            print('Point in time: backup %(backup_id)s of %(host)s (finished '
+                  '%(backup_finished_at)s, binlog position %(from)s), then '
+                  'binlog %(binlog_range)s in %(segments)d segment(s) up to '
+                  % pitr + ('GTID %s' % pitr['to_gtid'] if pitr['to_gtid']
+                            else 'the end of %s' % pitr['to_time']))
         if order:
             print('Services start in this order: %s' % ', '.join(order))
     else:
@@ -86,8 +96,23 @@ class RestoreCommands:
     def __init__(self, env):
         self.env = env
 
-    @manage.args('backup_id', type=int, metavar='BACKUP_ID',
-                 help='ID of the backup to restore.')
+    @manage.args('backup_id', type=int, metavar='BACKUP_ID', nargs='?',
+                 help='ID of the backup to restore (none with --to-time or '
+                      '--to-gtid: the restore picks it).')
+    @manage.args('--to-time', dest='to_time', metavar='"YYYY-MM-DD HH:MM:SS"',
+                 help='Point-in-time restore of the databases: the newest '
+                      'backup that finished before this time, then the '
+                      'archived binlogs replayed up to the end of this '
+                      'second. In [conductor] timezone; UTC with a Z '
+                      'suffix.')
+    @manage.args('--to-gtid', dest='to_gtid', metavar='GTID',
+                 help='Point-in-time restore up to this GTID '
+                      '(DOMAIN-SERVER-SEQ), that transaction included.')
+    @manage.args('--database', dest='databases', action='append',
+                 default=[], metavar='DATABASE',
+                 help='With --to-time or --to-gtid: restore only this '
+                      'database (repeatable). Default: every database of '
+                      'the backup.')
     @manage.args('--service', dest='services', action='append', default=[],
                  metavar='SERVICE',
                  help='Restore only this service (repeatable); a service '
@@ -112,13 +137,25 @@ class RestoreCommands:
                       'non-zero unless it succeeded. Always on in '
                       'all-in-one mode.')
     @manage.format_arg
-    def create(self, backup_id, services=None, hosts=None, dry_run=False,
-               wait=False, map_host=None, force=False, fmt='table'):
+    def create(self, backup_id=None, services=None, hosts=None,
+               dry_run=False, wait=False, map_host=None, to_time=None,
+               to_gtid=None, databases=None, force=False,
+               fmt='table'):
         """Restore a backup: stop units, load DBs, swap dirs, start units."""
         mapping = parse_map_host(map_host or [])
         extra = {'map_host': mapping} if mapping else {}
         if force:
             extra['force'] = True
+        if to_time or to_gtid:
+            extra['point'] = {'to_time': to_time, 'to_gtid': to_gtid,
+                              'databases': databases or []}
+        elif databases:
+            raise exception.InvalidInput('--database goes with --to-time or '
+                                         '--to-gtid; restore a backup\'s '
+                                         'databases with --service')
+        elif backup_id is None:
+            raise exception.InvalidInput('Give a BACKUP_ID, or --to-time or '
+                                         '--to-gtid')
         restore = self.env.call('create_restore', backup_id=backup_id,
                                 hosts=hosts or [], services=services or [],
                                 dry_run=dry_run, **extra)

@@ -6,6 +6,7 @@ with log_bin, ROW format and GTIDs (never the shared server, whose binary
 log stays off). Writes run while the archive ships the binary log.
 """
 
+import datetime
 import os
 import threading
 import time
@@ -27,7 +28,9 @@ class Writer(threading.Thread):
         self.pause = pause
         self.stopping = threading.Event()
         self.committed = {}
-        self.next_id = 1
+        # The tests share the server: go on after the rows there are.
+        self.next_id = int(server.sql('SELECT COALESCE(MAX(id), 0) FROM '
+                                      'pitr.orders WHERE id < 999999')) + 1
         self.error = None
 
     def run(self):
@@ -130,3 +133,67 @@ class PitrTest(fleet_mod.FleetTestCase):
                                               str(backup['id']))
             kinds |= {a['kind'] for a in shown['artifacts']}
         self.assertEqual({'binlog'}, kinds)
+
+    def wait_caught_up(self):
+        return self.wait_archived(self.server.sql('SELECT @@gtid_binlog_pos'))
+
+    def test_restore_to_the_second_before_a_drop(self):
+        srv, fleet = self.server, self.fleet
+        srv.sql('CREATE TABLE pitr.lost (id INT PRIMARY KEY, v INT)')
+        srv.sql('INSERT INTO pitr.lost VALUES (1, 1), (2, 4)')
+        writer = Writer(srv)
+        writer.start()
+        self.addCleanup(writer.stop)
+        time.sleep(1.5)
+        backup, _ = fleet.manage_json('backup', 'create', '--host',
+                                      fleet.host('db'), '--service', 'mysql',
+                                      '--wait')
+        self.assertEqual('SUCCEEDED', backup['status'], backup)
+        time.sleep(2.5)
+        # The mistake, early in second D; the restore goes to D - 1.
+        now = time.time()
+        drop_second = int(now) + 1
+        time.sleep(drop_second + 0.2 - now)
+        writer.stop()
+        self.assertIsNone(writer.error)
+        srv.sql('DROP TABLE pitr.lost')
+        self.assertEqual(drop_second, int(time.time()))
+        reference = srv.sql('SELECT id, name, at FROM pitr.orders WHERE at < '
+                            'FROM_UNIXTIME(%d) ORDER BY id' % drop_second)
+        self.assertGreater(len(reference.splitlines()), 20)
+        srv.sql('INSERT INTO pitr.orders VALUES (999999, "after", NOW(6))')
+        self.wait_caught_up()
+        to_time = datetime.datetime.fromtimestamp(
+            drop_second - 1, datetime.timezone.utc).strftime(
+                '%Y-%m-%d %H:%M:%SZ')
+
+        plan, _ = fleet.manage_json('restore', 'create', '--to-time',
+                                    to_time, '--database', 'pitr',
+                                    '--dry-run')
+        self.assertEqual(backup['id'], plan['pitr']['backup_id'])
+        self.assertEqual(to_time, plan['pitr']['to_time'])
+        self.assertIn('replay', [s['action'] for s in plan['steps']])
+
+        restore, proc = fleet.manage_json('restore', 'create', '--to-time',
+                                          to_time, '--database', 'pitr',
+                                          '--wait', check=False)
+        self.assertEqual('SUCCEEDED', restore['status'], '%s\n%s\n%s' % (
+            restore, proc.stderr, fleet.log('db')[-3000:]))
+        self.assertEqual(reference, srv.sql(
+            'SELECT id, name, at FROM pitr.orders ORDER BY id'))
+        self.assertEqual('1\t1\n2\t4',
+                         srv.sql('SELECT * FROM pitr.lost ORDER BY id'))
+
+    def test_a_time_after_the_archive_is_refused(self):
+        self.wait_caught_up()
+        backup, _ = self.fleet.manage_json(
+            'backup', 'create', '--host', self.fleet.host('db'),
+            '--service', 'mysql', '--wait')
+        self.assertEqual('SUCCEEDED', backup['status'])
+        proc = self.fleet.manage('restore', 'create', '--to-time',
+                                 '2099-01-01 00:00:00Z', '--dry-run',
+                                 check=False)
+        self.assertEqual(2, proc.returncode, proc.stderr)
+        self.assertIn('is after the last archived event', proc.stderr)
+        self.assertIn('latest point reachable from backup', proc.stderr)
+        self.assertNotIn('Traceback', proc.stderr)
