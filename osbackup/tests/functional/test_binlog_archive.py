@@ -142,6 +142,9 @@ class BinlogArchiveFunctionalTest(testtools.TestCase):
         srv.sql('FLUSH BINARY LOGS')
         current = srv.sql('SHOW MASTER STATUS').split('\t')[0]
         srv.sql("PURGE BINARY LOGS TO '%s'" % current)
+        # A busy server may keep a log it still needs for crash recovery.
+        oldest = srv.sql('SHOW BINARY LOGS').split()[0]
+        self.assertNotEqual('binlog.000001', oldest)
         srv.sql('INSERT INTO pitr.t VALUES (3)')
         arts, ctx = self.archive()
         self.assertIn('purged before they were archived',
@@ -150,4 +153,4 @@ class BinlogArchiveFunctionalTest(testtools.TestCase):
         ranges = binlog_chain.ranges(self.segments)
         self.assertEqual(2, len(ranges))
         self.assertIn('purged', ranges[1]['gap_before'])
-        self.assertEqual(current, ranges[1]['first_file'])
+        self.assertEqual(oldest, ranges[1]['first_file'])
