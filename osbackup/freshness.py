@@ -109,6 +109,15 @@ def judge(row: dict, now: datetime.datetime, limits: Thresholds) -> dict:
     if row.get('last_result') == 'FAILED':
         state = _worst(state, WARNING)
         reasons.append('last attempt failed')
+    lag = row.get('archive_lag_limit')
+    if lag and age is not None and lag < age <= limits.warning:
+        state = _worst(state, WARNING)
+        reasons.append('binlog archive lags: last shipped %s ago, expected '
+                       'within %s' % (human_age(age), human_age(lag)))
+    if row.get('archive_break'):
+        state = _worst(state, WARNING)
+        reasons.append('break in the binlog chain and no backup since: %s'
+                       % row['archive_break'])
     missing = row.get('secrets_missing') or []
     if missing:
         # A secret that cannot be recreated and is in no backup: the

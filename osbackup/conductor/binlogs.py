@@ -11,6 +11,7 @@ agent keeps no state of its own.
 
 from oslo_log import log as logging
 
+from osbackup import binlog_chain
 from osbackup.db import rows
 from osbackup.definitions import binlog as binlog_definition
 from osbackup import exception
@@ -59,3 +60,52 @@ class BinlogScheduler:
                 LOG.warning('Binlog archive of %s not started: %s',
                             host, exc)
         return hosts
+
+
+def lag_limit(interval: int) -> int:
+    """Seconds without a shipment after which the archive lags."""
+    return max(3 * interval, interval + 60)
+
+
+def expired_archives(backups: list, bases: list, doomed: set) -> list[dict]:
+    """Archive backups no kept base backup needs (retention).
+
+    A point in time is reached from a base backup's position on, so the
+    binlogs a host needs start with the file holding the position of its
+    oldest base backup that stays; an archive backup all of whose segments
+    are in older files is not needed. Without any base for the host,
+    everything is kept. Empty archive backups (nothing was written) go but
+    for the newest.
+    """
+    oldest = {}
+    for base in bases:
+        if base['backup_id'] in doomed:
+            continue
+        seq = binlog_chain.sequence(base['binlog']['file'])
+        if base['host'] not in oldest or seq < oldest[base['host']][0]:
+            oldest[base['host']] = (seq, base)
+    archives = [b for b in backups if b['policy'] == ARCHIVE_POLICY and
+                b['status'] in states.TASK_DONE]
+    newest = max((b['id'] for b in archives), default=None)
+    out = []
+    for b in archives:
+        arts = b['artifacts']
+        reason = None
+        if not arts or all(a['status'] != states.AVAILABLE for a in arts):
+            if b['id'] != newest:
+                reason = 'binlog archive run with nothing archived'
+        elif len({a['host'] for a in arts}) == 1 and arts[0]['host'] in \
+                oldest:
+            seq, base = oldest[arts[0]['host']]
+            files = [binlog_chain.sequence(a['name'].rsplit('-', 1)[0])
+                     for a in arts]
+            if max(files) < seq:
+                reason = ('binlogs older than the oldest kept base backup '
+                          'of %s (backup %s, %s)' % (
+                              arts[0]['host'], base['backup_id'],
+                              base['binlog']['file']))
+        if reason:
+            out.append({'id': b['id'], 'policy': b['policy'],
+                        'created_at': rows.iso(b['created_at']),
+                        'reason': reason})
+    return out

@@ -12,6 +12,7 @@ import calendar
 import datetime
 import os
 import threading
+import time
 
 from oslo_log import log as logging
 from oslo_utils import netutils
@@ -100,6 +101,24 @@ class CatalogueCollector:
         for status, count in cat.restore_counts():
             restores.add_metric([status], count)
         yield restores
+        yield from self._binlog_families(cat.binlog_newest())
+
+    @staticmethod
+    def _binlog_families(newest: dict):
+        last = _gauge('osbackup_binlog_last_event_timestamp_seconds',
+                      'Time of the newest binlog event archived from the '
+                      'database server of the host.', ['host'])
+        age = _gauge('osbackup_binlog_last_event_age_seconds',
+                     'Seconds since the newest archived binlog event of '
+                     'the host (it grows while the server writes nothing, '
+                     'too).', ['host'])
+        now = time.time()
+        for host, meta in sorted(newest.items()):
+            when = _iso_ts((meta or {}).get('end_time'))
+            if when is not None:
+                last.add_metric([host], when)
+                age.add_metric([host], max(0.0, now - when))
+        return [last, age]
 
     @staticmethod
     def _backup_families(status):

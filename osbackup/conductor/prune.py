@@ -11,6 +11,7 @@ losing track of the objects.
 
 from oslo_log import log as logging
 
+from osbackup.conductor import binlogs
 from osbackup.conductor import notify
 from osbackup.conductor import retention
 from osbackup.db import rows
@@ -107,6 +108,12 @@ class Pruner:
                 out.append({'id': gone['id'], 'policy': name,
                             'created_at': rows.iso(created),
                             'reason': gone['reason']})
+        doomed = {e['id'] for e in out}
+        for gone in binlogs.expired_archives(
+                backups, self.catalogue.pitr_bases(), doomed):
+            if gone['id'] not in doomed and not self.catalogue.restores_of(
+                    gone['id']):
+                out.append(gone)
         safe = chain_safe({e['id'] for e in out}, backups,
                           self.catalogue.pending_bases())
         for entry in out:

@@ -82,3 +82,14 @@ class BinlogQueries:
         return sorted(out.values(), key=lambda b: (b['finished_at'],
                                                    b['backup_id']),
                       reverse=True)
+
+    def binlog_newest(self) -> dict:
+        """Per host, the meta of its newest available segment."""
+        art = models.Artifact
+        mine = (art.kind == artifact_kinds.BINLOG,
+                art.status == states.AVAILABLE)
+        with self.session() as s:
+            newest = sa.select(sa.func.max(art.id)).where(*mine).group_by(
+                art.host)
+            return {host: meta for host, meta in s.execute(
+                sa.select(art.host, art.meta).where(art.id.in_(newest)))}

@@ -6,6 +6,9 @@ from its start_time to its end_time can be restored to (``restore create
 """
 
 from osbackup import binlog_chain
+from osbackup.conductor import binlogs as binlog_schedule
+from osbackup.conductor import pitr
+from osbackup.definitions import binlog as binlog_definition
 from osbackup import exception
 from osbackup import manage
 from osbackup.manage import output
@@ -18,6 +21,31 @@ def host_ranges(catalogue, host=None) -> list[dict]:
         by_host.setdefault(seg['host'], []).append(seg)
     return [rng for name in sorted(by_host)
             for rng in binlog_chain.ranges(by_host[name])]
+
+
+def annotate(catalogue, status: list, agents: list) -> None:
+    """Add to ``backup check`` rows of the binlog service what it judges.
+
+    ``archive_lag_limit``: seconds without a shipment after which the
+    archive lags (from the interval the agent reports);
+    ``archive_break``: the gap before the newest archived range when no
+    base backup lies in that range (no point after the gap is reachable).
+    """
+    rows = [r for r in status if r['service'] == binlog_definition.NAME]
+    if not rows:
+        return
+    intervals = {a['host']: ((a['info'] or {}).get('binlog') or {}).get(
+        'interval') for a in agents}
+    bases = catalogue.pitr_bases()
+    for row in rows:
+        if intervals.get(row['host']):
+            row['archive_lag_limit'] = binlog_schedule.lag_limit(
+                intervals[row['host']])
+        ranges = host_ranges(catalogue, row['host'])
+        if ranges and ranges[-1]['gap_before'] and not any(
+                pitr.range_of(ranges, b['binlog']) is ranges[-1]
+                for b in bases if b['host'] == row['host']):
+            row['archive_break'] = ranges[-1]['gap_before']
 
 
 class BinlogCommands:

@@ -10,6 +10,7 @@ from oslo_log import log as logging
 from osbackup import exception
 from osbackup import freshness
 from osbackup import manage
+from osbackup.manage import binlogs
 from osbackup.manage import output
 
 LOG = logging.getLogger(__name__)
@@ -160,5 +161,6 @@ class CheckCommand:
             if row['installed']:
                 row['secrets_missing'] = missing.get((row['host'],
                                                       row['service']))
+        binlogs.annotate(catalogue, status, agents)
         return freshness.evaluate(status, timeutils.utcnow(), limits,
                                   hosts=hosts, services=services)

@@ -197,3 +197,40 @@ class PitrTest(fleet_mod.FleetTestCase):
         self.assertIn('is after the last archived event', proc.stderr)
         self.assertIn('latest point reachable from backup', proc.stderr)
         self.assertNotIn('Traceback', proc.stderr)
+
+    def test_prune_keeps_the_binlogs_of_the_oldest_base_only(self):
+        srv, fleet = self.server, self.fleet
+        srv.sql('INSERT INTO pitr.orders VALUES (999990, "old", NOW(6))')
+        self.wait_caught_up()
+        backups, _ = fleet.manage_json('backup', 'list')
+        for b in backups:
+            if 'mysql' in (b['services'] or []):
+                fleet.manage('backup', 'delete', str(b['id']), '--force')
+        old = {b['id'] for b in backups if b['policy'] == 'binlog-archive'}
+        srv.sql('FLUSH BINARY LOGS')
+        srv.sql('DELETE FROM pitr.orders WHERE id = 999990')
+        self.wait_caught_up()
+        backup, _ = fleet.manage_json('backup', 'create', '--host',
+                                      fleet.host('db'), '--service', 'mysql',
+                                      '--wait')
+        self.assertEqual('SUCCEEDED', backup['status'])
+        result, _ = fleet.manage_json('backup', 'prune', '--dry-run')
+        reasons = {d['id']: d['reason'] for d in result['backups']}
+        older = [i for i, r in reasons.items() if 'older than the oldest '
+                 'kept base backup' in r]
+        self.assertTrue(older, reasons)
+        self.assertLessEqual(set(older), old)
+        shown, _ = fleet.manage_json('backup', 'show', str(backup['id']))
+        base_file = shown['artifacts'][0]['meta']['binlog']['file']
+        fleet.manage('backup', 'prune')
+        # What the base needs stays, from its file on; before it, only
+        # the tail an archive run shipped together with the file's start.
+        ranges = self.ranges()
+        self.assertEqual(1, len(ranges), ranges)
+        self.assertLessEqual(ranges[0]['first_file'], base_file)
+        self.assertLessEqual(base_file, ranges[0]['last_file'])
+        if ranges[0]['first_file'] < base_file:
+            self.assertGreater(ranges[0]['start_pos'], 0, ranges)
+        check, proc = fleet.manage_json('backup', 'check', '--service',
+                                        'binlog', check=False)
+        self.assertEqual(0, proc.returncode, check)

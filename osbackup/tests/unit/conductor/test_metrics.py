@@ -1,6 +1,8 @@
 """The conductor's Prometheus metrics, read back as Prometheus parses them."""
 
+import datetime
 import os
+import time
 import urllib.request
 
 from oslo_db import exception as db_exc
@@ -69,8 +71,9 @@ class MetricsTest(base.TestCase):
         large = selects_of_a_scrape()
         self.assertIn('osbackup_backup_last_success_timestamp_seconds',
                       {name for name, _labels in self.scrape()})
-        # Agents, the three freshness queries, task and restore counts.
-        self.assertEqual(6, len(small), small)
+        # Agents, the three freshness queries, task and restore counts,
+        # the newest binlog segment per host.
+        self.assertEqual(7, len(small), small)
         self.assertEqual(small, large)
 
     def test_what_the_catalogue_says(self):
@@ -144,3 +147,19 @@ class MetricsTest(base.TestCase):
 class _Broken:
     def list_agents(self, *a):
         raise db_exc.DBConnectionError('gone')
+
+
+class BinlogMetricsTest(base.TestCase):
+
+    def test_newest_event_time_and_age_per_host(self):
+        when = time.time() - 30
+        end = datetime.datetime.fromtimestamp(
+            int(when), datetime.timezone.utc).strftime('%Y-%m-%dT%H:%M:%SZ')
+        last, age = metrics.CatalogueCollector._binlog_families(
+            {'db1': {'end_time': end}, 'db2': {'end_time': None}})
+        self.assertEqual([(('db1',), int(when))],
+                         [((s.labels['host'],), s.value)
+                          for s in last.samples])
+        (sample,) = age.samples
+        self.assertGreaterEqual(sample.value, 29)
+        self.assertLess(sample.value, 120)

@@ -152,3 +152,62 @@ class DueTest(base.TestCase):
                  'b': (self.NOW - ago(seconds=30), False),
                  'c': (self.NOW - ago(seconds=300), True)}
         self.assertEqual(['a', 'f'], binlogs.due(agents, tasks, self.NOW))
+
+
+def archive_backup(backup_id, *names, status=states.SUCCEEDED):
+    return {'id': backup_id, 'policy': binlogs.ARCHIVE_POLICY,
+            'status': status, 'created_at': datetime.datetime(2026, 12, 1),
+            'artifacts': [{'host': 'db1', 'name': n,
+                           'status': states.AVAILABLE} for n in names]}
+
+
+class RetentionTest(base.TestCase):
+
+    BACKUPS = [archive_backup(1, 'b.000001-0', 'b.000002-0'),
+               archive_backup(2, 'b.000002-900', 'b.000003-0'),
+               archive_backup(3),
+               archive_backup(4, 'b.000004-0'),
+               archive_backup(5, 'b.000005-0', status=states.RUNNING),
+               archive_backup(6),
+               {'id': 7, 'policy': 'nightly', 'status': states.SUCCEEDED,
+                'created_at': datetime.datetime(2026, 12, 1),
+                'artifacts': []}]
+
+    def base(self, backup_id, file):
+        return {'backup_id': backup_id, 'host': 'db1',
+                'binlog': {'file': file, 'position': 400}}
+
+    def test_keeps_what_the_oldest_kept_base_needs_and_no_more(self):
+        bases = [self.base(20, 'b.000004'), self.base(10, 'b.000003')]
+        gone = binlogs.expired_archives(self.BACKUPS, bases, set())
+        self.assertEqual([1, 3], [g['id'] for g in gone])
+        self.assertIn('oldest kept base backup of db1 (backup 10, '
+                      'b.000003)', gone[0]['reason'])
+        # Base 10 is pruned this time: base 20's file and on stay.
+        gone = binlogs.expired_archives(self.BACKUPS, bases, {10})
+        self.assertEqual([1, 2, 3], [g['id'] for g in gone])
+
+    def test_no_base_keeps_every_binlog(self):
+        self.assertEqual([3], [g['id'] for g in binlogs.expired_archives(
+            self.BACKUPS, [], set())])
+
+
+class LagTest(base.TestCase):
+
+    def test_backup_check_warns_on_lag_and_breaks(self):
+        from osbackup import freshness
+        now = datetime.datetime(2026, 12, 3, 12, 0, 0)
+        limits = freshness.Thresholds(26 * 3600, 48 * 3600, None)
+        row = {'host': 'db1', 'service': 'binlog',
+               'last_success': now - datetime.timedelta(seconds=200),
+               'archive_lag_limit': binlogs.lag_limit(60)}
+        item = freshness.judge(row, now, limits)
+        self.assertEqual(freshness.WARNING, item['state'])
+        self.assertIn('binlog archive lags', item['reasons'][0])
+        row['last_success'] = now - datetime.timedelta(seconds=100)
+        self.assertEqual(freshness.OK, freshness.judge(row, now,
+                                                       limits)['state'])
+        row['archive_break'] = 'purged'
+        item = freshness.judge(row, now, limits)
+        self.assertEqual(freshness.WARNING, item['state'])
+        self.assertIn('break in the binlog chain', item['reasons'][0])
