@@ -15,6 +15,20 @@ message: an artifact naming any other path is refused.
 A rollback run at start-up is remembered (``<id>.rolled-back.json``): the
 conductor, which may have given up on this agent meanwhile, asks for the
 rollback again once it hears from it, and gets what was done.
+
+Steps are do/undo pairs. Each change is first appended to the journal's
+``log`` (``RestoreJournal.record(step, **args)``, fsynced) and then made;
+a rollback plays the log backwards, calling ``_undo_<step>(data, entry,
+steps)`` for each entry. The steps: ``stage`` (a tree built beside its
+target), ``stop`` (the plan's units, started again in plan order),
+``load`` (a database, its pre-restore dump loaded back), ``import`` (a
+command artifact, its saved copy loaded back), ``replace`` (a staged tree
+swapped in with what it carried over; put back) and ``start`` (a unit,
+stopped again). A new kind of change adds a ``record`` call before it
+and an ``_undo_<step>`` method; an undo must be safe when the change was
+only partly made or not at all (the agent may die between the record and
+the change), and when run twice. A journal without a ``log`` (written
+before steps were logged) is undone the way it always was (_undo_legacy).
 """
 
 from concurrent import futures
@@ -61,6 +75,16 @@ class RestoreJournal:
 
     def save(self):
         durable.write_json(self.path, self.data)
+
+    def record(self, step: str, **args) -> None:
+        """Log a change before it is made (see the module docstring)."""
+        self.data.setdefault('log', []).append(dict(args, step=step))
+        self.save()
+
+    def logged(self, step: str, **args) -> bool:
+        """Whether this very change is in the log already."""
+        wanted = dict(args, step=step)
+        return wanted in self.data.get('log', [])
 
     def remove(self):
         with contextlib.suppress(FileNotFoundError):
@@ -224,6 +248,9 @@ class RestoreWorker:
             journal.data['staged'][target] = staging
             journal.data['keep'][target] = keep
             targets[path.lstrip('/')] = staging
+            if not journal.logged('stage', target=target):
+                journal.data.setdefault('log', []).append(
+                    {'step': 'stage', 'target': target})
         journal.save()
 
         chain = item.get('chain')
@@ -306,6 +333,9 @@ class RestoreWorker:
         shutil.rmtree(staging, ignore_errors=True)
         journal.data['staged'][target] = staging
         journal.data.setdefault('physical', {})[target] = service
+        if not journal.logged('stage', target=target):
+            journal.data.setdefault('log', []).append(
+                {'step': 'stage', 'target': target})
         journal.save()
         self._run_steps(steps, 'verify', art['name'], lambda: driver.stage(
             self._context(params, progress), art['location'], art['sha256'],
@@ -334,7 +364,7 @@ class RestoreWorker:
         new = [u for u in units if u not in journal.data['stopped']]
         if new:
             journal.data['stopped'].extend(new)
-            journal.save()
+            journal.record('stop', units=new)
         errors = {}
 
         def stop(unit):
@@ -373,7 +403,7 @@ class RestoreWorker:
             entry['pre_restore'] = saved.to_dict() if saved else None
         self._run_steps(steps, 'save', art['name'], save_current)
         journal.data['imported'].append(entry)
-        journal.save()
+        journal.record('import', name=art['name'])
         self._run_steps(steps, 'load', art['name'],
                         lambda: driver.restore_artifact(
                             ctx, art, bool(item.get('force'))))
@@ -396,7 +426,7 @@ class RestoreWorker:
                     entry['pre_restore'] = artifact.to_dict()
                 self._run_steps(steps, 'save', db, save_current)
             journal.data['loaded'].append(entry)
-            journal.save()
+            journal.record('load', database=db)
             verified = journal.data.get('verified', {}).get(
                 art['location']) == art['sha256']
             self._run_steps(steps, 'load', db, lambda: mysql.load(
@@ -423,6 +453,8 @@ class RestoreWorker:
                 continue
 
             def swap():
+                if not journal.logged('replace', target=target):
+                    journal.record('replace', target=target)
                 # Subtrees the backup left out (instance disks, images)
                 # are not the backup's to replace: they move across.
                 for rel in journal.data['keep'].get(target, []):
@@ -446,8 +478,12 @@ class RestoreWorker:
         return steps
 
     def start(self, params, progress):
+        journal = self._journal(params)
         steps = []
         for unit in params['plan']['units']:
+            if os.path.exists(journal.path) and \
+                    not journal.logged('start', unit=unit):
+                journal.record('start', unit=unit)
             self._run_steps(steps, 'start', unit,
                             lambda: self.units.start(unit))
         return steps
@@ -500,9 +536,74 @@ class RestoreWorker:
         return steps
 
     def undo(self, journal, progress=None):
-        """Undo what the journal lists; never stop early."""
+        """Undo what the journal lists, last change first; never stop early."""
         steps = []
         data = journal.data
+        if 'log' in data:
+            for entry in reversed(data['log']):
+                getattr(self, '_undo_' + entry['step'])(data, entry, steps)
+        else:
+            self._undo_legacy(data, steps)
+        failed = [s for s in steps if s['status'] == states.FAILED]
+        if failed:
+            raise PhaseFailed('Rollback left %d step(s) undone; see the '
+                              'steps' % len(failed), steps)
+        self._drop_pre_restore(data)
+        self._drop_storage_dirs(journal.restore_id)
+        journal.remove()
+        return steps
+
+    # -- the undo of each step (see the module docstring) --------------
+
+    def _undo_start(self, data, entry, steps):
+        # The unit may be running on the restored files by now.
+        unit = entry['unit']
+        self._attempt(steps, 'stop', unit, lambda: self.units.stop(unit))
+
+    def _undo_replace(self, data, entry, steps):
+        target = entry['target']
+        for carried, rel in data['carried']:
+            if carried == target:
+                self._attempt(steps, 'carry_back',
+                              self._shown(os.path.join(target, rel)),
+                              lambda: self._carry_back(data, target, rel))
+        if target in data['replaced']:
+            orig = data['replaced'][target]
+            self._attempt(steps, 'put_back', self._shown(target),
+                          lambda: self._put_back(target, orig))
+
+    def _undo_import(self, data, entry, steps):
+        for imported in data['imported']:
+            pre = imported['pre_restore']
+            if imported['name'] == entry['name'] and pre:
+                self._attempt(steps, 'reload', imported['name'],
+                              lambda: self._reload_command(imported, pre))
+
+    def _undo_load(self, data, entry, steps):
+        for loaded in data['loaded']:
+            pre = loaded['pre_restore']
+            if loaded['database'] == entry['database'] and pre:
+                self._attempt(steps, 'reload', loaded['database'],
+                              lambda: self._reload_database(loaded, pre))
+
+    def _undo_stop(self, data, entry, steps):
+        for unit in entry['units']:
+            self._attempt(steps, 'start', unit,
+                          lambda: self.units.start(unit))
+
+    def _undo_stage(self, data, entry, steps):
+        staging = data['staged'].get(entry['target'])
+        if staging:
+            shutil.rmtree(staging, ignore_errors=True)
+
+    def _reload_database(self, entry, pre):
+        ctx = driver_base.TaskContext('rollback', 'rollback', self.host,
+                                      mysql_definition.NAME, self.storage)
+        self._mysql().load(ctx, pre['location'], entry['database'],
+                           pre['sha256'])
+
+    def _undo_legacy(self, data, steps):
+        """A journal from before steps were logged, undone as it was."""
         replaced = data['replaced']
         started_again = bool(replaced) and bool(data['stopped'])
         if started_again:
@@ -519,17 +620,11 @@ class RestoreWorker:
                           lambda: self._put_back(target, orig))
         for staging in data['staged'].values():
             shutil.rmtree(staging, ignore_errors=True)
-        if data['loaded']:
-            mysql = self._mysql()
-            ctx = driver_base.TaskContext('rollback', 'rollback', self.host,
-                                          mysql_definition.NAME, self.storage)
-            for entry in reversed(data['loaded']):
-                pre = entry['pre_restore']
-                if pre:
-                    self._attempt(steps, 'reload', entry['database'],
-                                  lambda: mysql.load(ctx, pre['location'],
-                                                     entry['database'],
-                                                     pre['sha256']))
+        for entry in reversed(data['loaded']):
+            pre = entry['pre_restore']
+            if pre:
+                self._attempt(steps, 'reload', entry['database'],
+                              lambda: self._reload_database(entry, pre))
         for entry in reversed(data['imported']):
             pre = entry['pre_restore']
             if pre:
@@ -538,14 +633,6 @@ class RestoreWorker:
         for unit in data['stopped']:
             self._attempt(steps, 'start', unit,
                           lambda: self.units.start(unit))
-        failed = [s for s in steps if s['status'] == states.FAILED]
-        if failed:
-            raise PhaseFailed('Rollback left %d step(s) undone; see the '
-                              'steps' % len(failed), steps)
-        self._drop_pre_restore(data)
-        self._drop_storage_dirs(journal.restore_id)
-        journal.remove()
-        return steps
 
     def _reload_command(self, entry, pre):
         """Load back the copy a command artifact's load replaced."""

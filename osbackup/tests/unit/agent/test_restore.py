@@ -326,6 +326,67 @@ class RestoreWorkerTest(base.TestCase):
         fresh.recover()
         self.assertEqual([], self.restore_dirs())
 
+    # -- the step log: each change logged before it is made ---------------
+
+    def test_the_log_lists_every_change_in_order(self):
+        self.params['plan']['units'] = ['nova-api', 'nova-conductor']
+        self.run_phases('prepare', 'stop', 'load_db', 'replace', 'start')
+        journal = restore.RestoreJournal(self.worker.directory, 9)
+        etc = os.path.join(self.root, 'etc/nova')
+        lib = os.path.join(self.root, 'var/lib/nova')
+        self.assertEqual(
+            [{'step': 'stage', 'target': etc},
+             {'step': 'stage', 'target': lib},
+             {'step': 'stop', 'units': ['nova-api', 'nova-conductor']},
+             {'step': 'replace', 'target': etc},
+             {'step': 'replace', 'target': lib},
+             {'step': 'start', 'unit': 'nova-api'},
+             {'step': 'start', 'unit': 'nova-conductor'}],
+            journal.data['log'])
+        # A phase run again (a redelivered task) logs nothing twice.
+        self.run_phases('stop', 'replace', 'start')
+        self.assertEqual(7, len(restore.RestoreJournal(
+            self.worker.directory, 9).data['log']))
+
+    def test_rollback_is_the_log_played_backwards(self):
+        self.params['plan']['units'] = ['nova-api', 'nova-conductor']
+        self.damage()
+        self.run_phases('prepare', 'stop', 'replace', 'start')
+        self.units.calls.clear()
+        steps = self.worker.rollback(self.params, None)
+        self.assertEqual(
+            [('stop', 'nova-conductor'), ('stop', 'nova-api'),
+             ('carry_back', '/var/lib/nova/instances'),
+             ('put_back', '/var/lib/nova'), ('put_back', '/etc/nova'),
+             ('start', 'nova-api'), ('start', 'nova-conductor')],
+            [(s['action'], s['target']) for s in steps])
+        # Units start again in the plan's order, not backwards.
+        self.assertEqual([('stop', 'nova-conductor'), ('stop', 'nova-api'),
+                          ('start', 'nova-api'), ('start', 'nova-conductor')],
+                         self.units.calls)
+        self.assertEqual('damaged\n', read(os.path.join(
+            self.root, 'etc/nova/nova.conf')))
+        self.assertEqual('disk-after\n', read(os.path.join(
+            self.root, 'var/lib/nova/instances/i1/disk')))
+        self.assertEqual(['nova'], os.listdir(os.path.join(self.root,
+                                                           'etc')))
+
+    def test_a_journal_without_a_log_is_undone_as_before(self):
+        """An agent upgraded mid-restore finds a journal of the old form."""
+        self.damage()
+        self.run_phases('prepare', 'stop', 'replace')
+        journal = restore.RestoreJournal(self.worker.directory, 9)
+        del journal.data['log']
+        journal.save()
+        self.units.calls.clear()
+        steps = self.restart().rollback(self.params, None)
+        self.assertEqual(['stop', 'carry_back', 'put_back', 'put_back',
+                          'start'], [s['action'] for s in steps])
+        self.assertEqual('damaged\n', read(os.path.join(
+            self.root, 'etc/nova/nova.conf')))
+        self.assertEqual('disk-after\n', read(os.path.join(
+            self.root, 'var/lib/nova/instances/i1/disk')))
+
 
 class FakeMysql:
     """A mysql driver whose pre-restore dump dies half-way."""
