@@ -21,7 +21,9 @@ Steps are do/undo pairs. Each change is first appended to the journal's
 a rollback plays the log backwards, calling ``_undo_<step>(data, entry,
 steps)`` for each entry. The steps: ``stage`` (a tree built beside its
 target), ``stop`` (the plan's units, started again in plan order),
-``load`` (a database, its pre-restore dump loaded back), ``import`` (a
+``load`` (a database, its pre-restore dump loaded back; ``replay``, the
+binlogs of a point-in-time restore, changes only loaded databases and
+has no undo of its own), ``import`` (a
 command artifact, its saved copy loaded back), ``replace`` (a staged tree
 swapped in with what it carried over; put back) and ``start`` (a unit,
 stopped again). A new kind of change adds a ``record`` call before it
@@ -436,6 +438,8 @@ class RestoreWorker:
             # A point-in-time restore: the binlogs from the loaded
             # backup's position on. A failure rolls back like a failed
             # load: the databases saved above are loaded again.
+            if not journal.logged('replay'):
+                journal.record('replay')
             self._run_steps(
                 steps, 'replay', binlog_chain.replay_target(spec),
                 lambda: binlog_archive.BinlogDriver(self.conf).replay(
@@ -590,6 +594,9 @@ class RestoreWorker:
         for unit in entry['units']:
             self._attempt(steps, 'start', unit,
                           lambda: self.units.start(unit))
+
+    def _undo_replay(self, data, entry, steps):
+        """Nothing of its own: the loads' undo puts the databases back."""
 
     def _undo_stage(self, data, entry, steps):
         staging = data['staged'].get(entry['target'])
