@@ -25,12 +25,50 @@ TICK = 1.0
 ARCHIVE_POLICY = 'binlog-archive'
 
 
-def due(agents: list, tasks: dict, now) -> list[str]:
+def archivers(agents: list, fixed: str | None = None) -> dict:
+    """{host: None if it archives, else why not} of binlog-present agents.
+
+    A standalone server archives its own binlog. A Galera cluster's
+    binlog is archived on one fixed member (with log_slave_updates, every
+    member logs every write): ``fixed`` ([mysql] galera_binlog_node) when
+    it is a member with archiving on, else the first such member by name.
+    Archive positions are a member's own, so a chain stays on its member;
+    a change of member starts another chain (another host in ``binlog
+    list``) from that member's binlog.
+    """
+    out, clusters = {}, {}
+    for agent in agents:
+        info = agent['info'] or {}
+        if not (info.get('binlog') or {}).get('interval'):
+            continue
+        cluster = (info.get('galera') or {}).get('cluster_uuid')
+        out[agent['host']] = None
+        if cluster:
+            clusters.setdefault(cluster, []).append(agent['host'])
+    binlog = {a['host']: a['info'].get('binlog') for a in agents}
+    for cluster, members in clusters.items():
+        chosen = fixed if fixed in members else sorted(members)[0]
+        for host in members:
+            if host != chosen:
+                out[host] = ('Galera cluster %s: binlog archived on %s'
+                             % (cluster, chosen))
+        if binlog[chosen].get('log_slave_updates') is False:
+            LOG.warning('Galera cluster %s: the binlog of %s is archived '
+                        'but log_slave_updates is OFF there: writes '
+                        'through the other members are not in it',
+                        cluster, chosen)
+    return out
+
+
+def due(agents: list, tasks: dict, now, fixed: str | None = None
+        ) -> list[str]:
     """Hosts whose archive task is due (sorted)."""
     out = []
+    chosen = archivers(agents, fixed)
     for agent in agents:
         interval = (agent['info'].get('binlog') or {}).get('interval')
-        if not interval or agent['state'] != states.UP:
+        if not interval or agent['state'] != states.UP or \
+                chosen.get(agent['host']):
             continue
         created, active = tasks.get(agent['host'], (None, False))
         if active:
@@ -51,7 +89,8 @@ class BinlogScheduler:
     def tick(self) -> list[str]:
         agents = self.catalogue.list_agents(
             self.conf.conductor.agent_down_time)
-        hosts = due(agents, self.catalogue.binlog_tasks(), rows.now())
+        hosts = due(agents, self.catalogue.binlog_tasks(), rows.now(),
+                    self.conf.mysql.galera_binlog_node)
         for host in hosts:
             try:
                 self.backups.create([host], [binlog_definition.NAME],

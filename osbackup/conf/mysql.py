@@ -51,6 +51,13 @@ mysql_opts = [
                     '(and the choice logged). Unset: a Synced member not '
                     'in galera_avoid_nodes with the fewest client '
                     'connections. Read by the conductor.'),
+    cfg.StrOpt('galera_binlog_node',
+               help='Galera clusters: host name of the agent whose member '
+                    'the binary log of the cluster is archived on (its '
+                    'server needs log_bin and log_slave_updates). Unset: '
+                    'the first member by host name whose agent archives. '
+                    'The archive stays on that member: archived positions '
+                    'are a member\'s own. Read by the conductor.'),
     cfg.ListOpt('galera_avoid_nodes', default=[],
                 help='Galera clusters: host names of agents whose members '
                      'a backup runs on only when no other member is '

@@ -183,7 +183,14 @@ class BinlogDriver(mysql.MySQLDriver):
             return False
 
     def describe(self) -> dict:
-        return {'interval': self.conf.mysql.binlog_archive_interval}
+        """The heartbeat's ``binlog``: the interval, log_slave_updates."""
+        out = {'interval': self.conf.mysql.binlog_archive_interval}
+        try:
+            out['log_slave_updates'] = self._query(
+                'SELECT @@log_slave_updates')[:1] == ['1']
+        except exception.OsbackupError:
+            pass
+        return out
 
     def membership(self) -> dict:
         # The mysql driver reports the node's cluster facts.

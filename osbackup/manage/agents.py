@@ -3,6 +3,7 @@
 import sys
 import time
 
+from osbackup.conductor import binlogs as binlog_schedule
 from osbackup import exception
 from osbackup import manage
 from osbackup.manage import output
@@ -84,8 +85,20 @@ class AgentCommands:
     def _agents(self) -> list:
         down_after = self.env.conf.conductor.agent_down_time
         catalogue = self.env.catalogue
-        return merge([_flatten(a) for a in catalogue.list_agents(down_after)],
-                     catalogue.list_rejections(down_after))
+        agents = catalogue.list_agents(down_after)
+        archive = binlog_schedule.archivers(
+            agents, self.env.conf.mysql.galera_binlog_node)
+        flat = []
+        for agent in agents:
+            entry = _flatten(agent)
+            if agent['host'] in archive:
+                interval = agent['info']['binlog']['interval']
+                entry['binlog_archive'] = archive[agent['host']] or \
+                    'every %d s' % interval
+                entry['reason'] = entry['reason'] or \
+                    'binlog archive: %s' % entry['binlog_archive']
+            flat.append(entry)
+        return merge(flat, catalogue.list_rejections(down_after))
 
     @manage.format_arg
     def list(self, fmt='table'):

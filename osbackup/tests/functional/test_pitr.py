@@ -92,6 +92,9 @@ class PitrTest(fleet_mod.FleetTestCase):
             self.fleet.log('db')[-3000:]))
 
     def test_archive_ships_continuously_and_rpo(self):
+        agents, _ = self.fleet.manage_json('agent', 'list')
+        self.assertEqual(['every %d s' % INTERVAL], [
+            a.get('binlog_archive') for a in agents])
         writer = Writer(self.server)
         writer.start()
         self.addCleanup(writer.stop)

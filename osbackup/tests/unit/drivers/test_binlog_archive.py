@@ -153,6 +153,23 @@ class DueTest(base.TestCase):
                  'c': (self.NOW - ago(seconds=300), True)}
         self.assertEqual(['a', 'f'], binlogs.due(agents, tasks, self.NOW))
 
+    def member(self, host, cluster='c1'):
+        agent = self.agent(host, 60)
+        agent['info']['galera'] = {'cluster_uuid': cluster}
+        return agent
+
+    def test_a_galera_cluster_archives_on_one_fixed_member(self):
+        agents = [self.member('g2'), self.member('g1'), self.member('g3'),
+                  self.agent('solo', 60), self.member('h1', 'c2')]
+        self.assertEqual(['g1', 'h1', 'solo'],
+                         binlogs.due(agents, {}, self.NOW))
+        self.assertEqual(['g3', 'h1', 'solo'],
+                         binlogs.due(agents, {}, self.NOW, fixed='g3'))
+        why = binlogs.archivers(agents, 'g3')
+        self.assertIsNone(why['g3'])
+        self.assertEqual('Galera cluster c1: binlog archived on g3',
+                         why['g1'])
+
 
 def archive_backup(backup_id, *names, status=states.SUCCEEDED):
     return {'id': backup_id, 'policy': binlogs.ARCHIVE_POLICY,
