@@ -194,6 +194,9 @@ class ObjectWriter(base.Writer):
         self._size = 0
         self._upload = None
         self._pool = None
+        # The stream's sha256 runs on a thread of its own, in part order,
+        # so hashing overlaps the uploads instead of slowing the writer.
+        self._hasher = None
         self._slots = threading.BoundedSemaphore(concurrency)
         self._futures: list[concurrent.futures.Future] = []
         self._state = 'open'
@@ -206,7 +209,6 @@ class ObjectWriter(base.Writer):
     def write(self, data) -> int:
         self._check_open()
         n = memoryview(data).nbytes
-        self._sha.update(data)
         self._size += n
         self._buf += data
         try:
@@ -229,23 +231,31 @@ class ObjectWriter(base.Writer):
             self._upload = self._target.begin()
             self._pool = concurrent.futures.ThreadPoolExecutor(
                 self._concurrency, thread_name_prefix='osbackup-upload')
+            self._hasher = concurrent.futures.ThreadPoolExecutor(
+                1, thread_name_prefix='osbackup-hash')
         self._raise_failed()
         # A free slot first, then the copy of the part: at most
         # concurrency parts exist beside the buffer.
         self._slots.acquire()
         number = len(self._futures) + 1
         try:
-            future = self._pool.submit(self._put_part, number, take())
+            part = take()
+            hashed = self._hasher.submit(self._sha.update, part)
+            future = self._pool.submit(self._put_part, number, part, hashed)
         except BaseException:
             self._slots.release()
             raise
         self._futures.append(future)
 
-    def _put_part(self, number: int, data: bytes) -> dict:
+    def _put_part(self, number: int, data: bytes,
+                  hashed: concurrent.futures.Future) -> dict:
         try:
             return self._upload.put_part(number, data,
                                          hashlib.md5(data).digest())
         finally:
+            # The slot (and the part's memory) is free only once the part
+            # is both sent and hashed.
+            hashed.result()
             self._slots.release()
 
     def _raise_failed(self) -> None:
@@ -258,14 +268,16 @@ class ObjectWriter(base.Writer):
         try:
             data = bytes(self._buf)
             self._buf = bytearray()
-            sha256 = self._sha.hexdigest()
             if self._upload is None:
-                self._target.put_whole(data, sha256,
+                self._sha.update(data)
+                self._target.put_whole(data, self._sha.hexdigest(),
                                        hashlib.md5(data).digest())
             else:
                 self._submit(lambda: data)
+                # Each part's future ends after its hash: all are hashed.
                 parts = [f.result() for f in self._futures]
-                self._upload.complete(parts, sha256, self._size)
+                self._upload.complete(parts, self._sha.hexdigest(),
+                                      self._size)
         except BaseException:
             self.abort()
             raise
@@ -276,6 +288,7 @@ class ObjectWriter(base.Writer):
     def _shutdown(self) -> None:
         if self._pool is not None:
             self._pool.shutdown(wait=True, cancel_futures=True)
+            self._hasher.shutdown(wait=True, cancel_futures=True)
 
     def abort(self) -> None:
         if self._state in ('committed', 'aborted'):

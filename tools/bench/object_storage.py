@@ -3,9 +3,11 @@ own transfers, on one incompressible stream (what tar | zstd produces), in
 one run, against the private Swift all-in-one of the functional tests
 (tempauth + s3api on loopback).
 
-References: ``swift upload --use-slo`` / ``swift download`` with the same
+References: ``swift upload --use-slo`` of the file and of the same bytes
+on stdin (a stream, as osbackup uploads) / ``swift download`` with the same
 segment size, and boto3's ``upload_fileobj`` / ``download_fileobj`` with
-their default TransferConfig (8 MiB parts, 10 threads). osbackup runs with
+their default TransferConfig (8 MiB parts, 10 threads), from the file and
+from a pipe. osbackup runs with
 its default options unless --concurrency is given.
 
     python tools/bench/object_storage.py --size-mib 512
@@ -88,14 +90,21 @@ def run(conf, cluster, data, size, concurrency, rounds):
     client = bs.client()
     bs._ensure_ready()
     pairs = [
-        ('swift upload', lambda: put(sw), lambda: subprocess.run(
+        ('swift upload, file', lambda: put(sw), lambda: subprocess.run(
             cli + ['upload', '--use-slo', '-S', segment, '--object-name',
                    'obj', 'bench-cli', data], check=True,
             capture_output=True)),
+        # What osbackup uploads is a stream (tar | zstd): the clients'
+        # own stream uploads are the like-for-like reference.
+        ('swift upload, stream', lambda: put(sw), lambda: _piped(
+            data, cli + ['upload', '--use-slo', '-S', segment,
+                         '--object-name', 'obj-stream', 'bench-cli', '-'])),
         ('swift download', lambda: get(sw), lambda: subprocess.run(
             cli + ['download', 'bench-cli', 'obj', '-o', '/dev/null'],
             check=True, capture_output=True)),
-        ('s3 upload', lambda: put(bs), lambda: _boto_put(client, data)),
+        ('s3 upload, file', lambda: put(bs), lambda: _boto_put(client, data)),
+        ('s3 upload, stream', lambda: put(bs),
+         lambda: _boto_put_stream(client, data)),
         ('s3 download', lambda: get(bs), lambda: _boto_get(client)),
     ]
     times = {label: ([], []) for label, _, _ in pairs}
@@ -107,11 +116,11 @@ def run(conf, cluster, data, size, concurrency, rounds):
             times[label][1].append(_timed(ours))
     print('%d MiB, median of %d, load average %.1f to %.1f'
           % (size // MiB, rounds, load, os.getloadavg()[0]))
-    print('%-16s %10s %10s %7s' % ('work', 'reference', 'osbackup',
+    print('%-22s %10s %10s %7s' % ('work', 'reference', 'osbackup',
                                    'ratio'))
     for label, (refs, ourss) in times.items():
         t_ref, t_ours = statistics.median(refs), statistics.median(ourss)
-        print('%-16s %9.2fs %9.2fs %6.2fx' % (label, t_ref, t_ours,
+        print('%-22s %9.2fs %9.2fs %6.2fx' % (label, t_ref, t_ours,
                                               t_ours / t_ref))
 
 
@@ -119,6 +128,24 @@ def _boto_put(client, data):
     with open(data, 'rb') as f:
         client.upload_fileobj(f, 'bench-s3', 'boto-obj',
                               Config=transfer.TransferConfig())
+
+
+def _boto_put_stream(client, data):
+    with subprocess.Popen(['cat', data], stdout=subprocess.PIPE) as cat:
+        client.upload_fileobj(cat.stdout, 'bench-s3', 'boto-obj-stream',
+                              Config=transfer.TransferConfig())
+    if cat.returncode:
+        raise RuntimeError('cat exited %d' % cat.returncode)
+
+
+def _piped(data, argv):
+    with open(data, 'rb') as f:
+        cat = subprocess.Popen(['cat'], stdin=f, stdout=subprocess.PIPE)
+        subprocess.run(argv, stdin=cat.stdout, check=True,
+                       capture_output=True)
+        cat.stdout.close()
+        if cat.wait():
+            raise RuntimeError('cat exited %d' % cat.returncode)
 
 
 def _boto_get(client):
