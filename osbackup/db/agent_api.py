@@ -16,6 +16,7 @@ import datetime
 
 import sqlalchemy as sa
 
+from osbackup.db import agent_rows
 from osbackup.db import models
 from osbackup.db import rows
 from osbackup import exception
@@ -24,20 +25,8 @@ from osbackup import states
 #: Rejected senders kept at most (the oldest are dropped): anyone can
 #: claim any host name, so the table must not grow with the claims.
 MAX_REJECTIONS = 100
-AGENT_FIELDS = ('host', 'version', 'info', 'last_heartbeat', 'stopped_at',
-                'clock_offset')
-
-
-def agent_state(row, now: datetime.datetime, down_after: int) -> str:
-    """The state of one agents row (see the module docstring)."""
-    if row.stopped_at is not None:
-        return states.STOPPED
-    if row.skewed_at is not None and row.skewed_at >= row.last_heartbeat \
-            and (now - row.skewed_at).total_seconds() <= down_after:
-        return states.SKEWED
-    if (now - row.last_heartbeat).total_seconds() <= down_after:
-        return states.UP
-    return states.DOWN
+AGENT_FIELDS = agent_rows.AGENT_FIELDS
+agent_state = agent_rows.state
 
 
 class AgentQueries:
@@ -149,8 +138,7 @@ class AgentQueries:
         """Senders refused in the last ``within`` seconds, newest first."""
         since = rows.now() - datetime.timedelta(seconds=within)
         with self.session() as s:
-            return [rows.row(r, 'host', 'reason', 'count', 'first_at',
-                             'last_at')
+            return [rows.row(r, *agent_rows.REJECTION_FIELDS)
                     for r in s.scalars(
                         sa.select(models.AgentRejection)
                         .where(models.AgentRejection.last_at >= since)

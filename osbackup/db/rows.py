@@ -2,8 +2,8 @@
 
 import datetime
 
-from oslo_db import api as oslo_db_api
 from oslo_utils import timeutils
+
 
 # Reports from many agents update neighbouring index entries at once;
 # InnoDB then picks deadlock victims, whose whole transaction is safe to
@@ -11,8 +11,13 @@ from oslo_utils import timeutils
 # conductors writing the same rows through different members lose one
 # transaction to certification, reported as the same error 1213: every
 # write of the catalogue is retried the same way.
-retry_deadlock = oslo_db_api.wrap_db_retry(max_retries=5,
-                                           retry_on_deadlock=True)
+def retry_deadlock(fn):
+    """Retry ``fn`` on deadlocks and certification conflicts."""
+    # oslo.db loads only with the query modules that decorate with it:
+    # the light read path (db/light.py) imports this module too.
+    from oslo_db import api as oslo_db_api
+    return oslo_db_api.wrap_db_retry(max_retries=5,
+                                     retry_on_deadlock=True)(fn)
 
 
 def now() -> datetime.datetime:

@@ -84,7 +84,7 @@ class AgentCommands:
 
     def _agents(self) -> list:
         down_after = self.env.conf.conductor.agent_down_time
-        catalogue = self.env.catalogue
+        catalogue = self.env.read_catalogue()
         agents = catalogue.list_agents(down_after)
         archive = binlog_schedule.archivers(
             agents, self.env.conf.mysql.galera_binlog_node)

@@ -54,6 +54,8 @@ class Environment:
         self._catalogue = None
         self._services = []
         self._conductor = None
+        #: The light catalogue once opened; False once found unusable.
+        self._light = None
 
     def notice(self) -> str | None:
         """What the operator must know about the mode, or None."""
@@ -89,6 +91,20 @@ class Environment:
                 catalogue.check_schema()
             self._catalogue = catalogue
         return self._catalogue
+
+    def read_catalogue(self):
+        """The catalogue for a command that only lists agents.
+
+        A fleet's SQLite or PyMySQL catalogue is read over the plain DB-API
+        (db/light.py), which starts in a fraction of the full catalogue's
+        time; anything else, or any trouble, takes the full catalogue.
+        """
+        if self._light is None and self._catalogue is None \
+                and not self.all_in_one and _connection_set(self.conf):
+            from osbackup.db import light
+            self._light = light.LightCatalogue.open(
+                self.conf.database.connection) or False
+        return self._light or self.catalogue
 
     def agent_roots(self) -> dict:
         """{host: [agent] root_path} of the agents the catalogue knows."""
@@ -155,6 +171,9 @@ class Environment:
                 self._close_transport()
 
     def close(self):
+        if self._light:
+            self._light.close()
+        self._light = None
         for svc in reversed(self._services):
             try:
                 svc.stop()

@@ -82,8 +82,11 @@ class LazyImportTest(base.TestCase):
         self.assertEqual(0, code, err)
         # Fleet mode although oslo.messaging never registered transport_url.
         self.assertNotIn('all-in-one', err)
-        self.assertIn('sqlalchemy', modules)
-        self.assertNotLoaded(BUS_AND_STORAGE, modules)
+        # Read over the plain DB-API: no ORM, no oslo.db (issue 19 §4).
+        self.assertIn('osbackup.db.light', modules)
+        self.assertNotLoaded(BUS_AND_STORAGE + ('sqlalchemy', 'oslo_db.api',
+                                                'oslo_db.sqlalchemy'),
+                             modules)
 
     def test_backup_check_reads_the_catalogue_without_the_bus(self):
         code, modules, out = self.run_manage(
