@@ -170,6 +170,7 @@ class RestoreWorker:
                             % (os.path.basename(target), restore_id))
 
     def _run_steps(self, steps, action, target, func):
+        start = time.monotonic()
         try:
             func()
         except exception.OsbackupError as exc:
@@ -182,6 +183,11 @@ class RestoreWorker:
                                str(exc)))
             raise PhaseFailed('%s %s failed: %s' % (action, target, exc),
                               steps)
+        finally:
+            # Where a restore's time goes, step by step (tools/bench/e2e.py
+            # reads it back).
+            LOG.info('Restore step %s %s took %.3f s', action, target,
+                     time.monotonic() - start)
         steps.append(_step(self.host, action, target))
 
     # -- phases --------------------------------------------------------

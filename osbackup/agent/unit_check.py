@@ -6,11 +6,14 @@ watched together: the check costs one settle window for the host, not one
 per unit one after another.
 """
 
+import concurrent.futures
 import time
 import typing
 
-#: Seconds between polls of the units' states.
+#: Seconds between polls of the units' states, at most.
 INTERVAL = 0.5
+#: Units asked for their state at once.
+MAX_PARALLEL = 8
 
 
 def wait_settled(units: typing.Sequence[str],
@@ -28,18 +31,27 @@ def wait_settled(units: typing.Sequence[str],
     deadline = clock() + timeout
     active_since: dict[str, float] = {}
     pending = list(units)
-    while True:
-        now = clock()
-        for unit in list(pending):
-            if not is_active(unit):
-                active_since.pop(unit, None)
-                continue
-            since = active_since.setdefault(unit, now)
-            if now - since >= settle:
-                pending.remove(unit)
-        if not pending or now >= deadline:
-            break
-        sleep(min(INTERVAL, max(0.0, deadline - now)))
+    # The units are asked together, and the last poll falls when the next
+    # window closes: the check costs the settle window, not a poll round
+    # per unit on top of it.
+    with concurrent.futures.ThreadPoolExecutor(
+            max(1, min(MAX_PARALLEL, len(pending))),
+            thread_name_prefix='osbackup-unit-check') as pool:
+        while True:
+            now = clock()
+            active = dict(zip(pending, pool.map(is_active, pending)))
+            for unit in list(pending):
+                if not active[unit]:
+                    active_since.pop(unit, None)
+                    continue
+                since = active_since.setdefault(unit, now)
+                if now - since >= settle:
+                    pending.remove(unit)
+            if not pending or now >= deadline:
+                break
+            due = min((active_since[u] + settle for u in pending
+                       if u in active_since), default=now + INTERVAL)
+            sleep(max(0.0, min(INTERVAL, due - now, deadline - now)))
     return {unit: ('did not stay active for %d s within %d s of its start'
                    % (settle, timeout) if unit in pending else None)
             for unit in units}

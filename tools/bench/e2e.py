@@ -69,6 +69,26 @@ _TASK_LINE = re.compile(r'^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d+) \d+ INFO '
                         r'(?:: (\S+))?')
 
 
+_STEP_LINE = re.compile(r'^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d+) \d+ INFO '
+                        r'\S+ .*Restore step (\S+) (.+) took ([\d.]+) s')
+
+
+def _epoch(stamp: str) -> float:
+    at = time.mktime(time.strptime(stamp.split('.')[0], '%Y-%m-%d %H:%M:%S'))
+    return at + float('0.' + stamp.split('.')[1])
+
+
+def step_times(log: str, since: float) -> dict:
+    """{"action target": seconds} of the agent's restore steps after since."""
+    out = {}
+    for line in log.splitlines():
+        match = _STEP_LINE.match(line)
+        if match and _epoch(match.group(1)) >= since:
+            key = '%s %s' % (match.group(2), match.group(3))
+            out[key] = out.get(key, 0.0) + float(match.group(4))
+    return out
+
+
 def task_events(log: str, since: float) -> list[dict]:
     """The agent's tasks from its log after ``since``, in order.
 
@@ -81,9 +101,7 @@ def task_events(log: str, since: float) -> list[dict]:
         if not match:
             continue
         stamp, task_id, event, kind = match.groups()
-        at = time.mktime(time.strptime(stamp.split('.')[0],
-                                       '%Y-%m-%d %H:%M:%S'))
-        at += float('0.' + stamp.split('.')[1])
+        at = _epoch(stamp)
         if at < since:
             continue
         entry = tasks.setdefault(task_id, {'id': task_id})
@@ -160,6 +178,7 @@ class Bench:
             out[task['kind']] = task['ended'] - last
             last = task['ended']
         out['report+wait'] = began + took - last
+        out['steps'] = step_times(self.fleet.log('controller'), began)
         return out
 
     def reference_backup(self) -> float:
@@ -173,8 +192,11 @@ class Bench:
         os.makedirs(dest)
         took = timed_shell('zstd -dc %s | tar -x' % os.path.join(
             self.ref_dir, 'nova.tar.zst'), dest)
+        # What it costs to make the extracted tree durable, as a restore
+        # must before it swaps the tree into place (one syncfs).
+        synced = timed_shell('sync -f .', dest)
         shutil.rmtree(dest)
-        return took
+        return took, synced
 
     def cli_start(self) -> float:
         start = time.monotonic()
@@ -193,7 +215,7 @@ class Bench:
 
 def run(bench, cache: str, runs: int) -> dict:
     rows = {'backup': [], 'restore': [], 'ref_backup': [],
-            'ref_restore': [], 'cli_start': []}
+            'ref_restore': [], 'ref_sync': [], 'cli_start': []}
     cold = cache == 'cold'
     if not cold:
         warm(bench.root)
@@ -207,7 +229,9 @@ def run(bench, cache: str, runs: int) -> dict:
         rows['backup'].append(backup)
         if cold:
             drop_caches()
-        rows['ref_restore'].append(bench.reference_restore())
+        ref, synced = bench.reference_restore()
+        rows['ref_restore'].append(ref)
+        rows['ref_sync'].append(ref + synced)
         if cold:
             drop_caches()
         rows['restore'].append(bench.restore(backup['id']))
@@ -221,7 +245,8 @@ def median_parts(parts: list[dict]) -> dict:
     keys = []
     for part in parts:
         keys += [k for k in part if k not in keys and k != 'id']
-    return {k: statistics.median(p.get(k, 0) for p in parts) for k in keys}
+    return {k: statistics.median(p.get(k, 0) for p in parts) for k in keys
+            if k != 'steps'}
 
 
 def report(cache: str, rows: dict) -> None:
@@ -240,6 +265,10 @@ def report(cache: str, rows: dict) -> None:
     print('%-44s %7.2fs %7.2fs %6.2fx' % (
         'restore less one settle window (%d s)' % SETTLE,
         restore['total'] - SETTLE, ref_r, (restore['total'] - SETTLE) / ref_r))
+    ref_s = statistics.median(rows['ref_sync'])
+    print('%-44s %7.2fs %7.2fs %6.2fx' % (
+        'restore less settle vs zstd -dc | tar -x; sync',
+        restore['total'] - SETTLE, ref_s, (restore['total'] - SETTLE) / ref_s))
     print('%-44s %7.2fs' % ('CLI start (osbackup-manage --help)',
                             statistics.median(rows['cli_start'])))
     print('backup split: ' + ', '.join('%s %.2fs' % kv
@@ -248,6 +277,10 @@ def report(cache: str, rows: dict) -> None:
     print('restore split: ' + ', '.join('%s %.2fs' % kv
                                         for kv in restore.items()
                                         if kv[0] != 'total'))
+    steps = median_parts([r['steps'] for r in rows['restore']])
+    print('restore steps (agent): ' + ', '.join(
+        '%s %.2fs' % kv for kv in sorted(steps.items(), key=lambda kv: -kv[1])
+        if kv[1] >= 0.01))
 
 
 def main(argv=None):

@@ -1,5 +1,7 @@
 """The restore's unit check: all units watched in one settle window."""
 
+import threading
+
 import testtools
 
 from osbackup.agent import unit_check
@@ -67,3 +69,22 @@ class WaitSettledTest(testtools.TestCase):
 
     def test_no_units(self):
         self.assertEqual({}, self.wait([], lambda unit: True))
+
+    def test_last_poll_falls_when_the_window_closes(self):
+        # Polls take 0.3 s each: the window still closes on time, not a
+        # poll round later.
+        def is_active(unit):
+            self.time.now += 0.3 / 2
+            return True
+        self.assertEqual({'a': None, 'b': None},
+                         self.wait(['a', 'b'], is_active, settle=1))
+        self.assertLess(self.time.now - 100.0, 1.0 + 2 * 0.3 + 1e-9)
+
+    def test_units_are_asked_together(self):
+        both = threading.Barrier(2, timeout=5)
+
+        def is_active(unit):
+            both.wait()     # would time out if asked one after another
+            return True
+        self.assertEqual({'a': None, 'b': None},
+                         self.wait(['a', 'b'], is_active, settle=0))
