@@ -5,11 +5,19 @@ and phase (kind ``restore_<phase>``); ``ROLLBACK`` undoes what the phases
 before it changed.
 """
 
-PHASES: tuple[str, ...] = ('prepare', 'stop', 'load_db', 'replace', 'start',
+PHASES: tuple[str, ...] = ('prepare', 'stop', 'cluster_stop', 'load_db',
+                           'replace', 'bootstrap', 'rejoin', 'start',
                            'check', 'finish')
+#: The phases only the members of a Galera cluster have work in
+#: (conductor/galera_restore.py): stop every member's server, start one
+#: as a new cluster, start the others and wait until all are Synced.
+GALERA: tuple[str, ...] = ('cluster_stop', 'bootstrap', 'rejoin')
 ROLLBACK = 'rollback'
+#: Before the rollback of a cluster restore: every member stops its
+#: server and puts its old data back, before any starts one again.
+CLUSTER_UNDO = 'cluster_undo'
 #: Every phase an agent runs, rollback included.
-ALL: tuple[str, ...] = PHASES + (ROLLBACK,)
+ALL: tuple[str, ...] = PHASES + (CLUSTER_UNDO, ROLLBACK)
 TASK_PREFIX = 'restore_'
 
 

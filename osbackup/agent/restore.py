@@ -42,6 +42,7 @@ import time
 
 from oslo_log import log as logging
 
+from osbackup.agent import galera_restore
 from osbackup.agent import unit_check
 from osbackup import archive
 from osbackup import binlog_chain
@@ -122,6 +123,7 @@ class RestoreWorker:
         self.units = service_manager
         self.directory = os.path.join(conf.state_path, 'agent', 'restores')
         os.makedirs(self.directory, mode=0o700, exist_ok=True)
+        self.galera = galera_restore.GaleraMember(self)
 
     # -- helpers -------------------------------------------------------
 
@@ -197,6 +199,7 @@ class RestoreWorker:
         plan = params['plan']
         journal = self._journal(params)
         steps = []
+        self.galera.prepare(params, journal, steps)
         for item in plan['files']:
             self._stage(item, params['restore_id'], journal, steps, progress)
         for item in plan.get('physical', []):
@@ -328,7 +331,9 @@ class RestoreWorker:
                                states.FAILED, 'no physical driver'))
             raise PhaseFailed('No physical database driver %s on %s'
                               % (service, self.host), steps)
-        if not set(driver.units()) & set(params['plan']['units']):
+        # A Galera member's server stops in cluster_stop, not with units.
+        if not params['plan'].get('galera') and \
+                not set(driver.units()) & set(params['plan']['units']):
             steps.append(_step(self.host, 'verify', art['name'],
                                states.FAILED, 'no database server unit'))
             raise PhaseFailed(
@@ -386,6 +391,32 @@ class RestoreWorker:
                     min(len(units), MAX_PARALLEL_STOPS)) as pool:
                 list(pool.map(stop, units))
         return self._unit_steps('stop', {u: errors.get(u) for u in units})
+
+    # -- a Galera cluster (agent/galera_restore.py) --------------------
+
+    def cluster_stop(self, params, progress):
+        steps = []
+        self.galera.cluster_stop(params, steps)
+        return steps
+
+    def bootstrap(self, params, progress):
+        steps = []
+        self.galera.bootstrap(params, steps)
+        return steps
+
+    def rejoin(self, params, progress):
+        steps = []
+        self.galera.rejoin(params, steps)
+        return steps
+
+    def cluster_undo(self, params, progress):
+        steps = []
+        self.galera.undo(params, steps)
+        failed = [s for s in steps if s['status'] == states.FAILED]
+        if failed:
+            raise PhaseFailed('Undoing the cluster restore left %d step(s) '
+                              'undone; see the steps' % len(failed), steps)
+        return steps
 
     def load_db(self, params, progress):
         journal = self._journal(params)
@@ -603,6 +634,14 @@ class RestoreWorker:
 
     def _undo_replay(self, data, entry, steps):
         """Nothing of its own: the loads' undo puts the databases back."""
+
+    def _undo_galera_stop(self, data, entry, steps):
+        """The old data is back: bring the old cluster up again."""
+        self.galera.undo_stop(data, steps)
+
+    def _undo_galera_start(self, data, entry, steps):
+        """Stop the server started on the restored data."""
+        self.galera.undo_start(data, steps)
 
     def _undo_stage(self, data, entry, steps):
         staging = data['staged'].get(entry['target'])

@@ -14,7 +14,7 @@ LOG = logging.getLogger(__name__)
 class ConductorManager:
     """Endpoint for ``osbackup-conductor``; see conductor/rpcapi.py."""
 
-    target = messaging.Target(version='1.7')
+    target = messaging.Target(version='1.8')
 
     def __init__(self, svc):
         self.svc = svc
@@ -65,6 +65,10 @@ class ConductorManager:
                        map_host=None, force=False, point=None):
         return self.svc.restores.create(backup_id, hosts, services, dry_run,
                                         map_host, force=force, point=point)
+
+    @messaging.expected_exceptions(exception.OsbackupError)
+    def recover_cluster(self, context, dry_run):
+        return self.svc.restores.recover_cluster(dry_run)
 
     @messaging.expected_exceptions(exception.OsbackupError)
     def verify_backup(self, context, backup_id, deep):

@@ -11,6 +11,7 @@ from sqlalchemy.engine import url as sa_url
 
 from osbackup import artifact_kinds
 from osbackup import binlog_chain
+from osbackup.conductor import galera_restore
 from osbackup import definitions
 from osbackup.definitions import mysql as mysql_definition
 from osbackup.definitions import order
@@ -205,6 +206,7 @@ def build(conf, backup: dict, agents: dict, hosts: list,
         raise exception.InvalidInput('Nothing to restore from backup %s '
                                      'with this selection' % backup['id'])
     _order_units(plan, unit_owner)
+    galera_restore.plan_restore(conf, plan, agents)
     return plan
 
 
@@ -309,6 +311,9 @@ def steps(plan: dict) -> list[dict]:
         out.extend(_step(host, 'start', 'start', u) for u in p['units'])
     for host, p in hosts:
         out.extend(_step(host, 'check', 'check', u) for u in p['units'])
+    rank = {p: i for i, p in enumerate(restore_phases.PHASES)}
+    out = sorted(out + galera_restore.steps(plan),
+                 key=lambda s: rank[s['phase']])
     for skipped in plan['skipped']:
         out.append({'host': skipped['host'], 'phase': 'load_db',
                     'action': 'skip', 'target': skipped['target'],
@@ -326,6 +331,8 @@ def repair_steps(plan: dict) -> list[dict]:
 
 def has_work(plan_host: dict, phase: str) -> bool:
     """Whether a host has anything to do in a phase."""
+    if phase in restore_phases.GALERA + (restore_phases.CLUSTER_UNDO,):
+        return galera_restore.has_work(plan_host, phase)
     if phase in ('prepare', 'finish', restore_phases.ROLLBACK):
         return True
     if phase in ('stop', 'start', 'check'):
@@ -333,5 +340,7 @@ def has_work(plan_host: dict, phase: str) -> bool:
     if phase == 'load_db':
         return bool(plan_host['databases']) or bool(plan_host.get(COMMANDS))
     if phase == 'replace':
-        return bool(plan_host['files']) or bool(plan_host.get(PHYSICAL))
+        # A Galera joiner swaps an empty data directory in (SST fills it).
+        return bool(plan_host['files']) or bool(plan_host.get(PHYSICAL)) \
+            or galera_restore.has_work(plan_host, phase)
     return False

@@ -19,6 +19,7 @@ is asked for again and the answer recorded.
 
 from oslo_log import log as logging
 
+from osbackup.conductor import galera_restore
 from osbackup.conductor import notify
 from osbackup.conductor import pitr as pitr_mod
 from osbackup.conductor import restore_outcome
@@ -29,6 +30,8 @@ from osbackup import states
 
 LOG = logging.getLogger(__name__)
 
+#: Cluster restores only: every member stops and puts its data back.
+UNDO_PHASE = 99
 ROLLBACK_PHASE = 100
 DONE_PHASE = 200
 #: Rollback tasks a host gets at most in one restore, retries included.
@@ -38,6 +41,8 @@ ROLLBACK_ATTEMPTS = 5
 def phase_name(index: int) -> str:
     if index == ROLLBACK_PHASE:
         return restore_phases.ROLLBACK
+    if index == UNDO_PHASE:
+        return restore_phases.CLUSTER_UNDO
     if index >= DONE_PHASE:
         return 'done'
     return restore_phases.PHASES[index]
@@ -89,6 +94,18 @@ class RestoreOrchestrator:
                                   services or [], chains, force=force)
         if choice is not None:
             pitr_mod.apply(plan, choice)
+        return self._start(backup_id, hosts or [], services or [], plan,
+                           agents, dry_run)
+
+    def recover_cluster(self, dry_run: bool = False) -> dict:
+        """Start a Galera cluster again after a full outage."""
+        agents = {a['host']: a for a in self.catalogue.list_agents(
+            self.conf.conductor.agent_down_time)}
+        plan = galera_restore.plan_recover(agents)
+        return self._start(None, sorted(plan['hosts']), [], plan, agents,
+                           dry_run)
+
+    def _start(self, backup_id, hosts, services, plan, agents, dry_run):
         if dry_run:
             return {'id': None, 'backup_id': backup_id, 'status': 'DRY_RUN',
                     'dry_run': True, 'plan': plan,
@@ -103,14 +120,15 @@ class RestoreOrchestrator:
                 'Another restore is running; wait for it to end (see '
                 '"osbackup-manage restore list")')
         restore = self.catalogue.create_restore(
-            backup_id, hosts or [], services or [], plan,
+            backup_id, hosts, services, plan,
             steps=[dict(s, action='skip', status=states.SKIPPED,
                         error=s['reason']) for s in plan['skipped']] +
             restore_plan.repair_steps(plan),
             first_tasks=lambda r: self._specs(r, 0),
             **self._task_times())
         LOG.info('Restore %s of backup %s: hosts %s', restore['id'],
-                 backup_id, ', '.join(sorted(plan['hosts'])))
+                 backup_id if backup_id is not None else '(none: cluster '
+                 'recovery)', ', '.join(sorted(plan['hosts'])))
         self.notifications.restore_started(restore)
         self._send(restore, 0, restore['tasks'])
         return self.catalogue.get_restore(restore['id'])
@@ -125,11 +143,12 @@ class RestoreOrchestrator:
     def _specs(restore: dict, index: int, only=None) -> list[dict]:
         """The tasks of a phase: one per host with work in it."""
         name = phase_name(index)
+        extra = galera_restore.task_params(restore, name)
         return [dict(kind=restore_phases.task_kind(name), host=host,
                      service='restore',
-                     params={'restore_id': restore['id'],
-                             'backup_id': restore['backup_id'],
-                             'plan': host_plan},
+                     params=dict(extra, restore_id=restore['id'],
+                                 backup_id=restore['backup_id'],
+                                 plan=host_plan),
                      restore_id=restore['id'])
                 for host, host_plan in sorted(restore['plan']['hosts']
                                               .items())
@@ -192,24 +211,38 @@ class RestoreOrchestrator:
                 self._end(restore, index, error)
                 return
             self.catalogue.set_restore_error(restore_id, error)
-            self._move(restore, index, ROLLBACK_PHASE)
+            self._move(restore, index, self._undo(restore, index))
             return
         if index == ROLLBACK_PHASE:
             self._end(restore, index)
             return
+        if index == UNDO_PHASE:
+            self._move(restore, index, ROLLBACK_PHASE)
+            return
         failed = [t for t in tasks if t['status'] not in states.TASK_GOOD]
         if failed:
-            first = failed[0]
+            # The first to fail: the others may have failed waiting for it
+            # (Galera members waiting for one that could not rejoin).
+            first = min(failed, key=lambda t: str(t.get('finished_at') or
+                                                  '~'))
             self.catalogue.set_restore_error(
                 restore_id, '%s failed on %s: %s'
                 % (name, first['host'], first['error'] or first['status']))
-            self._move(restore, index, ROLLBACK_PHASE)
+            self._move(restore, index, self._undo(restore, index))
             return
         following = index + 1
         if following >= len(restore_phases.PHASES):
             self._end(restore, index)
             return
         self._move(restore, index, following)
+
+    @staticmethod
+    def _undo(restore, index):
+        """The phase a failure at ``index`` goes to: undo or rollback."""
+        if index < UNDO_PHASE and \
+                galera_restore.rollback_via_undo(restore, index):
+            return UNDO_PHASE
+        return ROLLBACK_PHASE
 
     def _end(self, restore, index, error=None):
         failed = index == ROLLBACK_PHASE or bool(restore['error'] or error)

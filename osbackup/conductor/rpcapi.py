@@ -23,9 +23,11 @@ class ConductorAPI:
         1.6 - force in create_restore (load an OVN database of another
               schema version)
         1.7 - point in create_restore (a point-in-time restore)
+        1.8 - Added recover_cluster (start a Galera cluster after an
+              outage)
     """
 
-    RPC_API_VERSION = '1.7'
+    RPC_API_VERSION = '1.8'
 
     def __init__(self, conf):
         self.client = rpc.get_client(
@@ -153,6 +155,9 @@ class ConductorAPI:
         return self.client.prepare(version='1.0').call(
             ctxt, 'create_restore', backup_id=backup_id, hosts=hosts,
             services=services, dry_run=dry_run)
+
+    def recover_cluster(self, ctxt, dry_run: bool) -> dict:
+        return self._call_at('1.8', ctxt, 'recover_cluster', dry_run=dry_run)
 
     def verify_backup(self, ctxt, backup_id: int, deep: bool) -> dict:
         return self._call_1_1(ctxt, 'verify_backup', backup_id=backup_id,

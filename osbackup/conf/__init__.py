@@ -10,6 +10,7 @@ from osbackup.conf import agent
 from osbackup.conf import conductor
 from osbackup.conf import database
 from osbackup.conf import default
+from osbackup.conf import galera
 from osbackup.conf import manage
 from osbackup.conf import mariabackup
 from osbackup.conf import metrics
@@ -26,6 +27,7 @@ from osbackup.conf import upgrade_levels
 CONF = cfg.CONF
 
 default.register_opts(CONF)
+galera.register_opts(CONF)
 agent.register_opts(CONF)
 conductor.register_opts(CONF)
 database.register_opts(CONF)

@@ -43,6 +43,13 @@ mysql_opts = [
                     'off-site or encrypted artifact is first fetched once '
                     'into <state_path>/agent/scratch (an unlinked file), '
                     'and read from there.'),
+    cfg.ListOpt('units', default=['mariadb'],
+                help='Units of the database server on this node. A '
+                     'restore of a Galera cluster (and "osbackup-manage '
+                     'cluster recover") stops and starts the server of '
+                     'every member as these units through the service '
+                     'manager; the member that starts the new cluster '
+                     'runs [galera] bootstrap_command instead.'),
     cfg.StrOpt('galera_backup_node',
                help='Galera clusters: host name of the agent whose member '
                     'a backup of the cluster runs on. A backup of a '

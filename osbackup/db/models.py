@@ -175,8 +175,8 @@ class Restore(Base):
     __tablename__ = 'restores'
 
     id = sa.Column(sa.Integer, primary_key=True)
-    backup_id = sa.Column(sa.Integer, sa.ForeignKey('backups.id'),
-                          nullable=False)
+    #: NULL for a cluster recovery, which restores no backup.
+    backup_id = sa.Column(sa.Integer, sa.ForeignKey('backups.id'))
     status = sa.Column(sa.String(16), nullable=False)
     hosts = sa.Column(sa.JSON, nullable=False, default=list)
     services = sa.Column(sa.JSON, nullable=False, default=list)

@@ -29,6 +29,9 @@ _STATUS = ('wsrep_cluster_size', 'wsrep_local_state_comment',
            'wsrep_cluster_state_uuid', 'wsrep_last_committed', 'wsrep_ready',
            'wsrep_cluster_status', 'Threads_connected')
 JOURNAL = 'galera-desync.json'
+#: The last membership seen, reported while the server does not answer.
+MEMBER = 'galera-member.json'
+UNREACHABLE = 'unreachable'
 
 Query = typing.Callable[[str], list]
 
@@ -91,14 +94,42 @@ def read(query: Query) -> NodeState | None:
         desync=variables.get('wsrep_desync', 'OFF').upper() == 'ON')
 
 
-def describe(query: Query) -> dict:
-    """{'galera': facts} for a member, {} otherwise or when it fails."""
+def membership(query: Query, state_path: str) -> dict:
+    """{'galera': facts} for a member, {} otherwise.
+
+    A member whose server does not answer (stopped, crashed: a cluster
+    after an outage) still says which cluster it belongs to, from the
+    last facts seen, with state ``unreachable``: the conductor needs the
+    members of a cluster that is down to restore or recover it.
+    """
+    path = os.path.join(state_path, 'agent', MEMBER)
     try:
         state = read(query)
     except Exception as exc:
         LOG.debug('Could not read the wsrep state: %s', exc)
+        try:
+            with open(path) as f:
+                last = json.load(f)
+        except (OSError, ValueError):
+            return {}
+        return {'galera': dict(last, state=UNREACHABLE, ready=False,
+                               primary=False, connections=0)}
+    if state is None:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(path)
         return {}
-    return {'galera': state.facts()} if state is not None else {}
+    facts = state.facts()
+    # Written when it changes only: not at every heartbeat.
+    kept = {'cluster_uuid': state.cluster_uuid, 'size': state.size}
+    try:
+        with open(path) as f:
+            same = json.load(f) == kept
+    except (OSError, ValueError):
+        same = False
+    if not same and state.usable:
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        durable.write_json(path, kept)
+    return {'galera': facts}
 
 
 def check_usable(state: NodeState, host: str) -> None:

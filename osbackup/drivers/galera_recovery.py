@@ -20,6 +20,7 @@ GRASTATE = 'grastate.dat'
 RECOVER_TIMEOUT = 300
 _RECOVERED_RE = re.compile(
     r'WSREP: Recovered position:\s+([0-9a-f-]{36}):(-?\d+)')
+_TEXT_RE = re.compile(r'^([0-9a-f-]{36}):(-?\d+)( safe_to_bootstrap)?$')
 _LINE_RE = re.compile(r'^(uuid|seqno|safe_to_bootstrap):\s*(\S+)\s*$', re.M)
 
 
@@ -74,6 +75,21 @@ def position(host: str, datadir: str, mariadbd_argv: list) -> Position:
         uuid, seqno = found[-1][0], int(found[-1][1])
     return Position(host, uuid, seqno,
                     state.get('safe_to_bootstrap') == '1')
+
+
+def as_text(p: Position) -> str:
+    """``uuid:seqno`` (and `` safe_to_bootstrap``): a step's target."""
+    return '%s:%d%s' % (p.uuid, p.seqno, ' safe_to_bootstrap'
+                        if p.safe_to_bootstrap else '')
+
+
+def from_text(host: str, text: str) -> Position | None:
+    """The Position ``as_text`` wrote, or None."""
+    match = _TEXT_RE.match(text or '')
+    if match is None:
+        return None
+    return Position(host, match.group(1), int(match.group(2)),
+                    bool(match.group(3)))
 
 
 def choose_bootstrap(positions: list) -> Position:

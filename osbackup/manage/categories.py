@@ -4,6 +4,7 @@ from osbackup.manage import agents
 from osbackup.manage import backups
 from osbackup.manage import binlogs
 from osbackup.manage import catalogue
+from osbackup.manage import cluster
 from osbackup.manage import db
 from osbackup.manage import policies
 from osbackup.manage import restores
@@ -17,6 +18,7 @@ def categories() -> dict:
         'backup': backups.BackupCommands,
         'binlog': binlogs.BinlogCommands,
         'catalogue': catalogue.CatalogueCommands,
+        'cluster': cluster.ClusterCommands,
         'db': db.DbCommands,
         'policy': policies.PolicyCommands,
         'restore': restores.RestoreCommands,

@@ -41,8 +41,10 @@ def public(restore: dict) -> dict:
 
 def print_restore(restore: dict) -> None:
     if restore.get('dry_run'):
-        print('Dry run: restoring backup %s would run these steps in order '
-              '(nothing was changed):' % restore['backup_id'])
+        print('Dry run: %s would run these steps in order (nothing was '
+              'changed):' % ('restoring backup %s' % restore['backup_id']
+                             if restore['backup_id'] is not None else
+                             'the cluster recovery'))
         order = (restore.get('plan') or {}).get('order')
         pitr = (restore.get('plan') or {}).get('pitr')
         if pitr:

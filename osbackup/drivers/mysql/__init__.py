@@ -63,7 +63,7 @@ class MySQLDriver(spawn.ClientMixin, dump.DumpMixin, load.LoadMixin,
 
     def membership(self) -> dict:
         """Heartbeat facts of the server's cluster: {'galera': ...} or {}."""
-        return galera.describe(self._query)
+        return galera.membership(self._query, self.conf.state_path)
 
     def galera_state(self) -> galera.NodeState | None:
         """The server's wsrep state; None when it is not a Galera member."""

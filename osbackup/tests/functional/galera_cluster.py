@@ -11,12 +11,15 @@ cluster size of three. Teardown kills every node.
 Raises unittest.SkipTest when galera-4 or the MariaDB server is missing.
 """
 
+import json
 import os
+import signal
 import socket
 import subprocess
 import time
 import unittest
 
+from osbackup.tests.functional import galera_unit
 from osbackup.tests.functional import host_tools
 from osbackup.tests.functional import mariadb_server
 
@@ -135,11 +138,25 @@ class Node(mariadb_server.PrivateServer):
         return dict(r.split('\t', 1) for r in rows.splitlines() if '\t' in r)
 
     def kill(self) -> None:
-        """SIGKILL the server (a crash: no clean shutdown)."""
+        """SIGKILL the server (a crash: no clean shutdown).
+
+        Also the one its unit started (galera_unit.py), if any.
+        """
         if self.proc is not None:
             self.proc.kill()
             self.proc.wait()
             self.proc = None
+        pid = galera_unit.running(self.top)
+        if pid is not None:
+            os.kill(pid, signal.SIGKILL)
+            while galera_unit.alive(pid):
+                time.sleep(0.1)
+
+    def as_unit(self) -> str:
+        """The node as unit ``mariadb`` (galera_unit.py): its directory."""
+        with open(os.path.join(self.top, 'argv.json'), 'w') as f:
+            json.dump(self.argv(), f)
+        return self.top
 
 
 class GaleraCluster:
