@@ -54,6 +54,29 @@ mariabackup_opts = [
                      'stops them before it swaps the data directory and '
                      'starts them after; it refuses to run when none of '
                      'them exists on the node.'),
+    cfg.IntOpt('nice', default=0, min=0, max=19,
+               help='Niceness mariadb-backup runs with during a backup '
+                    '(0: as the agent). On a Galera member the copy '
+                    'competes for CPU with the node\'s own applier and '
+                    'clients; 10-19 gives them the CPU first. The '
+                    'compression of the stream runs in the agent: see '
+                    '[storage] compression_threads and compression_level.'),
+    cfg.StrOpt('ionice_class', default='none',
+               choices=[('none', 'The I/O priority of the agent.'),
+                        ('best-effort', 'Lowest best-effort priority '
+                                        '(ionice -c 2 -n 7).'),
+                        ('idle', 'Only when no other process reads or '
+                                 'writes the disk (ionice -c 3).')],
+               help='I/O scheduling class of mariadb-backup during a '
+                    'backup, so that its reads of the data files do not '
+                    'slow the server\'s own I/O (the schedulers bfq and '
+                    'mq-deadline honour it; none ignores it).'),
+    cfg.IntOpt('throttle', default=0, min=0,
+               help='At most this many read-write pairs of 10 MB per '
+                    'second while copying InnoDB data files (mariadb-'
+                    'backup --throttle); 0: unlimited. The copy of a '
+                    'large server then takes longer, and disturbs its '
+                    'server less.'),
     cfg.ListOpt('extra_args', default=[],
                 help='Further mariadb-backup options for --backup, e.g. '
                      '--ftwrl-wait-timeout=300. Never put credentials '

@@ -367,6 +367,8 @@ class MariaBackupDriver(base.ServiceDriver, base.PhysicalRestore):
                 '--parallel=%d' % opts.parallel]
         if self.galera(facts):
             args.append('--galera-info')
+        if opts.throttle:
+            args.append('--throttle=%d' % opts.throttle)
         return args + list(opts.extra_args)
 
     # -- backup --------------------------------------------------------
@@ -475,6 +477,22 @@ class MariaBackupDriver(base.ServiceDriver, base.PhysicalRestore):
                     stderr.summary()))
         return total, stderr
 
+    def priority(self) -> list[str]:
+        """The nice/ionice prefix of a backup's mariadb-backup command.
+
+        Both exec the command in their own process: /proc/self/fd of the
+        option file is still mariadb-backup's.
+        """
+        opts = self.options
+        prefix = []
+        if opts.nice:
+            prefix += ['nice', '-n', str(opts.nice)]
+        if opts.ionice_class == 'idle':
+            prefix += ['ionice', '-c', '3']
+        elif opts.ionice_class == 'best-effort':
+            prefix += ['ionice', '-c', '2', '-n', '7']
+        return prefix
+
     def _spawn(self, argv, **popen_args):
         """Start mariadb-backup with the [mysql] credentials.
 
@@ -490,8 +508,9 @@ class MariaBackupDriver(base.ServiceDriver, base.PhysicalRestore):
             os.fchmod(fd, 0o600)
             os.write(fd, self._client._option_file())
             return subprocess.Popen(
-                argv[:1] + ['--defaults-extra-file=/proc/self/fd/%d' % fd]
-                + argv[1:], pass_fds=(fd,), bufsize=0,
+                self.priority() + argv[:1] +
+                ['--defaults-extra-file=/proc/self/fd/%d' % fd] + argv[1:],
+                pass_fds=(fd,), bufsize=0,
                 stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                 stderr=subprocess.PIPE, **popen_args)
         finally:

@@ -11,7 +11,17 @@ single-row autocommit INSERTs against node0 (the write endpoint) for
 * desynced: the mariabackup driver copying node1 again and again, as
   osbackup does it (``wsrep_desync=ON`` for the copy);
 * not desynced (labelled): the same copies with the desync switched off,
-  to show what the desync buys.
+  to show what the desync buys;
+* desynced, niced: the copies with ``[mariabackup] nice = 19`` and
+  ``ionice_class = idle`` (the operator's knob against CPU and I/O
+  contention).
+
+Per phase it also prints where the time went: the share of the phase
+node0 spent paused by flow control (``wsrep_flow_control_paused_ns``),
+and the CPU time (user+sys, from getrusage) of the mariadb-backup
+processes and of this process (the stream's compression and the
+writer), which on a shared machine is what the copy takes away from the
+servers.
 
 It prints p50/p99/max insert latency per phase and the p99 ratio against
 the reference (the issue's goal: 1.5x or less). Nothing asserts a timing.
@@ -20,6 +30,7 @@ the reference (the issue's goal: 1.5x or less). Nothing asserts a timing.
 import argparse
 import contextlib
 import os
+import resource
 import shutil
 import statistics
 import sys
@@ -64,6 +75,18 @@ def writes(node, seconds: float) -> list:
     return out
 
 
+def flow_paused(node) -> int:
+    """Nanoseconds ``node`` has spent paused by flow control."""
+    return int(node.status().get('wsrep_flow_control_paused_ns', 0))
+
+
+def cpu_times() -> tuple:
+    """CPU s (user+sys) of ended children (mariadb-backup), and ours."""
+    kids = resource.getrusage(resource.RUSAGE_CHILDREN)
+    own = resource.getrusage(resource.RUSAGE_SELF)
+    return (kids.ru_utime + kids.ru_stime, own.ru_utime + own.ru_stime)
+
+
 def percentile(values, p):
     values = sorted(values)
     return values[min(len(values) - 1, int(len(values) * p / 100))]
@@ -72,10 +95,11 @@ def percentile(values, p):
 class Copier(threading.Thread):
     """Physical copies of ``node`` in a loop until stopped."""
 
-    def __init__(self, cluster, node, store, desync: bool):
+    def __init__(self, cluster, node, store, desync: bool, options=None):
         super().__init__(daemon=True)
         self.cluster = cluster
         self.node, self.store, self.desync = node, store, desync
+        self.options = options or {}
         self.stop = threading.Event()
         self.copies = 0
         self.error = None
@@ -84,6 +108,9 @@ class Copier(threading.Thread):
         conf = test_base.CONF
         conf.set_override('socket', self.node.socket, group='mysql')
         conf.set_override('enabled', True, group='mariabackup')
+        for name, default in (('nice', 0), ('ionice_class', 'none')):
+            conf.set_override(name, self.options.get(name, default),
+                              group='mariabackup')
         storage = local.LocalStorage(conf, path=self.store)
         driver = mariabackup.MariaBackupDriver(conf)
         off = contextlib.nullcontext() if self.desync else mock.patch.object(
@@ -130,16 +157,23 @@ def main():
         cluster.wait_synced()
         writes(node0, 2)    # warm up
         rows = []
-        for label, desync in (('reference: no backup', None),
-                              ('backup of node1, desynced', True),
-                              ('backup of node1, NOT desynced', False)):
+        niced = {'nice': 19, 'ionice_class': 'idle'}
+        for label, desync, options in (
+                ('reference: no backup', None, None),
+                ('backup of node1, desynced', True, None),
+                ('backup of node1, NOT desynced', False, None),
+                ('desynced, nice 19, ionice idle', True, niced)):
             copier = None
             if desync is not None:
                 copier = Copier(cluster, node1, os.path.join(top, 'store'),
-                                desync)
+                                desync, options)
                 copier.start()
                 time.sleep(1)
+            paused = flow_paused(node0)
+            cpu = cpu_times()
             lat = writes(node0, args.seconds)
+            paused = (flow_paused(node0) - paused) / 1e9 / args.seconds
+            cpu = [b - a for a, b in zip(cpu, cpu_times())]
             if copier is not None:
                 copier.stop.set()
                 copier.join()
@@ -148,17 +182,19 @@ def main():
             cluster.wait_synced()
             rows.append((label, len(lat), statistics.median(lat),
                          percentile(lat, 99), max(lat),
-                         copier.copies if copier else 0))
+                         copier.copies if copier else 0, paused, cpu))
         ref_p99 = rows[0][3]
         print('Galera write stall on node0, %d rows in the cluster, %.0f s '
               'per phase' % (args.rows, args.seconds))
-        print('%-32s %8s %9s %9s %9s %7s %10s' % (
+        print('load average at the end: %.1f %.1f %.1f' % os.getloadavg())
+        print('%-32s %8s %8s %8s %8s %6s %9s %8s %8s %8s' % (
             'phase', 'inserts', 'p50 ms', 'p99 ms', 'max ms', 'copies',
-            'p99 ratio'))
-        for label, n, p50, p99, worst, copies in rows:
-            print('%-32s %8d %9.2f %9.2f %9.1f %7d %9.2fx' % (
-                label, n, p50 * 1e3, p99 * 1e3, worst * 1e3, copies,
-                p99 / ref_p99))
+            'p99 ratio', 'fc pause', 'mb cpu s', 'own cpu'))
+        for label, n, p50, p99, worst, copies, paused, cpu in rows:
+            print('%-32s %8d %8.2f %8.2f %8.1f %6d %8.2fx %7.1f%% %8.1f '
+                  '%8.1f' % (label, n, p50 * 1e3, p99 * 1e3, worst * 1e3,
+                             copies, p99 / ref_p99, paused * 100, cpu[0],
+                             cpu[1]))
     finally:
         cluster.stop()
         shutil.rmtree(top, ignore_errors=True)

@@ -75,7 +75,7 @@ if '--backup' in sys.argv:
     with open(os.path.join(state, 'backup.json'), 'w') as f:
         json.dump({'argv': sys.argv, 'defaults': reads,
                    'env': dict(os.environ), 'cwd': os.getcwd(),
-                   'sets_before': sets}, f)
+                   'sets_before': sets, 'nice': os.nice(0)}, f)
     log('[00] Connecting to MariaDB server host: localhost\n')
     if mode == 'mismatch':
         log("[00] Warning: option 'datadir' has different values:\n")
@@ -336,6 +336,23 @@ class MariaBackupDriverTestCase(DriverTestBase):
                                      'position': 1234, 'gtid': '0-1-42'},
                           'uncompressed_size': len(data),
                           'format': 'xbstream'}, art.meta)
+
+    def test_nice_ionice_and_throttle_of_the_copy(self):
+        before = os.nice(0)
+        self.flags(group='mariabackup', nice=15, ionice_class='idle',
+                   throttle=4)
+        self.assertEqual(['nice', '-n', '15', 'ionice', '-c', '3'],
+                         self.driver.priority())
+        (art,) = self.driver.backup(self.ctx)
+        rec = self.record('backup.json')
+        self.assertEqual(min(19, before + 15), rec['nice'])
+        self.assertIn('--throttle=4', rec['argv'])
+        # The option file is still the one mariadb-backup reads.
+        self.assertIn('socket="/run/fake.sock"', rec['defaults'][0])
+        self.assertEqual(before, os.nice(0))    # the agent is not reniced
+        self.flags(group='mariabackup', nice=0, ionice_class='best-effort')
+        self.assertEqual(['ionice', '-c', '2', '-n', '7'],
+                         self.driver.priority())
 
     def test_credentials_in_a_rereadable_option_file_only(self):
         self.driver.backup(self.ctx)
