@@ -114,7 +114,7 @@ class GaleraMember:
         """
         timeout = self.conf.galera.sync_timeout
         deadline = time.monotonic() + timeout
-        last = 'no answer'
+        last, joined = 'no answer', False
         while True:
             try:
                 state = self._client().galera_state()
@@ -128,6 +128,14 @@ class GaleraMember:
                 if state.usable and (size is None or state.size == size):
                     return
                 last = '%s in a cluster of %d' % (state.state, state.size)
+                if joined and state.size == 0:
+                    # "node restart required": a failed IST or SST leaves
+                    # the server running outside of any cluster.
+                    raise exception.RestoreFailed(
+                        'Galera node %s left the cluster while joining it '
+                        '(a failed IST or SST?); see its error log'
+                        % self.host)
+                joined = joined or state.size > 0
             if started and not all(self.worker.units.is_active(u)
                                    for u in self._units()):
                 raise exception.RestoreFailed(
@@ -211,11 +219,17 @@ class GaleraMember:
         journal = self.worker._journal(params)
         cluster = journal.data['galera']
         first = cluster['bootstrap'] or params.get('galera_bootstrap')
+        size = len(cluster['members'])
         if first != self.host:
             self._save(journal, started=True)
+        if first != self.host and cluster['role'] == RECOVER:
+            # No data to put back: a failed IST is worth another start.
+            self._run(steps, 'rejoin', 'Synced in a cluster of %d' % size,
+                      lambda: self._start_until_synced(size))
+            return
+        if first != self.host:
             self._run(steps, 'start', ', '.join(self._units()),
                       self.start_server)
-        size = len(cluster['members'])
         self._run(steps, 'wait', 'Synced in a cluster of %d' % size,
                   lambda: self.wait_synced(size, started=first != self.host))
 
@@ -291,20 +305,25 @@ class GaleraMember:
                                  self.wait_synced(None, started=False))
         else:
             self.worker._attempt(steps, 'rejoin', 'old cluster',
-                                 self._rejoin_old)
+                                 lambda: self._start_until_synced(None))
         if not any(s['status'] == 'FAILED' for s in steps[before:]):
             self._save(journal, up_again=True)
 
-    def _rejoin_old(self) -> None:
-        """Start the server until it joins: the old cluster may not be up."""
+    def _start_until_synced(self, size: int | None) -> None:
+        """Start the server until it is Synced; retry a failed join.
+
+        The cluster to join may not be up yet (a rollback), or the
+        transfer failed: stop it and try again, ``[galera]
+        rejoin_attempts`` times.
+        """
         attempts = self.conf.galera.rejoin_attempts
         for attempt in range(1, attempts + 1):
             try:
                 self.start_server()
-                self.wait_synced(None)
+                self.wait_synced(size)
                 return
             except exception.OsbackupError as exc:
-                LOG.warning('Galera member %s did not rejoin the old cluster '
+                LOG.warning('Galera member %s did not join the cluster '
                             '(attempt %d of %d): %s', self.host, attempt,
                             attempts, exc.message)
                 if attempt == attempts:
