@@ -183,10 +183,16 @@ class GaleraMember:
                       lambda: self.worker.units.stop(unit))
         if self.role(journal) == RECOVER:
             found = {}
-            self._run(steps, 'read', 'last committed position', lambda:
-                      found.update(p=galera_recovery.position(
-                          self.host, self.datadir(), shlex.split(
-                              self.conf.galera.server_command))))
+            datadir = self.datadir()
+
+            def read():
+                before = galera_recovery.read_grastate(datadir)
+                found['p'] = galera_recovery.position(
+                    self.host, datadir,
+                    shlex.split(self.conf.galera.server_command))
+                if int(before.get('seqno', -1)) < 0:
+                    galera_recovery.record_position(datadir, found['p'])
+            self._run(steps, 'read', 'last committed position', read)
             steps.append(self.worker_step(
                 'position', galera_recovery.as_text(found['p'])))
 

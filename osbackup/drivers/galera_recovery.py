@@ -108,6 +108,27 @@ def choose_bootstrap(positions: list) -> Position:
                                          p.host))
 
 
+def record_position(datadir: str, p: Position) -> None:
+    """Write a recovered position into grastate.dat (seqno -1 there).
+
+    What a crash left undefined, mariadbd --wsrep-recover found: the
+    member then starts at that position (the cluster keeps its uuid, a
+    joiner behind it catches up by IST) instead of as a new history.
+    """
+    path = os.path.join(datadir, GRASTATE)
+    with open(path) as f:
+        text = f.read()
+    for key, value in (('uuid', p.uuid), ('seqno', str(p.seqno))):
+        text, n = re.subn(r'^%s:.*$' % key, '%s:    %s' % (key, value),
+                          text, flags=re.M)
+        if not n:
+            text += '%s:    %s\n' % (key, value)
+    st = os.stat(path)
+    durable.write_bytes(path, text.encode())
+    if os.geteuid() == 0:
+        os.chown(path, st.st_uid, st.st_gid)
+
+
 def mark_safe_to_bootstrap(datadir: str) -> None:
     """Set ``safe_to_bootstrap: 1`` in grastate.dat, atomically."""
     path = os.path.join(datadir, GRASTATE)

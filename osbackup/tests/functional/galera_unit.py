@@ -92,6 +92,12 @@ def stop(node: str) -> int:
         if time.monotonic() > deadline:
             os.kill(pid, signal.SIGKILL)
         time.sleep(0.2)
+    # What systemd does with the unit's cgroup: an SST script the server
+    # started (its own session) goes with it.
+    try:
+        os.killpg(pid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass
     return 0
 
 

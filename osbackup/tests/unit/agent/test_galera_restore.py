@@ -196,3 +196,22 @@ class GaleraMemberTest(base.TestCase):
             restore.PhaseFailed, self.worker.bootstrap,
             dict(params, galera_error='no position from db1'), None)
         self.assertIn('no position from db1', exc.message)
+
+    def test_a_crashed_member_records_its_recovered_position(self):
+        params = self.params('recover')
+        self.server.up = False
+        with open(os.path.join(self.datadir, 'grastate.dat'), 'w') as f:
+            f.write('version: 2.1\nuuid: %s\nseqno: -1\n'
+                    'safe_to_bootstrap: 0\n' % UUID)
+        self.run_phases(params, 'prepare')
+        found = galera_recovery.Position('db0', UUID, 12, False)
+        with mock.patch.object(galera_recovery, 'position',
+                               return_value=found) as position:
+            steps = self.worker.cluster_stop(params, None)
+        self.assertEqual(['mariadbd', '--user=mysql'],
+                         position.call_args[0][2])
+        self.assertEqual('%s:12' % UUID, steps[-1]['target'])
+        # It starts at that position, not as a new history.
+        self.assertEqual({'uuid': UUID, 'seqno': '12',
+                          'safe_to_bootstrap': '0'},
+                         galera_recovery.read_grastate(self.datadir))

@@ -20,12 +20,12 @@ def _plan():
 class RestoreProgressTest(base.TestCase):
 
     def test_phases_and_steps_not_bytes(self):
-        op = {'status': 'RUNNING', 'phase': 2, 'plan': _plan(),
+        op = {'status': 'RUNNING', 'phase': 3, 'plan': _plan(),
               'steps': [{'status': 'SUCCEEDED'}] * 4,
               'tasks': [{'host': 'c1', 'status': 'RUNNING',
                          'kind': 'restore_load_db'}]}
         line = waiting.progress_line(op, 12)
-        self.assertEqual('[  12s] RUNNING: phase 3/7 load_db, 4/8 steps '
+        self.assertEqual('[  12s] RUNNING: phase 4/10 load_db, 4/8 steps '
                          'done, running on c1', line)
         self.assertNotIn('read', line)
 
