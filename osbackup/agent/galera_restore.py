@@ -8,12 +8,13 @@ highest seqno starts). The server is stopped and started as the units in
 ``[mysql] units`` through the service manager; the member that starts a
 cluster runs ``[galera] bootstrap_command`` instead.
 
-What the member changed is in the restore's journal (``galera``: role,
-whether its server was stopped, put back and started again), so the
-rollback, asked by the conductor or run at agent start-up, puts the old
-data directory back and brings the old cluster up: the old bootstrap
-member starts it again, the others rejoin it, retrying while it is not
-up yet.
+What the member changed is in the restore's journal: its role
+(``galera``) and the steps ``galera_stop`` (its server stopped) and
+``galera_start`` (started on the restored data) in the log, so the
+rollback, asked by the conductor or run at agent start-up, plays them
+backwards: it stops the new server, puts the old data directory back and
+brings the old cluster up (the old bootstrap member starts it again, the
+others rejoin it, retrying while it is not up yet).
 """
 
 import contextlib
@@ -169,6 +170,9 @@ class GaleraMember:
             shutil.rmtree(staging, ignore_errors=True)
             journal.data['staged'][target] = staging
             journal.data.setdefault('physical', {})[target] = MARIABACKUP
+            if not journal.logged('stage', target=target):
+                journal.data.setdefault('log', []).append(
+                    {'step': 'stage', 'target': target})
             journal.save()
             os.makedirs(staging, mode=0o700)
             driver._own(staging, target)
@@ -177,7 +181,8 @@ class GaleraMember:
 
     def cluster_stop(self, params, steps) -> None:
         journal = self.worker._journal(params)
-        self._save(journal, stopped=True)
+        if not journal.logged('galera_stop'):
+            journal.record('galera_stop')
         for unit in self._units():
             self._run(steps, 'stop', unit,
                       lambda: self.worker.units.stop(unit))
@@ -216,7 +221,7 @@ class GaleraMember:
         datadir = self.datadir()
         self._run(steps, 'safe_to_bootstrap', datadir,
                   lambda: self._mark_safe(datadir, role == BOOTSTRAP))
-        self._save(journal, started=True)
+        self._started(journal)
         self._run(steps, 'bootstrap', 'new cluster', self.bootstrap_server)
         self._run(steps, 'wait', 'Synced', lambda: self.wait_synced(
             None, started=False))
@@ -227,7 +232,7 @@ class GaleraMember:
         first = cluster['bootstrap'] or params.get('galera_bootstrap')
         size = len(cluster['members'])
         if first != self.host:
-            self._save(journal, started=True)
+            self._started(journal)
         if first != self.host and cluster['role'] == RECOVER:
             # No data to put back: a failed IST is worth another start.
             self._run(steps, 'rejoin', 'Synced in a cluster of %d' % size,
@@ -238,6 +243,11 @@ class GaleraMember:
                       self.start_server)
         self._run(steps, 'wait', 'Synced in a cluster of %d' % size,
                   lambda: self.wait_synced(size, started=first != self.host))
+
+    @staticmethod
+    def _started(journal) -> None:
+        if not journal.logged('galera_start'):
+            journal.record('galera_start')
 
     def _mark_safe(self, datadir, restored: bool) -> None:
         """safe_to_bootstrap: 1, at the backup's position if restored.
@@ -264,43 +274,35 @@ class GaleraMember:
             st = os.stat(datadir)
             os.chown(path, st.st_uid, st.st_gid)
 
-    # -- undoing -------------------------------------------------------
+    # -- undoing (the journal's galera_stop and galera_start steps) ---
 
     def undo(self, params, steps) -> None:
         """cluster_undo: stop the server, put the old data directory back.
 
-        No member starts its server again here: the conductor runs the
-        rollback, where they do, once every member's server is stopped.
+        The undo of the log's ``galera_start`` and ``replace`` steps, last
+        first; no member starts its server again here: the conductor runs
+        the rollback, where they do (the undo of ``galera_stop``), once
+        every member's server is stopped. The rollback plays these undos
+        again, which then change nothing.
         """
         journal = self.worker._journal(params)
-        self.undo_stop(journal, steps)
-        data = journal.data
-        for target in sorted(data.get('physical', {})):
-            if target in data['replaced']:
-                orig = data['replaced'][target]
-                self.worker._attempt(
-                    steps, 'put_back', target,
-                    lambda: self.worker._put_back(target, orig))
-        if not any(s['status'] == 'FAILED' for s in steps):
-            self._save(journal, undone=True)
+        for entry in reversed(journal.data.get('log', [])):
+            if entry['step'] in ('galera_start', 'replace'):
+                getattr(self.worker, '_undo_' + entry['step'])(
+                    journal.data, entry, steps)
 
-    def undo_stop(self, journal, steps) -> None:
-        """Before the old data goes back: stop the new cluster's server."""
-        cluster = journal.data.get('galera') or {}
-        if cluster.get('stopped') and not cluster.get('undone') and \
-                cluster.get('role') != RECOVER:
-            for unit in self._units():
-                self.worker._attempt(steps, 'stop', unit,
-                                     lambda: self.worker.units.stop(unit))
+    def stop_new(self, data, steps) -> None:
+        """Undo of galera_start: stop the server started on new data."""
+        if (data.get('galera') or {}).get('role') == RECOVER:
+            return      # a recovery changes no data: leave it running
+        for unit in self._units():
+            self.worker._attempt(steps, 'stop', unit,
+                                 lambda: self.worker.units.stop(unit))
 
-    def undo_start(self, journal, steps) -> None:
-        """With the old data back: bring the old cluster up again."""
-        cluster = journal.data.get('galera') or {}
-        if not cluster.get('stopped') or cluster.get('up_again') or \
-                cluster.get('role') == RECOVER:
-            return
-        before = len(steps)
-        if cluster['role'] == BOOTSTRAP:
+    def bring_old_up(self, data, steps) -> None:
+        """Undo of galera_stop: with the old data back, the old cluster."""
+        role = (data.get('galera') or {}).get('role')
+        if role == BOOTSTRAP:
             datadir = self.datadir()
             self.worker._attempt(
                 steps, 'safe_to_bootstrap', datadir,
@@ -309,11 +311,9 @@ class GaleraMember:
                                  self.bootstrap_server)
             self.worker._attempt(steps, 'wait', 'Synced', lambda:
                                  self.wait_synced(None, started=False))
-        else:
+        elif role == JOIN:
             self.worker._attempt(steps, 'rejoin', 'old cluster',
                                  lambda: self._start_until_synced(None))
-        if not any(s['status'] == 'FAILED' for s in steps[before:]):
-            self._save(journal, up_again=True)
 
     def _start_until_synced(self, size: int | None) -> None:
         """Start the server until it is Synced; retry a failed join.

@@ -25,9 +25,12 @@ target), ``stop`` (the plan's units, started again in plan order),
 binlogs of a point-in-time restore, changes only loaded databases and
 has no undo of its own), ``import`` (a
 command artifact, its saved copy loaded back), ``replace`` (a staged tree
-swapped in with what it carried over; put back) and ``start`` (a unit,
-stopped again). A new kind of change adds a ``record`` call before it
-and an ``_undo_<step>`` method; an undo must be safe when the change was
+swapped in with what it carried over; put back), ``start`` (a unit,
+stopped again) and, on a Galera member (agent/galera_restore.py),
+``galera_stop`` (the server stopped; the old cluster brought up again)
+and ``galera_start`` (the server started on the restored data;
+stopped). A new kind of change adds a ``record`` call before it and an
+``_undo_<step>`` method; an undo must be safe when the change was
 only partly made or not at all (the agent may die between the record and
 the change), and when run twice. A journal without a ``log`` (written
 before steps were logged) is undone the way it always was (_undo_legacy).
@@ -637,11 +640,11 @@ class RestoreWorker:
 
     def _undo_galera_stop(self, data, entry, steps):
         """The old data is back: bring the old cluster up again."""
-        self.galera.undo_stop(data, steps)
+        self.galera.bring_old_up(data, steps)
 
     def _undo_galera_start(self, data, entry, steps):
         """Stop the server started on the restored data."""
-        self.galera.undo_start(data, steps)
+        self.galera.stop_new(data, steps)
 
     def _undo_stage(self, data, entry, steps):
         staging = data['staged'].get(entry['target'])
