@@ -458,6 +458,7 @@ class FleetObjectStorageTest(fleet_mod.FleetTestCase):
         fleet_mod.make_controller_tree(root)
         fleet_mod.write_file(os.path.join(root, 'var/lib/nova/big'),
                              os.urandom(7 * MiB))
+        cls.sections = sections
         fleet.start_conductor(sections=sections)
         ctl = fleet.standin_sections('ctl', {'nova': ['nova-api']})
         ctl.update(sections, agent={'drivers': 'nova'})
@@ -532,6 +533,55 @@ class FleetObjectStorageTest(fleet_mod.FleetTestCase):
         self.assertEqual([], self.objects(self.container))
         self.assertEqual([], self.objects(self.container + '_segments'))
         self.assertEqual([], self.objects(self.container + '-s3'))
+
+    def test_catalogue_rebuilt_from_each_object_store_alone(self):
+        fleet = self.fleet
+        backup, proc = fleet.manage_json(
+            'backup', 'create', '--service', 'nova', '--target', 'swift',
+            '--target', 'offsite', '--wait', check=False)
+        self.assertEqual('SUCCEEDED', backup['status'], proc.stderr)
+        self.addCleanup(self.empty_containers)
+        shown, _ = fleet.manage_json('backup', 'show', str(backup['id']))
+        for target in ('swift', 'offsite'):
+            # A new machine: the same config and keys, an empty catalogue,
+            # and only one object store to read.
+            db = '%s_new_%s' % (fleet.catalogue_db, target)
+            fleet_mod.sql('CREATE DATABASE %s' % db)
+            self.addCleanup(fleet_mod.sql, 'DROP DATABASE IF EXISTS %s' % db)
+            conf = fleet.write_conf('new-' + target, fleet.host('conductor'),
+                                    dict(self.sections, database={
+                                        'connection': fleet_mod.DB_URL + db}))
+            fleet.manage('db', 'sync', conf=conf)
+            summary, proc = fleet.manage_json('catalogue', 'rebuild',
+                                              '--target', target, conf=conf)
+            self.assertEqual([], summary['rejected'], proc.stderr)
+            self.assertNotIn(backup['uuid'],
+                             [i['uuid'] for i in summary['incomplete']])
+            rebuilt = {b['uuid']: b for b in fleet.manage_json(
+                'backup', 'list', conf=conf)[0]}
+            self.assertIn(backup['uuid'], rebuilt, target)
+            new, _ = fleet.manage_json(
+                'backup', 'show', str(rebuilt[backup['uuid']]['id']),
+                conf=conf)
+            for key in ('uuid', 'hosts', 'services', 'created_at'):
+                self.assertEqual(shown[key], new[key], key)
+            self.assertEqual(
+                [(a['host'], a['name'], a['sha256']) for a in
+                 shown['artifacts']],
+                [(a['host'], a['name'], a['sha256']) for a in
+                 new['artifacts']])
+            for art in new['artifacts']:
+                copies = {c['target']: c for c in art['copies']}
+                self.assertIn(target, copies, art)
+                self.assertEqual(art['sha256'], copies[target]['sha256'])
+            # The store alone proves the newest backup can be read back.
+            check, proc = fleet.manage_json('backup', 'check', '--dr',
+                                            '--target', target, conf=conf,
+                                            check=False)
+            self.assertEqual('OK', check['state'],
+                             '%s\n%s' % (check, proc.stderr))
+            self.assertIn(backup['uuid'],
+                          {i['backup_uuid'] for i in check['items']})
 
     def forget(self, backup_id):
         """Drop a backup's catalogue rows, as a lost late report would."""
