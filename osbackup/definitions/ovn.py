@@ -22,7 +22,9 @@ DEFINITION = base.ServiceDefinition(
     name=NAME, title='OVN northbound/southbound database driver',
     units=('ovn-central', 'ovn-northd', 'ovn-ovsdb-server-nb',
            'ovn-ovsdb-server-sb'),
-    markers=('/var/lib/ovn', '/etc/ovn'),
+    # The databases themselves: a compute node running ovn-controller has
+    # /var/lib/ovn and /etc/ovn too, but no NB or SB database.
+    markers=('/var/lib/ovn/ovnnb_db.db', '/var/lib/ovn/ovnsb_db.db'),
     fileset=False, after=(),
     extra_opts=(
         cfg.StrOpt('nb_connection',

@@ -125,13 +125,20 @@ class OVNDriver(base.ServiceDriver, base.CommandRestore):
         return out
 
     def is_present(self) -> bool:
-        """ovsdb-client installed and OVN's directories or sockets here."""
+        """ovsdb-client installed and an OVN database served or kept here.
+
+        A database file, an existing unix socket or a tcp:/ssl: connection
+        (configured on purpose: the defaults are unix sockets). A compute
+        node with only ovn-controller has none of them.
+        """
         if not shutil.which(self.options.ovsdb_client):
             return False
-        if any(os.path.isdir(self.path(m)) for m in self.definition.markers):
-            return True
-        return any(conn.startswith('unix:') and os.path.exists(conn[5:])
-                   for _s, _d, conn, _f in self.targets())
+        for _short, _database, connection, path in self.targets():
+            if os.path.isfile(path) or not connection.startswith('unix:'):
+                return True
+            if os.path.exists(connection[len('unix:'):]):
+                return True
+        return False
 
     def units(self) -> list[str]:
         return list(self.definition.units)

@@ -190,6 +190,9 @@ class OVNDriverTest(OVNTestCase):
     def test_no_server_and_no_file_is_one_clear_error(self):
         self.nb.stop()
         os.unlink(self.nb.db)
+        # Not present (a compute node with ovn-controller only)...
+        os.makedirs(os.path.join(self.root, 'etc/ovn'))
+        self.assertFalse(self.driver.is_present())
         exc = self.assertRaises(exception.OsbackupError, self.driver.backup,
                                 self.ctx)
         self.assertIn('ovsdb-server is not answering on %s'
