@@ -10,6 +10,7 @@ import dataclasses
 import hashlib
 import io
 import threading
+import time
 
 from osbackup import exception
 from osbackup.storage import objstore
@@ -213,6 +214,11 @@ class ObjectWriterTest(base.TestCase):
     def test_abort_removes_the_uploaded_parts(self):
         target = FakeTarget()
         writer = self.write(target, b'z' * 35)
+        # Parts upload in the background: an abort cancels those still
+        # queued, so wait until the three are sent to see all removed.
+        deadline = time.monotonic() + 5
+        while len(target.upload.parts) < 3 and time.monotonic() < deadline:
+            time.sleep(0.01)
         writer.abort()
         writer.abort()
         self.assertEqual(('abort', [1, 2, 3]), target.log[-1])
