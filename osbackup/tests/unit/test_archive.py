@@ -14,6 +14,8 @@ from unittest import mock
 import fixtures
 
 from osbackup import archive
+from osbackup.archive import extractor
+from osbackup.archive import writer
 from osbackup import exception
 from osbackup import streams
 from osbackup.tests import base
@@ -228,7 +230,7 @@ class WriteArchiveTest(ArchiveTestBase):
         # what the restore rule refuses is never stored.
         self.make_tree()
         real = os.readlink
-        with mock.patch.object(archive.os, 'readlink', side_effect=lambda p: (
+        with mock.patch.object(writer.os, 'readlink', side_effect=lambda p: (
                 '' if p.endswith('/rel') else real(p))):
             out, stats = self.write(paths=['/etc/nova'])
         self.assertIn('etc/nova/rel: empty symlink skipped: a restore would '
@@ -241,13 +243,13 @@ class WriteArchiveTest(ArchiveTestBase):
         # The writer's own checks make this unreachable; the final check
         # of the manifest against the restore's rule still guards it.
         self.make_tree()
-        real = archive._Writer.add_tree
+        real = writer._Writer.add_tree
 
         def add_tree(writer, *args):
             real(writer, *args)
             writer.entries.append({'path': 'etc/nova/rel/x', 'type': 'dir'})
         sink = io.BytesIO()
-        with mock.patch.object(archive._Writer, 'add_tree', add_tree):
+        with mock.patch.object(writer._Writer, 'add_tree', add_tree):
             exc = self.assertRaises(exception.UnsafeArchive,
                                     archive.write_archive, sink, self.root,
                                     ['/etc/nova'])
@@ -487,11 +489,11 @@ class ExtractArchiveTest(ArchiveTestBase):
         # after a subtree, links made at the end and directories sealed
         # deepest first all go back to ones closed meanwhile.
         top = os.path.join(self.root, 'etc/nova')
-        deep = os.path.join(top, 'deep', *['d'] * (archive._OPEN_DIRS + 10))
+        deep = os.path.join(top, 'deep', *['d'] * (extractor._OPEN_DIRS + 10))
         os.makedirs(deep)
         with open(os.path.join(deep, 'bottom'), 'wb') as f:
             f.write(b'bottom\n')
-        for i in range(archive._OPEN_DIRS + 10):
+        for i in range(extractor._OPEN_DIRS + 10):
             d = os.path.join(top, 'w%03d' % i)
             os.makedirs(os.path.join(d, 'sub'))
             for name in ('sub/f', 'z'):
@@ -561,7 +563,7 @@ class ExtractArchiveTest(ArchiveTestBase):
         out, _ = self.write(paths=['/etc/nova'])
         _, targets = self.staging('etc/nova')
         policy = os.path.join(targets['etc/nova'], 'policy.d')
-        real = archive._Extractor._apply
+        real = extractor._Extractor._apply
         planted = []
 
         def apply(extractor, target, member, *args, **kwargs):
@@ -570,7 +572,7 @@ class ExtractArchiveTest(ArchiveTestBase):
                 os.rename(policy, policy + '.moved')
                 os.symlink(self.outside, policy)
                 planted.append(member.name)
-        with mock.patch.object(archive._Extractor, '_apply', apply):
+        with mock.patch.object(extractor._Extractor, '_apply', apply):
             archive.extract_archive(out, targets)
         self.assertEqual(['etc/nova/policy.d/00-default.yaml'], planted)
         self.assertEqual(['shadow'], os.listdir(self.outside))

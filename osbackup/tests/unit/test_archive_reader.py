@@ -17,6 +17,8 @@ import threading
 import fixtures
 
 from osbackup import archive
+from osbackup.archive import reader
+from osbackup.archive import writer
 from osbackup import exception
 from osbackup import streams
 from osbackup.tests import base
@@ -80,7 +82,7 @@ def _ustar(name: bytes, kind: bytes = b'0', size: bytes = b'0',
 
 
 def _rec(key: str, value: bytes) -> bytes:
-    return archive._pax_record(key, value)
+    return writer._pax_record(key, value)
 
 
 def _pax(records: bytes) -> bytes:
@@ -112,7 +114,7 @@ def _archive(members, fmt=tarfile.PAX_FORMAT, entries=None,
 def _parsed(raw: bytes):
     """(member attributes, sha256 of data or None) as the reader sees them."""
     out, last = [], None
-    for batch in archive._TarStream(_compress(raw)).batches():
+    for batch in reader._TarStream(_compress(raw)).batches():
         for event in batch:
             if isinstance(event, str):
                 last[1] = event
@@ -255,7 +257,7 @@ class HostileTarTest(base.TestCase):
     def test_checksum_sum_is_exact(self):
         for block in (bytes(512), b'\xff' * 512, b'\x7f\x80' * 256,
                       os.urandom(512)):
-            self.assertEqual(sum(block), archive._byte_sum(block))
+            self.assertEqual(sum(block), reader._byte_sum(block))
 
     def test_malformed_pax_records(self):
         for records in (b'30 path=etc/nova/x\n',     # wrong length
@@ -544,7 +546,7 @@ class HashFilesTest(base.TestCase):
     def test_no_file_is_hashed(self):
         raw = _archive(self.members)
         self.useFixture(fixtures.MockPatch(
-            'osbackup.archive.hashlib.sha256',
+            'osbackup.archive.reader.hashlib.sha256',
             side_effect=AssertionError('file data hashed')))
         archive.extract_archive(_compress(raw), self.targets,
                                 hash_files=False)
