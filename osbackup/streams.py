@@ -4,6 +4,7 @@ Everything streams: data passes through these wrappers once, in bounded
 chunks, so no backup is ever held in memory or copied to a temp file.
 """
 
+import contextlib
 import functools
 import hashlib
 import queue
@@ -296,6 +297,40 @@ class ReadAhead(_PieceReader):
     def __init__(self, source: typing.BinaryIO, depth: int = 4):
         super().__init__(Ahead(iter(functools.partial(source.read, CHUNK),
                                     b''), depth))
+
+
+def checked_chunks(raw: typing.BinaryIO, sha256: str,
+                   corrupt: typing.Callable[[str], Exception],
+                   ) -> typing.Iterator[bytes]:
+    """Yield the decompressed content of a stored artifact, then check it.
+
+    ``raw`` is closed at the end. Its sha256 is compared once every byte
+    was read: ``corrupt(actual_sha256)`` is raised on a mismatch, so what
+    the caller made of the chunks is trusted only once this generator is
+    exhausted without an error. A stream that cannot be decompressed is
+    corrupt too: it is read to its end so that the error names its hash.
+    """
+    with contextlib.closing(raw):
+        reader = HashingReader(raw)
+        source = decompressor(reader)
+        try:
+            for chunk in iter(lambda: source.read(CHUNK), b''):
+                yield chunk
+        except zstandard.ZstdError:
+            reader.drain()
+            raise corrupt(reader.sha256) from None
+        reader.drain()
+    if reader.sha256 != sha256:
+        raise corrupt(reader.sha256)
+
+
+def write_checked(out: typing.BinaryIO, raw: typing.BinaryIO, sha256: str,
+                  corrupt: typing.Callable[[str], Exception],
+                  progress: typing.Callable[[int, int], None]) -> None:
+    """Write a stored artifact's content to ``out``, checked as above."""
+    for chunk in checked_chunks(raw, sha256, corrupt):
+        out.write(chunk)
+        progress(len(chunk), 0)
 
 
 def file_sha256(fileobj: typing.BinaryIO) -> tuple[str, int]:

@@ -31,7 +31,6 @@ alone is no gap: the old file is closed on disk and its tail is shipped
 with the next task, and the numbering continues.
 """
 
-import contextlib
 import datetime
 import os
 import shutil
@@ -303,19 +302,17 @@ class BinlogDriver(mysql.MySQLDriver):
                     'Binlog %s: segment %s starts at %d, the archive holds '
                     'it up to %d' % (meta['file'], seg['name'],
                                      meta['start_pos'], have))
-            with contextlib.closing(ctx.storage.open_reader(
-                    seg['location'])) as raw, open(path, 'ab') as out:
-                reader = streams.HashingReader(raw)
-                source = streams.decompressor(reader)
-                for chunk in iter(lambda: source.read(CHUNK), b''):
-                    out.write(chunk)
-                    ctx.progress(len(chunk), 0)
-                reader.drain()
-            if reader.sha256 != seg['sha256']:
-                raise exception.ArtifactCorrupt(
-                    'Binlog segment %s has sha256 %s, expected %s; nothing '
-                    'was replayed' % (seg['location'], reader.sha256,
-                                      seg['sha256']))
+            with open(path, 'ab') as out:
+                # Checked within this iteration: the closure's ``seg`` is
+                # this segment.
+                streams.write_checked(
+                    out, ctx.storage.open_reader(seg['location']),
+                    seg['sha256'],
+                    lambda actual: exception.ArtifactCorrupt(
+                        'Binlog segment %s has sha256 %s, expected %s; '
+                        'nothing was replayed' % (seg['location'], actual,
+                                                  seg['sha256'])),
+                    ctx.progress)
         for path in paths:
             clear_in_use(path)
         return paths

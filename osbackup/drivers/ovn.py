@@ -238,19 +238,15 @@ class OVNDriver(base.ServiceDriver, base.CommandRestore):
         """The artifact as a database file, its sha256 and format checked."""
         with tempfile.TemporaryDirectory(prefix='osbackup-ovn-') as tmp:
             path = os.path.join(tmp, 'restore.db')
-            with contextlib.closing(ctx.storage.open_reader(
-                    artifact['location'])) as raw, open(path, 'wb') as out:
-                reader = streams.HashingReader(raw)
-                source = streams.decompressor(reader)
-                for data in iter(lambda: source.read(streams.CHUNK), b''):
-                    out.write(data)
-                    ctx.progress(len(data), 0)
-                reader.drain()
-            if reader.sha256 != artifact['sha256']:
-                raise exception.ArtifactCorrupt(
-                    'Artifact %s has sha256 %s, expected %s; nothing was '
-                    'restored' % (artifact['location'], reader.sha256,
-                                  artifact['sha256']))
+            with open(path, 'wb') as out:
+                streams.write_checked(
+                    out, ctx.storage.open_reader(artifact['location']),
+                    artifact['sha256'],
+                    lambda actual: exception.ArtifactCorrupt(
+                        'Artifact %s has sha256 %s, expected %s; nothing '
+                        'was restored' % (artifact['location'], actual,
+                                          artifact['sha256'])),
+                    ctx.progress)
             name = self._run(self._tool('db-name', path)).decode().strip()
             database = (artifact.get('meta') or {}).get('database')
             if database and name != database:

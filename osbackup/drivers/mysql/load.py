@@ -325,18 +325,16 @@ class LoadMixin:
         """
         rewrite = renamer() if renamer else None
         raw = opener() if opener else ctx.storage.open_reader(location)
-        with contextlib.closing(raw):
-            reader = streams.HashingReader(raw)
-            source = streams.decompressor(reader)
-            for chunk in iter(lambda: source.read(spawn.CHUNK), b''):
-                yield rewrite(chunk) if rewrite else chunk
-            if rewrite:
-                yield rewrite(b'', final=True)
-            reader.drain()
-        if reader.sha256 != sha256:
-            raise exception.ArtifactCorrupt(
+        chunks = streams.checked_chunks(
+            raw, sha256, lambda actual: exception.ArtifactCorrupt(
                 'Artifact %s has sha256 %s, expected %s; the load was '
-                'stopped' % (location, reader.sha256, sha256))
+                'stopped' % (location, actual, sha256)))
+        if rewrite is None:
+            yield from chunks
+            return
+        for chunk in chunks:
+            yield rewrite(chunk)
+        yield rewrite(b'', final=True)
 
     @contextlib.contextmanager
     def _fetched_once(self, ctx, location):

@@ -1,9 +1,11 @@
 """WriteBehind: storage writes beside the producer, errors not lost."""
 
+import hashlib
 import io
 import threading
 
 import testtools
+import zstandard
 
 from osbackup import streams
 
@@ -70,3 +72,45 @@ class WriteBehindTest(testtools.TestCase):
     def _write_many(behind, n):
         for _ in range(n):
             behind.write(b'data')
+
+
+class CheckedChunksTest(testtools.TestCase):
+
+    class Raw(io.BytesIO):
+        closed_by_caller = False
+
+        def close(self):
+            self.closed_by_caller = True
+            super().close()
+
+    def stored(self, data: bytes):
+        compressed = zstandard.ZstdCompressor().compress(data)
+        return self.Raw(compressed), hashlib.sha256(compressed).hexdigest()
+
+    def test_yields_the_content_and_closes_the_source(self):
+        data = b'row\n' * 700000
+        raw, sha = self.stored(data)
+        self.assertEqual(data, b''.join(streams.checked_chunks(
+            raw, sha, lambda actual: AssertionError(actual))))
+        self.assertTrue(raw.closed_by_caller)
+
+    def test_a_mismatch_is_raised_after_the_last_chunk(self):
+        raw, sha = self.stored(b'data')
+        got = []
+        exc = self.assertRaises(ValueError, lambda: got.extend(
+            streams.checked_chunks(raw, 'f' * 64, ValueError)))
+        self.assertEqual([b'data'], got)
+        self.assertEqual(sha, str(exc))
+        self.assertTrue(raw.closed_by_caller)
+
+    def test_an_undecompressable_stream_is_corrupt(self):
+        compressed = zstandard.ZstdCompressor().compress(b'row\n' * 1000)
+        mangled = compressed[:20] + bytes(64) + compressed[84:]
+        raw = self.Raw(mangled)
+        # Even with the catalogue's hash matching (a bad write), never
+        # a zstd error half-way through a load.
+        sha = hashlib.sha256(mangled).hexdigest()
+        exc = self.assertRaises(ValueError, lambda: list(
+            streams.checked_chunks(raw, sha, ValueError)))
+        self.assertEqual(sha, str(exc))
+        self.assertTrue(raw.closed_by_caller)
