@@ -24,6 +24,9 @@ def create(connection: str, **kw):
     # Imported here: SQLAlchemy is costly and many commands never connect.
     from oslo_db.sqlalchemy import engines
     kw.setdefault('mysql_sql_mode', SQL_MODE)
+    # Enforce foreign keys on SQLite as InnoDB does, so that a catalogue
+    # on either refuses the same dangling rows.
+    kw.setdefault('sqlite_fk', True)
     return engines.create_engine(connection, **kw)
 
 

@@ -140,6 +140,11 @@ class PolicyQueries:
                 models.Task.verification_id.in_(ver_ids or [-1]))))
             s.execute(sa.delete(models.Verification).where(
                 models.Verification.backup_id == backup_id))
+            # A restore's history outlives the backup it restored (its
+            # plan names what it loaded), like a cluster recovery's.
+            s.execute(sa.update(models.Restore)
+                      .where(models.Restore.backup_id == backup_id)
+                      .values(backup_id=None))
             s.execute(sa.delete(models.Backup).where(
                 models.Backup.id == backup_id))
 

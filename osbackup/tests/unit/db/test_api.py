@@ -169,3 +169,18 @@ class CatalogueTest(base.TestCase):
         self.assertEqual({('h1', 'nova'): 40, ('h1', 'mysql'): 14},
                          self.cat.last_sizes(['h1']))
         self.assertEqual({('h2', 'nova'): 10}, self.cat.last_sizes(['h2']))
+
+    def test_forgetting_a_restored_backup_keeps_the_restore(self):
+        backup = self.cat.create_backup(['h1'], [])
+        task = self._task(backup['id'])
+        self.cat.task_finished(task['id'], states.SUCCEEDED,
+                               {'artifacts': [_artifact()]})
+        restore = self.cat.create_restore(backup['id'], ['h1'], ['nova'],
+                                          [])
+        # SQLite enforces foreign keys here as InnoDB does.
+        self.cat.delete_backup_rows(backup['id'])
+        self.assertRaises(exception.NotFound, self.cat.get_backup,
+                          backup['id'])
+        kept = self.cat.get_restore(restore['id'])
+        self.assertIsNone(kept['backup_id'])
+        self.assertEqual(['nova'], kept['services'])
