@@ -12,6 +12,9 @@ PHASES: tuple[str, ...] = ('prepare', 'stop', 'cluster_stop', 'load_db',
 #: (conductor/galera_restore.py): stop every member's server, start one
 #: as a new cluster, start the others and wait until all are Synced.
 GALERA: tuple[str, ...] = ('cluster_stop', 'bootstrap', 'rejoin')
+#: A Galera member's role in those phases (plan['galera']['role']): it
+#: starts the new cluster, joins it, or takes part in a recovery.
+BOOTSTRAP, JOIN, RECOVER = 'bootstrap', 'join', 'recover'
 ROLLBACK = 'rollback'
 #: Before the rollback of a cluster restore: every member stops its
 #: server and puts its old data back, before any starts one again.
@@ -34,3 +37,16 @@ def phase_of(kind: str) -> str:
 ROLLBACK_KIND = task_kind(ROLLBACK)
 #: Task kinds after which a host holds nothing of the restore any more.
 END_KINDS: tuple[str, ...] = (task_kind('finish'), ROLLBACK_KIND)
+
+
+def database_phase(plan_host: dict) -> str:
+    """The phase in which a host of a plan loads its database dumps.
+
+    ``load_db``, except in a restore that recovers a Galera cluster that
+    was down: the dumps need a running cluster, so they load at the end
+    of ``rejoin``, on the member ``load_on`` names.
+    """
+    cluster = plan_host.get('galera') or {}
+    if cluster.get('role') == RECOVER and cluster.get('load_on'):
+        return 'rejoin'
+    return 'load_db'

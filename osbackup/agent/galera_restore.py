@@ -29,16 +29,17 @@ from oslo_log import log as logging
 from osbackup.drivers import galera_recovery
 from osbackup import durable
 from osbackup import exception
+from osbackup import restore_phases
 from osbackup.unit_managers import base as unit_base
 
 LOG = logging.getLogger(__name__)
 
-BOOTSTRAP = 'bootstrap'
-JOIN = 'join'
-RECOVER = 'recover'
+BOOTSTRAP = restore_phases.BOOTSTRAP
+JOIN = restore_phases.JOIN
+RECOVER = restore_phases.RECOVER
 MARIABACKUP = 'mariabackup'
 POLL = 1.0
-#: Seconds a rollback waits between two attempts to rejoin the old cluster.
+#: Seconds between two attempts to join a cluster (a restore's, a rollback's).
 REJOIN_PAUSE = 5
 GRASTATE = ('# GALERA saved state\nversion: 2.1\nuuid:    %s\nseqno:   %d\n'
             'safe_to_bootstrap: 1\n')
@@ -231,18 +232,16 @@ class GaleraMember:
         cluster = journal.data['galera']
         first = cluster['bootstrap'] or params.get('galera_bootstrap')
         size = len(cluster['members'])
-        if first != self.host:
-            self._started(journal)
-        if first != self.host and cluster['role'] == RECOVER:
-            # No data to put back: a failed IST is worth another start.
-            self._run(steps, 'rejoin', 'Synced in a cluster of %d' % size,
-                      lambda: self._start_until_synced(size))
+        target = 'Synced in a cluster of %d' % size
+        if first == self.host:
+            self._run(steps, 'wait', target,
+                      lambda: self.wait_synced(size, started=False))
             return
-        if first != self.host:
-            self._run(steps, 'start', ', '.join(self._units()),
-                      self.start_server)
-        self._run(steps, 'wait', 'Synced in a cluster of %d' % size,
-                  lambda: self.wait_synced(size, started=first != self.host))
+        self._started(journal)
+        # A joiner whose IST or SST failed copies the data anew when it
+        # starts again: a transfer cut short is worth another start.
+        self._run(steps, 'rejoin', target,
+                  lambda: self._start_until_synced(size))
 
     @staticmethod
     def _started(journal) -> None:
@@ -319,8 +318,8 @@ class GaleraMember:
         """Start the server until it is Synced; retry a failed join.
 
         The cluster to join may not be up yet (a rollback), or the
-        transfer failed: stop it and try again, ``[galera]
-        rejoin_attempts`` times.
+        transfer failed (a restore or a recovery): stop it and try again,
+        ``[galera] rejoin_attempts`` times.
         """
         attempts = self.conf.galera.rejoin_attempts
         for attempt in range(1, attempts + 1):

@@ -54,6 +54,7 @@ from osbackup.drivers import base as driver_base
 from osbackup.drivers import binlog_archive
 from osbackup import durable
 from osbackup import exception
+from osbackup import restore_phases
 from osbackup import states
 from osbackup import streams
 
@@ -410,6 +411,11 @@ class RestoreWorker:
     def rejoin(self, params, progress):
         steps = []
         self.galera.rejoin(params, steps)
+        if params['plan']['databases'] and \
+                restore_phases.database_phase(params['plan']) == 'rejoin':
+            # The cluster was down: it is up again now, load into it.
+            self._load_databases(params, progress, self._journal(params),
+                                 steps)
         return steps
 
     def cluster_undo(self, params, progress):
@@ -424,7 +430,8 @@ class RestoreWorker:
     def load_db(self, params, progress):
         journal = self._journal(params)
         steps = []
-        if params['plan']['databases']:
+        if params['plan']['databases'] and \
+                restore_phases.database_phase(params['plan']) == 'load_db':
             self._load_databases(params, progress, journal, steps)
         for item in params['plan'].get('commands', []):
             self._load_command(params, progress, journal, steps, item)

@@ -28,22 +28,31 @@ member of the new cluster still runs.
 member stops what is left of its server and reports its position
 (grastate.dat, else ``mariadbd --wsrep-recover``); the member with the
 highest seqno bootstraps, the others rejoin.
+
+A logical restore into a cluster that is down recovers it the same way
+first: the dumps are loaded at the end of ``rejoin``, once every member is
+Synced, on the member they are restored on, and Galera replicates them.
+Its rollback loads back what the load replaced and leaves the recovered
+cluster running.
 """
 
+from osbackup import binlog_chain
+from osbackup.drivers import galera as galera_driver
 from osbackup.drivers import galera_recovery
 from osbackup import exception
 from osbackup import restore_phases
 from osbackup import states
 
-BOOTSTRAP = 'bootstrap'
-JOIN = 'join'
-RECOVER = 'recover'
+BOOTSTRAP = restore_phases.BOOTSTRAP
+JOIN = restore_phases.JOIN
+RECOVER = restore_phases.RECOVER
 #: The phase between a failure and the rollback of a cluster restore.
 UNDO = restore_phases.CLUSTER_UNDO
 #: The step in which a member reports its position during a recovery.
 POSITION = 'position'
 #: Services whose artifacts are a copy of the database server.
 SERVER_SERVICES = ('mysql', 'mariabackup')
+UNREACHABLE = galera_driver.UNREACHABLE
 
 
 def _facts(agent: dict) -> dict:
@@ -73,20 +82,57 @@ def _check_members(agents: dict, uuid: str, hosts: list) -> None:
 
 
 def _mark(plan: dict, hosts: list, uuid: str, first: str | None,
-          role_of) -> None:
-    plan['galera'] = {'cluster_uuid': uuid, 'members': hosts,
-                      'bootstrap': first}
+          role_of, **extra) -> None:
+    plan['galera'] = dict(extra, cluster_uuid=uuid, members=hosts,
+                          bootstrap=first)
     for host in hosts:
         entry = plan['hosts'].setdefault(
             host, {'files': [], 'databases': [], 'units': []})
         entry['galera'] = dict(plan['galera'], role=role_of(host))
 
 
+def _running(agents: dict, hosts: list) -> list[str]:
+    """The members that are Synced in a primary component."""
+    return [h for h in hosts if _facts(agents[h]).get('state') == 'Synced'
+            and _facts(agents[h]).get('primary', True)]
+
+
+def _only_cluster_members(plan: dict, agents: dict, hosts: list) -> None:
+    """The members' servers stop and start in the Galera phases only."""
+    for member in hosts:
+        units = _server_units(agents.get(member, {}))
+        plan['hosts'][member]['units'] = [
+            u for u in plan['hosts'][member]['units'] if u not in units]
+
+
+def _plan_recovery_load(plan: dict, host: str, facts: dict,
+                        agents: dict) -> None:
+    """A logical load into a cluster that is down: recover it first."""
+    uuid = facts.get('cluster_uuid')
+    hosts = sorted(set(members(agents, uuid)) | {host})
+    up = _running(agents, hosts)
+    if up:
+        raise exception.InvalidInput(
+            'Galera member %s does not answer while cluster %s runs on %s: '
+            'start its server (it rejoins), or restore onto a running '
+            'member with --map-host %s=%s; nothing was changed'
+            % (host, uuid, ', '.join(up), host, up[0]))
+    if 'galera' in plan:
+        raise exception.InvalidInput(
+            'The plan restores databases on two members of Galera cluster '
+            '%s (%s, %s), which is down: restore one, with --host'
+            % (uuid, plan['galera'].get('load_on'), host))
+    _check_members(agents, uuid, hosts)
+    _mark(plan, hosts, uuid, None, lambda h: RECOVER, load_on=host)
+    _only_cluster_members(plan, agents, hosts)
+
+
 def plan_restore(conf, plan: dict, agents: dict) -> None:
     """Make the restore of a member's physical copy one of the cluster.
 
     A logical load into a running cluster stays on one member (Galera
-    replicates it); into a cluster that is down it is refused.
+    replicates it); into a cluster that is down it recovers the cluster
+    first (see the module's docstring).
     """
     for host, entry in sorted(plan['hosts'].items()):
         facts = _facts(agents.get(host, {}))
@@ -104,19 +150,10 @@ def plan_restore(conf, plan: dict, agents: dict) -> None:
             _check_members(agents, uuid, hosts)
             _mark(plan, hosts, uuid, host,
                   lambda h: BOOTSTRAP if h == host else JOIN)
-            for member in hosts:
-                # The members' servers stop and start in cluster_stop,
-                # bootstrap and rejoin, not with the other units.
-                units = _server_units(agents.get(member, {}))
-                plan['hosts'][member]['units'] = [
-                    u for u in plan['hosts'][member]['units']
-                    if u not in units]
-        if entry['databases'] and facts.get('state') == \
-                'unreachable' and 'galera' not in entry:
-            raise exception.InvalidInput(
-                'Galera member %s does not answer (the cluster %s is '
-                'down?): run "osbackup-manage cluster recover" first, then '
-                'restore' % (host, facts.get('cluster_uuid')))
+            _only_cluster_members(plan, agents, hosts)
+        if entry['databases'] and facts.get('state') == UNREACHABLE and \
+                facts.get('cluster_uuid') and 'galera' not in entry:
+            _plan_recovery_load(plan, host, facts, agents)
 
 
 def _server_units(agent: dict) -> set:
@@ -141,8 +178,7 @@ def plan_recover(agents: dict) -> dict:
                 '%s: %s' % (u, ', '.join(h)) for u, h in sorted(
                     found.items()))))
     (uuid, hosts), = found.items()
-    up = [h for h in hosts if _facts(agents[h]).get('state') == 'Synced' and
-          _facts(agents[h]).get('primary', True)]
+    up = _running(agents, hosts)
     if up:
         raise exception.InvalidInput(
             'Galera cluster %s is up on %s (Synced, primary): there is no '
@@ -203,6 +239,14 @@ def steps(plan: dict) -> list[dict]:
         out += [_step(h, 'rejoin', 'start', 'database server (SST from %s)'
                       % first) for h in hosts if h != first]
     out += [_step(h, 'rejoin', 'wait', size) for h in hosts]
+    if cluster.get('load_on'):
+        host = cluster['load_on']
+        entry = plan['hosts'][host]
+        out += [_step(host, 'rejoin', 'load', d['database'])
+                for d in entry['databases']]
+        if entry.get('replay'):
+            out.append(_step(host, 'rejoin', 'replay',
+                             binlog_chain.replay_target(entry['replay'])))
     return out
 
 

@@ -294,11 +294,13 @@ def steps(plan: dict) -> list[dict]:
     for host, p in hosts:
         out.extend(_step(host, 'stop', 'stop', u) for u in p['units'])
     for host, p in hosts:
-        out.extend(_step(host, 'load_db', 'load', d['database'])
-                   for d in p['databases'])
+        late = restore_phases.database_phase(p) != 'load_db'
+        if not late:
+            out.extend(_step(host, 'load_db', 'load', d['database'])
+                       for d in p['databases'])
         out.extend(_step(host, 'load_db', 'load', c['artifact']['name'])
                    for c in p.get(COMMANDS, []))
-        if p.get('replay'):
+        if p.get('replay') and not late:
             out.append(_step(host, 'load_db', 'replay',
                              binlog_chain.replay_target(p['replay'])))
     for host, p in hosts:
@@ -338,7 +340,9 @@ def has_work(plan_host: dict, phase: str) -> bool:
     if phase in ('stop', 'start', 'check'):
         return bool(plan_host['units'])
     if phase == 'load_db':
-        return bool(plan_host['databases']) or bool(plan_host.get(COMMANDS))
+        return bool(plan_host.get(COMMANDS)) or (
+            bool(plan_host['databases']) and
+            restore_phases.database_phase(plan_host) == 'load_db')
     if phase == 'replace':
         # A Galera joiner swaps an empty data directory in (SST fills it).
         return bool(plan_host['files']) or bool(plan_host.get(PHYSICAL)) \

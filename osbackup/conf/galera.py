@@ -33,9 +33,14 @@ galera_opts = [
                     'takes as long as a physical backup of it). Past it '
                     'the restore fails and rolls back.'),
     cfg.IntOpt('rejoin_attempts', default=5, min=1,
-               help='Times a member starts its units during a rollback '
-                    'until it joins the old cluster again: the member '
-                    'bootstrapping the old cluster may not be up yet.'),
+               help='Times a member starts its units until it is Synced '
+                    'in the cluster it joins: in a restore or a recovery '
+                    'a state transfer (SST, IST) that failed is tried '
+                    'again from the start; in a rollback the member '
+                    'bootstrapping the old cluster may not be up yet. '
+                    'The member\'s server is stopped between attempts. '
+                    'Past the last attempt the restore fails and rolls '
+                    'back.'),
 ]
 
 

@@ -8,7 +8,8 @@ command line in ``DIR/argv.json``), with ``--wsrep-new-cluster`` for
 runs. ``start`` returns once the server runs (a joiner answers only after
 its SST, which the agent waits for); ``bootstrap`` once it answers, like
 galera_new_cluster. A file ``DIR/fail-next-start`` makes the next start
-fail (and is removed): a member that cannot rejoin.
+fail (and is removed): a member that cannot rejoin; holding a number N,
+the next N starts.
 """
 
 import argparse
@@ -52,7 +53,13 @@ def start(node: str, bootstrap: bool) -> int:
         return 0
     marker = os.path.join(node, 'fail-next-start')
     if os.path.exists(marker):
-        os.unlink(marker)
+        with open(marker) as f:
+            left = int(f.read().strip() or 1) - 1
+        if left > 0:
+            with open(marker, 'w') as f:
+                f.write(str(left))
+        else:
+            os.unlink(marker)
         print('start of the server refused (fail-next-start)',
               file=sys.stderr)
         return 1

@@ -129,6 +129,46 @@ class GaleraMemberTest(base.TestCase):
                          self.units.calls)
         self.assertEqual([], self.bootstraps)
 
+    def test_a_joiner_whose_transfer_failed_starts_again(self):
+        self.flags(rejoin_attempts=3, group='galera')
+        params = self.params('join')
+        self.run_phases(params, 'prepare', 'cluster_stop', 'replace')
+        self.units.calls = []
+        self.units.fail_starts = 2      # two SSTs cut short
+        steps = self.worker.rejoin(params, None)
+        self.assertEqual([('start', 'mariadb'), ('stop', 'mariadb')] * 2 +
+                         [('start', 'mariadb')], self.units.calls)
+        self.assertEqual([('rejoin', 'SUCCEEDED')],
+                         [(s['action'], s['status']) for s in steps])
+
+    def test_a_joiner_failing_every_attempt_fails_the_phase(self):
+        self.flags(rejoin_attempts=2, group='galera')
+        params = self.params('join')
+        self.run_phases(params, 'prepare', 'cluster_stop', 'replace')
+        self.units.calls = []
+        self.units.fail_starts = 2
+        exc = self.assertRaises(restore.PhaseFailed, self.worker.rejoin,
+                                params, None)
+        self.assertIn('start of mariadb failed', exc.message)
+        self.assertEqual(2, self.units.calls.count(('start', 'mariadb')))
+
+    def test_a_recovery_for_a_logical_restore_loads_once_synced(self):
+        params = self.params('recover', galera_bootstrap='db0')
+        params['plan']['galera']['load_on'] = 'db0'
+        loads = []
+        self.worker._load_databases = (
+            lambda params, progress, journal, steps: loads.append(
+                (self.server.up, [s['action'] for s in steps])))
+        self.run_phases(params, 'prepare')
+        # (prepare verified it: not here, without a mysql driver)
+        params['plan']['databases'] = [{'database': 'nova', 'artifact': {}}]
+        self.run_phases(params, 'load_db')
+        self.assertEqual([], loads)     # the cluster is down yet
+        with open(os.path.join(self.datadir, 'grastate.dat'), 'w') as f:
+            f.write('uuid: %s\nseqno: 9\nsafe_to_bootstrap: 0\n' % UUID)
+        self.run_phases(params, 'cluster_stop', 'bootstrap', 'rejoin')
+        self.assertEqual([(True, ['wait'])], loads)
+
     def test_a_joiner_that_dies_fails_at_once(self):
         params = self.params('join')
         self.run_phases(params, 'prepare', 'cluster_stop', 'replace')

@@ -77,14 +77,44 @@ class PlanTest(base.TestCase):
         exc = self.assertRaises(exception.InvalidInput, self.build, agents)
         self.assertIn('has 3 members but agents on 2 only', exc.message)
 
-    def test_a_logical_load_into_a_cluster_that_is_down_is_refused(self):
-        backup = {'id': 8, 'artifacts': [dict(
-            BACKUP['artifacts'][0], service='mysql', name='nova',
-            kind='sql', meta={})]}
-        exc = self.assertRaises(
-            exception.InvalidInput, restore_plan.build, self.cfg.conf,
-            backup, _agents(state='unreachable'), [], [])
-        self.assertIn('cluster recover', exc.message)
+    LOGICAL = {'id': 8, 'artifacts': [dict(
+        BACKUP['artifacts'][0], service='mysql', name='nova', kind='sql',
+        meta={})]}
+
+    def test_a_logical_load_into_a_cluster_that_is_down_recovers_it(self):
+        plan = restore_plan.build(self.cfg.conf, self.LOGICAL,
+                                  _agents(state='unreachable'), [], [])
+        self.assertEqual(list(MEMBERS), sorted(plan['hosts']))
+        self.assertEqual((None, 'db1'), (plan['galera']['bootstrap'],
+                                         plan['galera']['load_on']))
+        loader = plan['hosts']['db1']
+        self.assertEqual('rejoin', restore_phases.database_phase(loader))
+        self.assertFalse(restore_plan.has_work(loader, 'load_db'))
+        for p in plan['hosts'].values():
+            self.assertEqual('recover', p['galera']['role'])
+            self.assertTrue(restore_plan.has_work(p, 'cluster_stop'))
+        steps = [(s['host'], s['phase'], s['action'])
+                 for s in restore_plan.steps(plan)]
+        # Every member is Synced before the dump is loaded into one.
+        self.assertEqual(('db1', 'rejoin', 'load'), steps[-1])
+        self.assertEqual(['wait'] * 3, [a for _h, p, a in steps[-4:-1]])
+        self.assertEqual(3, len([s for s in steps if s[2] == 'position']))
+
+    def test_a_logical_load_onto_a_member_down_in_a_running_cluster(self):
+        agents = _agents(state='unreachable')
+        agents['db0']['info']['galera'] = _facts()
+        exc = self.assertRaises(exception.InvalidInput, restore_plan.build,
+                                self.cfg.conf, self.LOGICAL, agents, [], [])
+        self.assertIn('Galera member db1 does not answer while cluster',
+                      exc.message)
+        self.assertIn('--map-host db1=db0', exc.message)
+
+    def test_a_logical_load_into_a_cluster_down_needs_every_agent(self):
+        agents = _agents(state='unreachable')
+        agents['db2']['state'] = states.DOWN
+        exc = self.assertRaises(exception.InvalidInput, restore_plan.build,
+                                self.cfg.conf, self.LOGICAL, agents, [], [])
+        self.assertIn('the agent of member(s) db2 is down', exc.message)
 
     def test_a_logical_load_into_a_running_cluster_stays_on_one(self):
         backup = {'id': 8, 'artifacts': [dict(
