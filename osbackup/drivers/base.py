@@ -41,6 +41,8 @@ class TaskContext:
     progress: typing.Callable[[int, int], None] = lambda nbytes, nfiles: None
     params: dict = dataclasses.field(default_factory=dict)
     warnings: list = dataclasses.field(default_factory=list)
+    #: {stage: seconds} of the work (streams.Stopwatch), for the report.
+    split: dict = dataclasses.field(default_factory=dict)
 
     def key(self, name: str, suffix: str) -> str:
         """Storage key of an artifact of this task.

@@ -21,8 +21,12 @@ Each osbackup figure is split into where the time went, from the
 catalogue's timestamps: CLI start (``osbackup-manage --help``), dispatch
 (command start to the task starting on the agent), the agent's work,
 report and wait loop (task end to the command's exit); for a restore,
-each phase from its steps. The units are stand-in daemons driven by the
-command service manager (five nova units), as in the functional tests.
+each phase from its steps. The backup's agent work is split further by
+stage from the agent's ``Task ... split:`` log line (read, hash,
+compress, handoff to the storage thread, write, stream hash, fsync:
+seconds summed per stage; stages in different threads overlap). The
+units are stand-in daemons driven by the command service manager (five
+nova units), as in the functional tests.
 
     python tools/bench/e2e.py --files 12000 --big 4 --big-mb 200 --runs 3
 
@@ -71,6 +75,20 @@ _TASK_LINE = re.compile(r'^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d+) \d+ INFO '
 
 _STEP_LINE = re.compile(r'^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d+) \d+ INFO '
                         r'\S+ .*Restore step (\S+) (.+) took ([\d.]+) s')
+
+
+_SPLIT_LINE = re.compile(r'^\S+ \S+ \d+ INFO \S+ .*Task (\S+) split: (.+)$')
+
+
+def work_split(log: str, task_id: str) -> dict:
+    """{stage: seconds} the agent logged for a backup task (runner.py)."""
+    for line in log.splitlines():
+        match = _SPLIT_LINE.match(line)
+        if match and match.group(1) == task_id:
+            return {stage: float(seconds.split()[0]) for stage, seconds in
+                    (part.split(' ', 1) for part in
+                     match.group(2).split(', '))}
+    return {}
 
 
 def _epoch(stamp: str) -> float:
@@ -162,7 +180,9 @@ class Bench:
                 'dispatch': task['accepted'] - began,
                 'queued': task['started'] - task['accepted'],
                 'agent': task['ended'] - task['started'],
-                'report+wait': began + took - task['ended']}
+                'report+wait': began + took - task['ended'],
+                'split': work_split(self.fleet.log('controller'),
+                                    task['id'])}
 
     def tasks(self, since: float) -> list[dict]:
         return task_events(self.fleet.log('controller'), since)
@@ -246,7 +266,7 @@ def median_parts(parts: list[dict]) -> dict:
     for part in parts:
         keys += [k for k in part if k not in keys and k != 'id']
     return {k: statistics.median(p.get(k, 0) for p in parts) for k in keys
-            if k != 'steps'}
+            if k not in ('steps', 'split')}
 
 
 def report(cache: str, rows: dict) -> None:
@@ -274,6 +294,10 @@ def report(cache: str, rows: dict) -> None:
     print('backup split: ' + ', '.join('%s %.2fs' % kv
                                        for kv in backup.items()
                                        if kv[0] != 'total'))
+    split = median_parts([b['split'] for b in rows['backup']])
+    print('backup agent work by stage (seconds summed per stage across '
+          'threads; they overlap): ' +
+          ', '.join('%s %.2fs' % kv for kv in split.items()))
     print('restore split: ' + ', '.join('%s %.2fs' % kv
                                         for kv in restore.items()
                                         if kv[0] != 'total'))

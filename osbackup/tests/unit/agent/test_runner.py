@@ -1,10 +1,12 @@
 """The agent's task runner with fake drivers and a recording reporter."""
 
 import datetime
+import logging
 import os
 import threading
 import time
 
+import fixtures
 from oslo_utils import timeutils
 
 from osbackup.agent import journal
@@ -56,6 +58,7 @@ class FakeDriver(driver_base.ServiceDriver):
         with ctx.storage.open_writer(ctx.key('fake', '.bin')) as w:
             w.write(b'data')
             location = w.commit()
+        ctx.split.update(read=0.25, fsync=0.5)
         return [driver_base.Artifact('fake', 'files', location, 4, 'x')]
 
 
@@ -92,6 +95,16 @@ class TaskRunnerTest(base.TestCase):
         self.assertTrue(os.path.isfile(art['location']))
         self.assertTrue(art['location'].startswith(
             os.path.join(self.store_dir, 'node1', '7', 'fake')))
+
+    def test_backup_reports_its_split_in_result_and_log(self):
+        log = self.useFixture(fixtures.FakeLogger(
+            name='osbackup.agent.runner', level=logging.INFO))
+        task = _task()
+        self.runner.run(task)
+        (final,) = self.reporter.final()
+        self.assertEqual({'read': 0.25, 'fsync': 0.5}, final[3]['split'])
+        self.assertIn('Task t1 split: read 0.250 s, fsync 0.500 s',
+                      log.output)
 
     def test_quick_task_sends_no_start_report(self):
         task = _task()

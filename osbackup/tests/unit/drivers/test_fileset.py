@@ -28,11 +28,20 @@ class FileSetDriverTest(base.TestCase):
 
     def backup(self, backup_id, base=None, driver=None):
         params = {'base': base} if base else {}
-        ctx = driver_base.TaskContext(
+        ctx = self.ctx = driver_base.TaskContext(
             task_id='t%s' % backup_id, backup_id=str(backup_id), host='h',
             service='nova', storage=self.storage, params=params)
         (art,) = (driver or self.driver).backup(ctx)
         return art
+
+    def test_backup_reports_where_its_time_went(self):
+        self.backup(1)
+        # The values are the machine's; only their presence is checked.
+        self.assertEqual({'read', 'hash', 'compress', 'handoff', 'write',
+                          'stream_hash', 'fsync'}, set(self.ctx.split))
+        for stage, seconds in self.ctx.split.items():
+            self.assertIsInstance(seconds, float, stage)
+            self.assertGreaterEqual(seconds, 0.0, stage)
 
     def test_full_then_incremental_on_the_named_base(self):
         full = self.backup(1)
