@@ -10,7 +10,8 @@ phase change commits together with the new phase's tasks: a conductor
 killed (or a database failing) while moving on leaves the restore at the
 phase it was at, never at a phase whose tasks are missing (which would
 look finished, and skip it). A phase has as many tasks as the plan has
-hosts with work in it; one with fewer fails the restore.
+hosts with work in it; one with fewer fails the restore. A phase no host
+has work in is passed over without a catalogue write.
 
 A host whose agent cannot roll back (it is down) is reported as such
 (restore_outcome.py); once the agent is heard from again, its rollback
@@ -155,13 +156,29 @@ class RestoreOrchestrator:
                 if restore_plan.has_work(host_plan, name) and
                 (only is None or host == only)]
 
-    def _move(self, restore: dict, index: int, following: int) -> None:
+    def _move(self, restore: dict, index: int, following: int,
+              specs: list | None = None) -> None:
         """Go from phase ``index`` to ``following`` with its tasks."""
+        if specs is None:
+            specs = self._specs(restore, following)
         tasks = self.catalogue.start_restore_phase(
-            restore['id'], index, following,
-            self._specs(restore, following), **self._task_times())
+            restore['id'], index, following, specs, **self._task_times())
         if tasks is not None:
             self._send(restore, following, tasks)
+
+    def _next_phase(self, restore: dict, index: int) -> tuple | None:
+        """The next phase some host has work in, and its tasks; or None.
+
+        A phase no host has work in (the Galera phases, load_db without
+        databases) is passed over: moving through it would cost a
+        catalogue write and a conductor round on the restore's critical
+        path, and do nothing.
+        """
+        for following in range(index + 1, len(restore_phases.PHASES)):
+            specs = self._specs(restore, following)
+            if specs:
+                return following, specs
+        return None
 
     def _send(self, restore, index, tasks):
         LOG.info('Restore %s: phase %s on %d host(s)', restore['id'],
@@ -230,11 +247,11 @@ class RestoreOrchestrator:
                 % (name, first['host'], first['error'] or first['status']))
             self._move(restore, index, self._undo(restore, index))
             return
-        following = index + 1
-        if following >= len(restore_phases.PHASES):
+        following = self._next_phase(restore, index)
+        if following is None:
             self._end(restore, index)
             return
-        self._move(restore, index, following)
+        self._move(restore, index, *following)
 
     @staticmethod
     def _undo(restore, index):

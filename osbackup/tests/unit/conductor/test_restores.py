@@ -4,6 +4,7 @@ import contextlib
 import datetime
 from unittest import mock
 
+import fixtures
 from oslo_db import exception as db_exc
 import sqlalchemy as sa
 
@@ -189,6 +190,27 @@ class RestoreOrchestratorTest(base.TestCase):
         self.assertEqual(2, len(self.sent('restore_replace')))
         self.run_phases('replace', 'finish')
         self.assertEqual(states.SUCCEEDED, self.restore()['status'])
+
+    def test_phases_without_work_cost_no_catalogue_round(self):
+        moves = []
+        real = self.cat.start_restore_phase
+
+        def spy(restore_id, from_phase, to_phase, specs, **kw):
+            moves.append((restore_phases.PHASES[from_phase],
+                          restore_phases.PHASES[to_phase]))
+            return real(restore_id, from_phase, to_phase, specs, **kw)
+
+        self.useFixture(fixtures.MockPatchObject(
+            self.cat, 'start_restore_phase', side_effect=spy))
+        self.start()
+        self.run_phases('prepare', 'stop', 'replace', 'start', 'check',
+                        'finish')
+        self.assertEqual(states.SUCCEEDED, self.restore()['status'])
+        # No databases and no Galera cluster: from stop straight to
+        # replace, from replace to start, one move per phase with work.
+        self.assertEqual([('prepare', 'stop'), ('stop', 'replace'),
+                          ('replace', 'start'), ('start', 'check'),
+                          ('check', 'finish')], moves)
 
     def test_timeline_shows_every_task_of_every_host(self):
         self.start()
