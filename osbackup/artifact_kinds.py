@@ -11,3 +11,6 @@ PHYSICAL = 'physical'
 COMMAND = 'command'
 #: A byte range of one MariaDB binary log file (point-in-time recovery).
 BINLOG = 'binlog'
+#: The database server's accounts, roles and grants (mariadb-dump
+#: --system=users): loaded before the databases, skippable.
+ACCOUNTS = 'accounts'

@@ -21,6 +21,9 @@ Steps are do/undo pairs. Each change is first appended to the journal's
 a rollback plays the log backwards, calling ``_undo_<step>(data, entry,
 steps)`` for each entry. The steps: ``stage`` (a tree built beside its
 target), ``stop`` (the plan's units, started again in plan order),
+``accounts`` (the database server's accounts and grants, loaded before
+the databases; the accounts the load created are dropped and the saved
+ones loaded back; grants it added to accounts that were there stay),
 ``load`` (a database, its pre-restore dump loaded back; ``replay``, the
 binlogs of a point-in-time restore, changes only loaded databases and
 has no undo of its own), ``import`` (a
@@ -96,6 +99,12 @@ class RestoreJournal:
     def remove(self):
         with contextlib.suppress(FileNotFoundError):
             os.unlink(self.path)
+
+
+def _loads_databases(plan: dict, phase: str) -> bool:
+    """Whether a host loads its accounts and dumps in ``phase``."""
+    return bool(plan['databases'] or plan.get('accounts')) and \
+        restore_phases.database_phase(plan) == phase
 
 
 def _step(host, action, target, status=states.SUCCEEDED, error=None):
@@ -208,7 +217,14 @@ class RestoreWorker:
             self._stage(item, params['restore_id'], journal, steps, progress)
         for item in plan.get('physical', []):
             self._stage_physical(item, params, journal, steps, progress)
-        mysql = self._mysql() if plan['databases'] else None
+        accounts = plan.get('accounts')
+        mysql = self._mysql() if plan['databases'] or accounts else None
+        if accounts:
+            art = accounts['artifact']
+            self._run_steps(steps, 'verify', art['name'],
+                            lambda: mysql.check_accounts(
+                                self._context(params, progress),
+                                art['location'], art['sha256']))
         for item in plan['databases']:
             art = item['artifact']
             self._run_steps(steps, 'verify', item['database'],
@@ -411,8 +427,7 @@ class RestoreWorker:
     def rejoin(self, params, progress):
         steps = []
         self.galera.rejoin(params, steps)
-        if params['plan']['databases'] and \
-                restore_phases.database_phase(params['plan']) == 'rejoin':
+        if _loads_databases(params['plan'], 'rejoin'):
             # The cluster was down: it is up again now, load into it.
             self._load_databases(params, progress, self._journal(params),
                                  steps)
@@ -430,8 +445,7 @@ class RestoreWorker:
     def load_db(self, params, progress):
         journal = self._journal(params)
         steps = []
-        if params['plan']['databases'] and \
-                restore_phases.database_phase(params['plan']) == 'load_db':
+        if _loads_databases(params['plan'], 'load_db'):
             self._load_databases(params, progress, journal, steps)
         for item in params['plan'].get('commands', []):
             self._load_command(params, progress, journal, steps, item)
@@ -459,7 +473,29 @@ class RestoreWorker:
         for warning in ctx.warnings:
             LOG.warning('Restore %s: %s', params['restore_id'], warning)
 
+    def _load_accounts(self, params, progress, journal, steps):
+        """Save the server's accounts, then load the backup's."""
+        if journal.data.get('accounts') is not None:
+            return
+        art = params['plan']['accounts']['artifact']
+        mysql = self._mysql()
+        ctx = self._context(params, progress)
+        entry = {'before': [], 'pre_restore': None}
+
+        def save_current():
+            entry['before'] = mysql.list_accounts()
+            entry['pre_restore'] = mysql.backup_accounts(ctx).to_dict()
+        self._run_steps(steps, 'save', art['name'], save_current)
+        journal.data['accounts'] = entry
+        journal.record('accounts')
+        self._run_steps(steps, 'load', art['name'], lambda: (
+            mysql.load_accounts(ctx, art['location'], art['sha256'])))
+
     def _load_databases(self, params, progress, journal, steps):
+        if params['plan'].get('accounts'):
+            # Before the databases: a service's account exists when its
+            # database comes back.
+            self._load_accounts(params, progress, journal, steps)
         mysql = self._mysql()
         ctx = self._context(params, progress)
         present = set(mysql.list_databases())
@@ -568,7 +604,8 @@ class RestoreWorker:
 
     def _drop_pre_restore(self, data):
         """Delete the copies saved of what the restore replaced."""
-        for entry in data['loaded'] + data['imported']:
+        for entry in data['loaded'] + data['imported'] + \
+                [data.get('accounts') or {'pre_restore': None}]:
             if entry['pre_restore']:
                 self.storage.delete(entry['pre_restore']['location'])
 
@@ -636,6 +673,21 @@ class RestoreWorker:
             if loaded['database'] == entry['database'] and pre:
                 self._attempt(steps, 'reload', loaded['database'],
                               lambda: self._reload_database(loaded, pre))
+
+    def _undo_accounts(self, data, entry, steps):
+        saved = data.get('accounts')
+        if not saved or not saved['pre_restore']:
+            return      # nothing was loaded
+        mysql = self._mysql()
+        pre = saved['pre_restore']
+
+        def put_back():
+            added = sorted(set(mysql.list_accounts()) - set(saved['before']))
+            mysql.drop_accounts(added)
+            ctx = driver_base.TaskContext('rollback', 'rollback', self.host,
+                                          mysql_definition.NAME, self.storage)
+            mysql.load_accounts(ctx, pre['location'], pre['sha256'])
+        self._attempt(steps, 'reload', pre['name'], put_back)
 
     def _undo_stop(self, data, entry, steps):
         for unit in entry['units']:

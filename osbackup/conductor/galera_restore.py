@@ -151,7 +151,8 @@ def plan_restore(conf, plan: dict, agents: dict) -> None:
             _mark(plan, hosts, uuid, host,
                   lambda h: BOOTSTRAP if h == host else JOIN)
             _only_cluster_members(plan, agents, hosts)
-        if entry['databases'] and facts.get('state') == UNREACHABLE and \
+        if (entry['databases'] or entry.get('accounts')) and \
+                facts.get('state') == UNREACHABLE and \
                 facts.get('cluster_uuid') and 'galera' not in entry:
             _plan_recovery_load(plan, host, facts, agents)
 
@@ -242,6 +243,9 @@ def steps(plan: dict) -> list[dict]:
     if cluster.get('load_on'):
         host = cluster['load_on']
         entry = plan['hosts'][host]
+        if entry.get('accounts'):
+            out.append(_step(host, 'rejoin', 'load',
+                             entry['accounts']['artifact']['name']))
         out += [_step(host, 'rejoin', 'load', d['database'])
                 for d in entry['databases']]
         if entry.get('replay'):

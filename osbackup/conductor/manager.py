@@ -14,7 +14,7 @@ LOG = logging.getLogger(__name__)
 class ConductorManager:
     """Endpoint for ``osbackup-conductor``; see conductor/rpcapi.py."""
 
-    target = messaging.Target(version='1.8')
+    target = messaging.Target(version='1.9')
 
     def __init__(self, svc):
         self.svc = svc
@@ -62,9 +62,11 @@ class ConductorManager:
 
     @messaging.expected_exceptions(exception.OsbackupError)
     def create_restore(self, context, backup_id, hosts, services, dry_run,
-                       map_host=None, force=False, point=None):
+                       map_host=None, force=False, point=None,
+                       skip_accounts=False):
         return self.svc.restores.create(backup_id, hosts, services, dry_run,
-                                        map_host, force=force, point=point)
+                                        map_host, force=force, point=point,
+                                        skip_accounts=skip_accounts)
 
     @messaging.expected_exceptions(exception.OsbackupError)
     def recover_cluster(self, context, dry_run):

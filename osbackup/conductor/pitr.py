@@ -216,6 +216,8 @@ def apply(plan: dict, choice: dict) -> None:
     """Keep the chosen databases of the plan and add the replay to it."""
     host = choice['base']['host']
     entry = plan['hosts'][host]
+    # Databases only: the server's accounts stay as they are.
+    entry.pop('accounts', None)
     if choice['databases']:
         entry['databases'] = [d for d in entry['databases']
                               if d['database'] in choice['databases']]

@@ -2,9 +2,10 @@
 
 The plan is pure data computed from the catalogue and the agents'
 heartbeats, so ``--dry-run`` shows exactly what a real restore will do.
-Per host it lists the file sets to stage and swap in, the databases to
-load, the command artifacts to load (RabbitMQ definitions, OVN databases)
-and the units to stop before and start after.
+Per host it lists the file sets to stage and swap in, the database
+server's accounts and grants (loaded before the databases), the databases
+to load, the command artifacts to load (RabbitMQ definitions, OVN
+databases) and the units to stop before and start after.
 """
 
 from sqlalchemy.engine import url as sa_url
@@ -23,6 +24,7 @@ from osbackup import states
 MYSQL = mysql_definition.NAME
 PHYSICAL = artifact_kinds.PHYSICAL
 COMMANDS = 'commands'
+ACCOUNTS = artifact_kinds.ACCOUNTS
 #: Kinds an orchestrated restore of a backup lists as skipped, and why.
 NOT_RESTORED = {
     artifact_kinds.BINLOG: 'archived binlogs (%s) are replayed by a '
@@ -101,14 +103,15 @@ def map_hosts(backup: dict, mapping: dict, agents: dict) -> dict:
 
 def build(conf, backup: dict, agents: dict, hosts: list,
           services: list, chains: dict | None = None,
-          force: bool = False) -> dict:
+          force: bool = False, skip_accounts: bool = False) -> dict:
     """Compute the plan; raise InvalidInput when nothing matches.
 
     ``chains`` maps the id of each incremental file-set artifact to its
     bases (Catalogue.artifact_chains); the plan carries them so the agent
     can take unchanged files from the backups that hold them. ``force``:
     load command artifacts the agent would refuse (an OVN database of
-    another schema version).
+    another schema version). The accounts artifact comes with the whole
+    backup or ``--service mysql``, unless ``skip_accounts``.
     """
     available = [a for a in backup['artifacts']
                  if a['status'] == states.AVAILABLE]
@@ -160,6 +163,13 @@ def build(conf, backup: dict, agents: dict, hosts: list,
         if a['kind'] == PHYSICAL:
             _plan_physical(plan, a, services, host_plan, add_units)
             continue
+        if a['kind'] == ACCOUNTS:
+            if not services or MYSQL in services:
+                _plan_accounts(plan, a, host_plan, skip=(
+                    'the physical copy of the server holds them'
+                    if _physical_asked(available, services) else
+                    '--skip-accounts' if skip_accounts else None))
+            continue
         if a['kind'] == artifact_kinds.COMMAND:
             if not services or a['service'] in services:
                 _plan_command(plan, a, host_plan)
@@ -202,7 +212,8 @@ def build(conf, backup: dict, agents: dict, hosts: list,
         host_plan(a['host'])['files'].append(item)
         add_units(a['host'], a['service'])
     if not any(h['files'] or h['databases'] or h.get(PHYSICAL) or
-               h.get(COMMANDS) for h in plan['hosts'].values()):
+               h.get(COMMANDS) or h.get(ACCOUNTS)
+               for h in plan['hosts'].values()):
         raise exception.InvalidInput('Nothing to restore from backup %s '
                                      'with this selection' % backup['id'])
     _order_units(plan, unit_owner)
@@ -246,6 +257,19 @@ def _plan_command(plan, art, host_plan):
                       "restore (osbackup does not run it)"})
 
 
+def _plan_accounts(plan, art, host_plan, skip=None):
+    """The server's accounts, loaded before its databases.
+
+    ``skip``: why they are not (listed as a skipped step).
+    """
+    if skip:
+        plan['skipped'].append({
+            'host': art['host'], 'target': art['name'],
+            'reason': 'accounts and grants left as they are (%s)' % skip})
+        return
+    host_plan(art['host'])[ACCOUNTS] = {'artifact': _artifact(art)}
+
+
 def _physical_asked(available, services):
     return any(a['kind'] == PHYSICAL and a['service'] in services
                for a in available)
@@ -284,6 +308,9 @@ def steps(plan: dict) -> list[dict]:
         for f in p['files']:
             out.append(_step(host, 'prepare', 'verify', f['artifact']['name']))
             out.extend(_step(host, 'prepare', 'stage', d) for d in f['paths'])
+        if p.get(ACCOUNTS):
+            out.append(_step(host, 'prepare', 'verify',
+                             p[ACCOUNTS]['artifact']['name']))
         for d in p['databases']:
             out.append(_step(host, 'prepare', 'verify', d['database']))
         for x in p.get(PHYSICAL, []):
@@ -295,6 +322,9 @@ def steps(plan: dict) -> list[dict]:
         out.extend(_step(host, 'stop', 'stop', u) for u in p['units'])
     for host, p in hosts:
         late = restore_phases.database_phase(p) != 'load_db'
+        if p.get(ACCOUNTS) and not late:
+            out.append(_step(host, 'load_db', 'load',
+                             p[ACCOUNTS]['artifact']['name']))
         if not late:
             out.extend(_step(host, 'load_db', 'load', d['database'])
                        for d in p['databases'])
@@ -341,7 +371,7 @@ def has_work(plan_host: dict, phase: str) -> bool:
         return bool(plan_host['units'])
     if phase == 'load_db':
         return bool(plan_host.get(COMMANDS)) or (
-            bool(plan_host['databases']) and
+            bool(plan_host['databases'] or plan_host.get(ACCOUNTS)) and
             restore_phases.database_phase(plan_host) == 'load_db')
     if phase == 'replace':
         # A Galera joiner swaps an empty data directory in (SST fills it).

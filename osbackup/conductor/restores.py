@@ -60,11 +60,15 @@ class RestoreOrchestrator:
 
     def create(self, backup_id: int | None, hosts: list, services: list,
                dry_run: bool = False, map_host: dict | None = None,
-               force: bool = False, point: dict | None = None) -> dict:
+               force: bool = False, point: dict | None = None,
+               skip_accounts: bool = False) -> dict:
         """``map_host`` {OLD: NEW}: OLD's artifacts restored on NEW.
 
         ``force``: load command artifacts an agent would refuse (an OVN
         database of another schema version).
+
+        ``skip_accounts``: leave the database server's accounts and grants
+        as they are.
 
         ``point`` ({to_time or to_gtid, databases}): a point-in-time
         restore of the databases (conductor/pitr.py); it picks the backup.
@@ -92,7 +96,8 @@ class RestoreOrchestrator:
         chains = self.catalogue.artifact_chains(
             [a['id'] for a in backup['artifacts'] if a.get('parent_id')])
         plan = restore_plan.build(self.conf, backup, agents, hosts or [],
-                                  services or [], chains, force=force)
+                                  services or [], chains, force=force,
+                                  skip_accounts=skip_accounts)
         if choice is not None:
             pitr_mod.apply(plan, choice)
         return self._start(backup_id, hosts or [], services or [], plan,

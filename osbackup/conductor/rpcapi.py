@@ -25,9 +25,11 @@ class ConductorAPI:
         1.7 - point in create_restore (a point-in-time restore)
         1.8 - Added recover_cluster (start a Galera cluster after an
               outage)
+        1.9 - skip_accounts in create_restore (leave the database
+              server's accounts and grants alone)
     """
 
-    RPC_API_VERSION = '1.8'
+    RPC_API_VERSION = '1.9'
 
     def __init__(self, conf):
         self.client = rpc.get_client(
@@ -135,7 +137,14 @@ class ConductorAPI:
                        services: list, dry_run: bool,
                        map_host: dict | None = None,
                        force: bool = False,
-                       point: dict | None = None) -> dict:
+                       point: dict | None = None,
+                       skip_accounts: bool = False) -> dict:
+        if skip_accounts:
+            return self._call_at('1.9', ctxt, 'create_restore',
+                                 backup_id=backup_id, hosts=hosts,
+                                 services=services, dry_run=dry_run,
+                                 map_host=map_host or None, force=force,
+                                 point=point, skip_accounts=True)
         if point:
             return self._call_at('1.7', ctxt, 'create_restore',
                                  backup_id=backup_id, hosts=hosts,

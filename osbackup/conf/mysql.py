@@ -21,8 +21,32 @@ mysql_opts = [
     cfg.ListOpt('databases', default=[],
                 help='Databases to back up. Empty: every database except '
                      'the server\'s internal schemas (information_schema, '
-                     'performance_schema, sys); the mysql system database '
-                     'with users and grants is included.'),
+                     'performance_schema, sys) and the mysql system '
+                     'database: its users and grants are kept as their own '
+                     'artifact instead (see backup_accounts), which loads '
+                     'into another server version where a dump of the '
+                     'mysql schema does not. Name mysql here to dump it '
+                     'anyway.'),
+    cfg.BoolOpt('backup_accounts', default=True,
+                help='Keep the server\'s accounts, roles and their grants '
+                     'as an artifact of their own, "accounts": the CREATE '
+                     'USER, CREATE ROLE and GRANT statements of "mariadb-'
+                     'dump --system=users --insert-ignore" (MariaDB 10.5.9, '
+                     '10.4.18, 10.3.28 or later; MySQL\'s mysqldump has no '
+                     'such option: turn this off). A restore loads it before '
+                     'the service databases; an account that exists keeps '
+                     'its place and gets the backup\'s password and grants '
+                     'added (restore create --skip-accounts leaves accounts '
+                     'alone).'),
+    cfg.ListOpt('accounts', default=[],
+                help='Accounts and roles the accounts artifact keeps, by '
+                     'user or role name (every host), shell-style patterns '
+                     'allowed (nova, keystone, heat*). Empty: all but the '
+                     'server\'s own (root, mariadb.sys, mysql, debian-sys-'
+                     'maint, PUBLIC), which a new server\'s installation '
+                     'makes itself, and through which osbackup already '
+                     'reaches a server it restores. A restore loads only '
+                     'the accounts the artifact holds.'),
     cfg.StrOpt('mysqldump_path', default='mysqldump',
                help='Path or name of the mysqldump (or mariadb-dump) '
                     'executable.'),

@@ -128,6 +128,12 @@ class RestoreCommands:
                  help='Restore the artifacts of host OLD on the agent NEW '
                       '(repeatable): a rebuilt node with another name. '
                       '--host takes either name.')
+    @manage.args('--skip-accounts', dest='skip_accounts',
+                 action='store_true',
+                 help='Leave the database server\'s accounts and grants as '
+                      'they are: do not load the backup\'s "accounts" '
+                      'artifact (loaded by default, before the databases, '
+                      'with the whole backup or --service mysql).')
     @manage.args('--dry-run', action='store_true',
                  help='Print the ordered plan and change nothing.')
     @manage.args('--force', action='store_true',
@@ -142,12 +148,14 @@ class RestoreCommands:
     def create(self, backup_id=None, services=None, hosts=None,
                dry_run=False, wait=False, map_host=None, to_time=None,
                to_gtid=None, databases=None, force=False,
-               fmt='table'):
+               skip_accounts=False, fmt='table'):
         """Restore a backup: stop units, load DBs, swap dirs, start units."""
         mapping = parse_map_host(map_host or [])
         extra = {'map_host': mapping} if mapping else {}
         if force:
             extra['force'] = True
+        if skip_accounts:
+            extra['skip_accounts'] = True
         if to_time or to_gtid:
             extra['point'] = {'to_time': to_time, 'to_gtid': to_gtid,
                               'databases': databases or []}

@@ -8,8 +8,13 @@ mysql clients, one table per client at a time (see load._ParallelLoad).
 Credentials reach the clients through an option file on a pipe, never
 through argv or the environment, which other local users can read.
 
+The server's accounts and grants are an artifact of their own
+(``mariadb-dump --system=users``, accounts.py), not a dump of the mysql
+schema.
+
 The driver's jobs live in their own modules: spawn (credentials and
-client processes), dumpfile (the text of a dump), dump, load and verify.
+client processes), dumpfile (the text of a dump), dump, load, verify and
+accounts.
 """
 
 import os
@@ -19,6 +24,7 @@ import psutil
 
 from osbackup.drivers import base
 from osbackup.drivers import galera
+from osbackup.drivers.mysql import accounts
 from osbackup.drivers.mysql import dump
 from osbackup.drivers.mysql import dumpfile
 from osbackup.drivers.mysql import load
@@ -33,7 +39,8 @@ DATADIR_MARKER = '/var/lib/mysql/mysql'
 
 
 class MySQLDriver(spawn.ClientMixin, dump.DumpMixin, load.LoadMixin,
-                  verify.VerifyMixin, base.ServiceDriver):
+                  verify.VerifyMixin, accounts.AccountsMixin,
+                  base.ServiceDriver):
     """MySQL/MariaDB databases, dumped with mysqldump while they serve."""
 
     name = 'mysql'

@@ -25,6 +25,9 @@ from osbackup import exception
 from osbackup import streams
 
 INTERNAL_SCHEMAS = ('information_schema', 'performance_schema', 'sys')
+#: Left out of "every database": its users and grants are the accounts
+#: artifact (accounts.py), which loads into other server versions.
+SYSTEM_SCHEMA = 'mysql'
 COALESCE_BELOW = spawn.PIPE_SIZE // 4
 COALESCE_WAIT = 0.005
 _BINLOG_RE = re.compile(
@@ -79,7 +82,8 @@ class DumpMixin:
         present = self.list_databases()
         wanted = (list(dict.fromkeys(override or self.conf.mysql.databases))
                   or
-                  [db for db in present if db not in INTERNAL_SCHEMAS])
+                  [db for db in present
+                   if db not in INTERNAL_SCHEMAS + (SYSTEM_SCHEMA,)])
         missing = [db for db in wanted if db not in present]
         if missing:
             raise exception.DumpFailed(
@@ -94,12 +98,16 @@ class DumpMixin:
         """Dump all databases in one snapshot, one artifact per database.
 
         ``databases`` overrides ``[mysql] databases`` (a restore saves the
-        databases it is about to replace this way).
+        databases it is about to replace this way). A backup (no
+        ``databases``) adds the accounts artifact ([mysql]
+        backup_accounts), taken after the databases.
         """
         # A restore's own save of what it replaces runs on any member.
         member = self.galera_state() if databases is None else None
         if member is not None:
             galera.check_usable(member, ctx.host)
+        wants_accounts = databases is None and \
+            self.conf.mysql.backup_accounts
         databases = self._databases(databases)
         log_bin = self._query('SELECT @@log_bin')[:1] == ['1']
         writers, committed = {}, []
@@ -109,6 +117,9 @@ class DumpMixin:
             if member is not None:
                 for artifact in artifacts:
                     artifact.meta['galera'] = galera.meta(member, ctx.host)
+            if wants_accounts:
+                artifacts.append(self.backup_accounts(ctx))
+                committed.append(artifacts[-1].location)
             return artifacts
         except BaseException as exc:
             for writer, _hw, _comp in writers.values():

@@ -81,8 +81,10 @@ class _Stderr(threading.Thread):
 class _Client:
     """One mysql client process, fed SQL through its stdin."""
 
-    def __init__(self, driver, database):
+    def __init__(self, driver, database, what=None):
         self.database = database
+        #: What the client loads, as errors name it.
+        self.what = what or 'database %s' % database
         path = driver.conf.mysql.mysql_path
         try:
             self.proc = driver._spawn(path, [], stdin=subprocess.PIPE,
@@ -103,8 +105,8 @@ class _Client:
         except BrokenPipeError:
             self.close(check=True)
             raise exception.RestoreFailed(
-                'Loading database %s failed: mysql quit early: %s'
-                % (self.database, _error_lines(self._stderr.text)))
+                'Loading %s failed: mysql quit early: %s'
+                % (self.what, _error_lines(self._stderr.text)))
 
     def kill(self) -> None:
         with contextlib.suppress(OSError):
@@ -120,8 +122,8 @@ class _Client:
             self._stderr.join()
         if check and self.proc.returncode != 0:
             raise exception.RestoreFailed(
-                'Loading database %s failed: mysql exited with status %d: %s'
-                % (self.database, self.proc.returncode,
+                'Loading %s failed: mysql exited with status %d: %s'
+                % (self.what, self.proc.returncode,
                    _error_lines(self._stderr.text)))
 
 

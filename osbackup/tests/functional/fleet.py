@@ -136,9 +136,13 @@ class Fleet:
         self.dir = base_dir or tempfile.mkdtemp(prefix='osbackup-ft-')
         self.exchange = 'osbackup_ft_%s' % self.id
         self.catalogue_db = 'osbackup_ft_%s' % self.id
+        #: Database accounts a test makes are named so (see write_conf).
+        self.account_pattern = 'ft%s_*' % self.id
         self.storage = os.path.join(self.dir, 'storage')
         self.procs = {}
         self.databases = []
+        #: ``'user'@'host'`` accounts and roles made by create_account.
+        self.accounts = []
         # A vhost per fleet, as production should use one for osbackup:
         # queue names derive from topics, not exchanges, so fleets sharing
         # a vhost would consume each other's reports.
@@ -168,6 +172,9 @@ class Fleet:
                         'log_file': os.path.join(self.dir, '%s.log' % name)},
             'database': {'connection': DB_URL + self.catalogue_db},
             'storage': {'local_path': self.storage},
+            # The server is shared: a fleet's accounts artifact holds its
+            # own accounts only, and a restore loads no one else's.
+            'mysql': {'accounts': self.account_pattern},
             'conductor': {'periodic_interval': '2', 'agent_down_time': '15',
                           'run_policies': 'False'},
             'agent': {'report_interval': '2', 'progress_interval': '1',
@@ -332,6 +339,29 @@ class Fleet:
             sql('INSERT INTO %s VALUES %s' % (table, values), name)
         return name
 
+    def create_account(self, suffix, host=None, grants=(), password='pw'):
+        """Make account ``ft<id>_<suffix>``@``host``; return its name.
+
+        A role when ``host`` is None; ``grants`` are like ``SELECT ON
+        db.*``. Named so, the fleet's accounts artifact keeps it
+        (write_conf), and cleanup drops it.
+        """
+        name = 'ft%s_%s' % (self.id, suffix)
+        account = "'%s'@'%s'" % (name, host) if host else "'%s'" % name
+        sql('CREATE USER %s IDENTIFIED BY \'%s\'' % (account, password)
+            if host else 'CREATE ROLE %s' % account)
+        self.accounts.append(account)
+        for grant in grants:
+            sql('GRANT %s TO %s' % (grant, account))
+        return name
+
+    def grants(self, account):
+        """SHOW GRANTS of an account (``'user'@'host'``), or None."""
+        try:
+            return sorted(sql('SHOW GRANTS FOR %s' % account).splitlines())
+        except subprocess.CalledProcessError:
+            return None
+
     def checksums(self, database):
         tables = sql('SHOW TABLES', database).split()
         return {t: sql('CHECKSUM TABLE %s' % t, database).split()[-1]
@@ -348,6 +378,9 @@ class Fleet:
         self._kill_standins()
         for db in self.databases + [self.catalogue_db]:
             sql('DROP DATABASE IF EXISTS %s' % db)
+        for account in self.accounts:
+            sql('DROP %s IF EXISTS %s' % ('USER' if '@' in account
+                                          else 'ROLE', account))
         # Deleting the vhost deletes its queues, which oslo.messaging
         # never removes by itself.
         self.ctl('delete_vhost', self.vhost, check=False)

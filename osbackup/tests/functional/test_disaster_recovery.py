@@ -4,10 +4,11 @@ A fleet (conductor, a controller and a compute agent, real RabbitMQ and
 MariaDB) takes a full and an incremental backup to encrypted storage.
 Then everything but the storage, the configuration and the key files is
 lost: the catalogue schema is dropped, every state_path wiped, the
-service trees deleted and the service databases dropped. A new conductor
-on a new, empty catalogue rebuilds it from the records on storage, and
-``restore create ID --wait`` brings back every file (content, mode,
-owner, mtime) and every table (CHECKSUM TABLE) as they were; the compute
+service trees deleted and the service databases and their accounts
+dropped. A new conductor on a new, empty catalogue rebuilds it from the
+records on storage, and ``restore create ID --wait`` brings back every
+file (content, mode, owner, mtime), every table (CHECKSUM TABLE) and every
+service account with its grants (SHOW GRANTS) as they were; the compute
 node comes back under a new host name (``--map-host OLD=NEW``).
 """
 
@@ -41,6 +42,15 @@ class DisasterRecoveryTest(fleet_mod.RestoreCommand,
         cls.nova_db = fleet.create_database(
             'nova', {'instances': 300, 'services': 10})
         cls.keystone_db = fleet.create_database('keystone', {'project': 20})
+        # The services' accounts, a role among their grants.
+        reader = fleet.create_account('reader', grants=[
+            'SELECT ON %s.*' % cls.nova_db])
+        fleet.create_account('nova', '%', grants=[
+            'ALL PRIVILEGES ON %s.*' % cls.nova_db, reader])
+        fleet_mod.sql("SET DEFAULT ROLE %s FOR 'ft%s_nova'@'%%'"
+                      % (reader, fleet.id))
+        fleet.create_account('keystone', 'localhost', grants=[
+            'SELECT, INSERT, UPDATE, DELETE ON %s.*' % cls.keystone_db])
         # Kept off the controllers, with the configuration.
         keys = {}
         for name in ('storage.key', 'record.key'):
@@ -98,6 +108,9 @@ class DisasterRecoveryTest(fleet_mod.RestoreCommand,
             os.makedirs(os.path.join(fleet.node_root('cmp2'), top))
         for db in (self.nova_db, self.keystone_db):
             fleet_mod.sql('DROP DATABASE %s' % db)
+        for account in fleet.accounts:
+            fleet_mod.sql('DROP %s %s' % ('USER' if '@' in account
+                                          else 'ROLE', account))
 
     def assert_owners_equal(self, snap, role):
         for dirpath, dirs, files in os.walk(snap):
@@ -127,11 +140,16 @@ class DisasterRecoveryTest(fleet_mod.RestoreCommand,
                  for r in ('ctl', 'cmp')}
         sums = {db: fleet.checksums(db)
                 for db in (self.nova_db, self.keystone_db)}
+        grants = {a: fleet.grants(a) for a in fleet.accounts}
+        self.assertNotIn(None, grants.values())
+        (accounts,) = [a for a in incr['artifacts'] if a['name'] == 'accounts']
+        self.assertEqual('accounts', accounts['kind'])
         before, _ = fleet.manage_json('backup', 'list')
         shown = {b: fleet.manage_json('backup', 'show', str(b))[0]
                  for b in (full['id'], incr['id'])}
 
         self.lose_everything()
+        self.assertEqual({None}, {fleet.grants(a) for a in fleet.accounts})
 
         # From another machine: config, keys and storage are enough.
         conf = fleet.write_conf('conductor', fleet.host('conductor'),
@@ -193,6 +211,11 @@ class DisasterRecoveryTest(fleet_mod.RestoreCommand,
             self.assert_owners_equal(snaps[role], now)
         for db, tables in sums.items():
             self.assertEqual(tables, fleet.checksums(db))
+        # The accounts came back before the databases, grants and all.
+        self.assertEqual(grants, {a: fleet.grants(a) for a in fleet.accounts})
+        loads = [s['target'] for s in restore['steps']
+                 if s['action'] == 'load']
+        self.assertEqual('accounts', loads[0])
         # The next backup does not touch the imported ones' objects.
         later = self.backup('--service', 'keystone')
         self.assertGreater(later['id'], incr['id'])

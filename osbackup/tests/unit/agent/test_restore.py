@@ -530,3 +530,102 @@ class CommandRestoreTest(base.TestCase):
                                 self.params(), lambda b, f: None)
         self.assertIn('No rabbitmq driver that loads command artifacts',
                       exc.message)
+
+
+class FakeAccountsMysql:
+    """A server whose accounts are a set; every call is logged."""
+
+    def __init__(self, log, fail_load=None):
+        self.accounts = {'nova@%', 'kept@h'}
+        self.log = log
+        self.fail_load = fail_load
+
+    def list_databases(self):
+        return []
+
+    def check_accounts(self, ctx, location, sha256):
+        self.log.append(('check', location))
+
+    def list_accounts(self):
+        return sorted(self.accounts)
+
+    def backup_accounts(self, ctx):
+        writer = ctx.storage.open_writer(ctx.key('accounts', '.users.sql'))
+        writer.write(','.join(sorted(self.accounts)).encode())
+        return driver_base.Artifact(
+            name='accounts', kind='accounts', location=writer.commit(),
+            size=1, sha256='-', meta={'accounts': sorted(self.accounts)})
+
+    def load_accounts(self, ctx, location, sha256):
+        self.log.append(('load', location))
+        if location == self.fail_load:
+            raise exception.RestoreFailed('Loading the accounts failed')
+        if location.startswith('/backup/'):
+            self.accounts |= {'nova@%', 'keystone@%'}
+        else:
+            with open(location) as f:
+                self.accounts |= set(f.read().split(','))
+
+    def drop_accounts(self, accounts):
+        self.log.append(('drop', accounts))
+        self.accounts -= set(accounts)
+
+
+class AccountsRestoreTest(base.TestCase):
+
+    def setUp(self):
+        super().setUp()
+        self.flags(root_path=os.path.join(self.state_dir, 'node'),
+                   group='agent')
+        self.storage = local.LocalStorage(
+            self.cfg.conf, path=os.path.join(self.state_dir, 'store'))
+        self.log = []
+        self.params = {'restore_id': 5, 'backup_id': 1, 'plan': {
+            'files': [], 'databases': [], 'units': [],
+            'accounts': {'artifact': {
+                'name': 'accounts', 'location': '/backup/accounts',
+                'sha256': '-', 'meta': {}}}}}
+
+    def worker(self, **kw):
+        self.mysql = FakeAccountsMysql(self.log, **kw)
+        return restore.RestoreWorker(self.cfg.conf, 'h',
+                                     {'mysql': self.mysql}, self.storage,
+                                     FakeUnits())
+
+    def test_checked_then_saved_then_loaded(self):
+        worker = self.worker()
+        steps = run_phases(worker, self.params, 'prepare', 'load_db')
+        self.assertEqual(['verify accounts', 'save accounts',
+                          'load accounts'],
+                         ['%s %s' % (s['action'], s['target'])
+                          for s in steps])
+        self.assertEqual([('check', '/backup/accounts'),
+                          ('load', '/backup/accounts')], self.log)
+        self.assertEqual({'nova@%', 'kept@h', 'keystone@%'},
+                         self.mysql.accounts)
+        # A redelivered load_db loads nothing twice.
+        run_phases(worker, self.params, 'load_db')
+        self.assertEqual(2, len(self.log))
+        run_phases(worker, self.params, 'finish')
+        self.assertEqual([], list(self.storage.list('h/restore-5')))
+
+    def test_rollback_drops_the_accounts_it_made_and_loads_the_saved(self):
+        worker = self.worker()
+        run_phases(worker, self.params, 'prepare', 'load_db')
+        del self.log[:]
+        steps = run_phases(worker, self.params, 'rollback')
+        self.assertEqual([('reload', 'accounts')],
+                         [(s['action'], s['target']) for s in steps])
+        self.assertEqual(('drop', ['keystone@%']), self.log[0])
+        self.assertEqual('load', self.log[1][0])
+        self.assertEqual({'nova@%', 'kept@h'}, self.mysql.accounts)
+        self.assertEqual([], list(self.storage.list('h/restore-5')))
+
+    def test_a_failed_load_is_rolled_back(self):
+        worker = self.worker(fail_load='/backup/accounts')
+        run_phases(worker, self.params, 'prepare')
+        exc = self.assertRaises(restore.PhaseFailed, worker.load_db,
+                                self.params, lambda b, f: None)
+        self.assertIn('Loading the accounts failed', exc.message)
+        run_phases(worker, self.params, 'rollback')
+        self.assertEqual({'nova@%', 'kept@h'}, self.mysql.accounts)

@@ -226,3 +226,56 @@ class BinlogArtifactsTest(base.TestCase):
         self.assertEqual([], plan['hosts']['db']['files'])
         self.assertIn('restore create --to-time',
                       plan['skipped'][0]['reason'])
+
+
+class AccountsPlanTest(base.TestCase):
+    """The accounts artifact: loaded first, with the whole backup."""
+
+    BACKUP = dict(BACKUP, artifacts=BACKUP['artifacts'] + [
+        _art('ctl', 'mysql', 'accounts', kind='accounts')])
+
+    def test_loaded_before_the_databases(self):
+        plan = restore_plan.build(self.cfg.conf, self.BACKUP, AGENTS, [], [])
+        ctl = plan['hosts']['ctl']
+        self.assertEqual('/s/ctl/accounts',
+                         ctl['accounts']['artifact']['location'])
+        self.assertNotIn('accounts', [d['database']
+                                      for d in ctl['databases']])
+        loads = [(s['phase'], s['target']) for s in restore_plan.steps(plan)
+                 if s['host'] == 'ctl' and s['action'] in ('load', 'verify')
+                 and s['target'] in ('accounts', 'nova', 'keystone')]
+        # (The file sets named nova and keystone are verified first.)
+        self.assertEqual([('prepare', 'accounts'), ('prepare', 'keystone'),
+                          ('prepare', 'nova'), ('load_db', 'accounts'),
+                          ('load_db', 'keystone'), ('load_db', 'nova')],
+                         loads[-6:])
+        self.assertTrue(restore_plan.has_work(
+            {'files': [], 'databases': [], 'units': [],
+             'accounts': ctl['accounts']}, 'load_db'))
+
+    def test_with_mysql_only_and_skippable(self):
+        plan = restore_plan.build(self.cfg.conf, self.BACKUP, AGENTS, [],
+                                  ['mysql'])
+        self.assertIn('accounts', plan['hosts']['ctl'])
+        plan = restore_plan.build(self.cfg.conf, self.BACKUP, AGENTS, [],
+                                  ['nova'])
+        self.assertNotIn('accounts', plan['hosts']['ctl'])
+        self.assertEqual([], plan['skipped'])
+        plan = restore_plan.build(self.cfg.conf, self.BACKUP, AGENTS, [], [],
+                                  skip_accounts=True)
+        self.assertNotIn('accounts', plan['hosts']['ctl'])
+        self.assertIn({'host': 'ctl', 'target': 'accounts',
+                       'reason': 'accounts and grants left as they are '
+                                 '(--skip-accounts)'}, plan['skipped'])
+        skips = [s for s in restore_plan.steps(plan)
+                 if s['action'] == 'skip' and s['target'] == 'accounts']
+        self.assertEqual(1, len(skips))
+
+    def test_alone_it_is_something_to_restore(self):
+        backup = {'id': 6, 'artifacts': [
+            _art('ctl', 'mysql', 'accounts', kind='accounts')]}
+        plan = restore_plan.build(self.cfg.conf, backup, AGENTS, [], [])
+        self.assertIn('accounts', plan['hosts']['ctl'])
+        self.assertRaises(exception.InvalidInput, restore_plan.build,
+                          self.cfg.conf, backup, AGENTS, [], [],
+                          skip_accounts=True)

@@ -37,6 +37,12 @@ import time
 state = os.environ['FAKE_MYSQL_DIR']
 with open(sys.argv[1].split('=', 1)[1]) as f:
     defaults = f.read()
+if '--system=users' in sys.argv:
+    # FAKE_USERS_DUMP: what mariadb-dump --system=users prints.
+    with open(os.path.join(state, 'mysqldump-users.json'), 'w') as f:
+        json.dump({'argv': sys.argv, 'defaults': defaults}, f)
+    sys.stdout.write(os.environ.get('FAKE_USERS_DUMP', ''))
+    sys.exit(int(os.environ.get('FAKE_USERS_STATUS', '0')))
 with open(os.path.join(state, 'mysqldump.json'), 'w') as f:
     json.dump({'argv': sys.argv, 'defaults': defaults,
                'env': dict(os.environ)}, f)
@@ -159,6 +165,12 @@ if '-e' in sys.argv:
         print(os.environ['FAKE_DATABASES'].replace(',', '\n'))
     elif sql == 'SELECT @@log_bin':
         print(os.environ.get('FAKE_LOG_BIN', '0'))
+    elif sql == 'SELECT user, host, is_role FROM mysql.user':
+        for row in json.loads(os.environ.get('FAKE_ACCOUNTS') or '[]'):
+            print('\t'.join(row))
+    elif sql.startswith('DROP USER IF EXISTS') or \
+            sql.startswith('DROP ROLE IF EXISTS'):
+        pass
     elif sql.startswith('SHOW GLOBAL VARIABLES WHERE') and 'wsrep_on' in sql:
         # FAKE_WSREP: {"variables": {...}, "status": {...}} of a member.
         wsrep = json.loads(os.environ.get('FAKE_WSREP') or '{}')
@@ -207,7 +219,8 @@ def reference_split(text):
     return {db: body + footer for db, body in dumps.items()}
 
 
-class MySQLDriverTestCase(test_base.TestCase):
+class FakeClientsTestCase(test_base.TestCase):
+    """A driver whose mysqldump and mysql are the fakes above."""
 
     def setUp(self):
         super().setUp()
@@ -220,9 +233,11 @@ class MySQLDriverTestCase(test_base.TestCase):
             with open(paths[name], 'w') as f:
                 f.write('#!%s\n%s' % (sys.executable, script))
             os.chmod(paths[name], stat.S_IRWXU)
+        # The accounts artifact has tests of its own (AccountsTestCase).
         self.flags(group='mysql', mysqldump_path=paths['mysqldump'],
                    mysql_path=paths['mysql'], password=PASSWORD,
-                   databases=['nova', 'keystone', 'mysql'])
+                   databases=['nova', 'keystone', 'mysql'],
+                   backup_accounts=False)
         for var, value in (('FAKE_MYSQL_DIR', self.fake_dir),
                            ('FAKE_DATABASES', 'information_schema,keystone,'
                             'mysql,nova,performance_schema,sys')):
@@ -254,6 +269,9 @@ class MySQLDriverTestCase(test_base.TestCase):
         # One zstd frame per section of the dump, read one after another.
         with open(location, 'rb') as f:
             return streams.decompressor(f).read()
+
+
+class MySQLDriverTestCase(FakeClientsTestCase):
 
     def check_backup(self, binlog=None):
         artifacts = self.driver.backup(self.ctx)
@@ -373,8 +391,8 @@ class MySQLDriverTestCase(test_base.TestCase):
     def test_default_databases(self):
         self.flags(group='mysql', databases=[])
         artifacts = self.driver.backup(self.ctx)
-        self.assertEqual(['keystone', 'mysql', 'nova'],
-                         [a.name for a in artifacts])
+        # The mysql schema's users and grants are the accounts artifact.
+        self.assertEqual(['keystone', 'nova'], [a.name for a in artifacts])
 
     def test_missing_database(self):
         self.flags(group='mysql', databases=['nova', 'glance'])

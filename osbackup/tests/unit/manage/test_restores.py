@@ -102,6 +102,23 @@ class ForceVersionTest(base.TestCase):
         self.assertNotIn('force',
                          client.prepare.return_value.call.call_args.kwargs)
 
+    def test_skip_accounts_is_sent_at_1_9(self):
+        api, client = self.api()
+        api.create_restore({}, 3, [], [], False, skip_accounts=True)
+        client.prepare.assert_called_once_with(version='1.9')
+        self.assertTrue(client.prepare.return_value.call.call_args.kwargs[
+            'skip_accounts'])
+
+    def test_the_command_passes_skip_accounts_on(self):
+        env = mock.Mock(all_in_one=False)
+        env.call.return_value = {'id': None, 'backup_id': 3, 'dry_run': True,
+                                 'status': 'DRY_RUN', 'plan': {},
+                                 'steps': []}
+        commands = restores.RestoreCommands(env)
+        self.assertEqual(0, commands.create(3, dry_run=True,
+                                            skip_accounts=True, fmt='json'))
+        self.assertTrue(env.call.call_args.kwargs['skip_accounts'])
+
     def test_a_conductor_capped_below_1_6_is_one_clear_error(self):
         api, client = self.api()
         client.can_send_version.return_value = False
