@@ -210,18 +210,9 @@ class AccountsMixin:
 
     def load_accounts(self, ctx: base.TaskContext, location: str,
                       expected_sha256: str) -> None:
-        """Load an accounts artifact through one client."""
-        client = spawn._Client(self, NAME, what='the accounts')
-        try:
-            for chunk in self._chunks(ctx, location, expected_sha256):
-                client.write(chunk)
-                ctx.progress(len(chunk), 0)
-        except BaseException as exc:
-            client.kill()
-            client.close()
-            spawn._reraise(exc, exception.RestoreFailed,
-                           'Loading the accounts failed')
-        client.close(check=True)
+        """Load an accounts artifact through one client, as it is."""
+        self._load_serially(ctx, location, NAME, expected_sha256, None,
+                            what='the accounts')
 
     def list_accounts(self) -> list[str]:
         """The selected accounts (``user@host``) and roles on the server."""

@@ -302,9 +302,13 @@ class LoadMixin:
                                     renamer, opener)
 
     def _load_serially(self, ctx, location, database, sha256, renamer,
-                       opener=None):
-        """Load a dump as it is, through one client."""
-        client = spawn._Client(self, database)
+                       opener=None, what=None):
+        """Load a dump as it is, through one client.
+
+        ``what`` names what it loads in errors (default: the database).
+        """
+        what = what or 'database %s' % database
+        client = spawn._Client(self, database, what)
         try:
             for chunk in self._chunks(ctx, location, sha256, renamer,
                                       opener):
@@ -314,7 +318,7 @@ class LoadMixin:
             client.kill()
             client.close()
             spawn._reraise(exc, exception.RestoreFailed,
-                           'Loading database %s failed' % database)
+                           'Loading %s failed' % what)
         client.close(check=True)
 
     def _chunks(self, ctx, location, sha256, renamer=None, opener=None):

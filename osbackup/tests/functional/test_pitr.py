@@ -248,7 +248,8 @@ class PitrTest(fleet_mod.FleetTestCase):
         self.assertTrue(older, reasons)
         self.assertLessEqual(set(older), old)
         shown, _ = fleet.manage_json('backup', 'show', str(backup['id']))
-        base_file = shown['artifacts'][0]['meta']['binlog']['file']
+        base_file = [a for a in shown['artifacts'] if a['kind'] == 'sql'][0][
+            'meta']['binlog']['file']
         fleet.manage('backup', 'prune')
         # What the base needs stays, from its file on; before it, only
         # the tail an archive run shipped together with the file's start.

@@ -447,7 +447,8 @@ class FakeCommandDriver(driver_base.ServiceDriver, driver_base.CommandRestore):
         self.state = artifact['meta']['state']
 
 
-class CommandRestoreTest(base.TestCase):
+class StorageTestCase(base.TestCase):
+    """A node root, a local storage and a log of the drivers' calls."""
 
     def setUp(self):
         super().setUp()
@@ -456,6 +457,9 @@ class CommandRestoreTest(base.TestCase):
         self.storage = local.LocalStorage(
             self.cfg.conf, path=os.path.join(self.state_dir, 'store'))
         self.log = []
+
+
+class CommandRestoreTest(StorageTestCase):
 
     def worker(self, **fail):
         self.drivers = {n: FakeCommandDriver(self.cfg.conf, n, self.log,
@@ -571,15 +575,10 @@ class FakeAccountsMysql:
         self.accounts -= set(accounts)
 
 
-class AccountsRestoreTest(base.TestCase):
+class AccountsRestoreTest(StorageTestCase):
 
     def setUp(self):
         super().setUp()
-        self.flags(root_path=os.path.join(self.state_dir, 'node'),
-                   group='agent')
-        self.storage = local.LocalStorage(
-            self.cfg.conf, path=os.path.join(self.state_dir, 'store'))
-        self.log = []
         self.params = {'restore_id': 5, 'backup_id': 1, 'plan': {
             'files': [], 'databases': [], 'units': [],
             'accounts': {'artifact': {
