@@ -67,7 +67,9 @@ def stored_files(top, records=True):
 
 
 def available(backup):
-    return [a for a in backup['artifacts'] if a['status'] == 'available']
+    """The available artifacts of a backup, but the server's accounts."""
+    return [a for a in backup['artifacts'] if a['status'] == 'available'
+            and a['kind'] != 'accounts']
 
 
 def dump_wrapper(fleet):

@@ -94,8 +94,10 @@ class GaleraTest(testtools.TestCase):
 
     def on(self, node, service='mariabackup'):
         """The driver of ``service`` pointed at ``node``, and a context."""
+        # The dumps are what these tests look at: no accounts artifact.
         self.conf.config(group='mysql', socket=node.socket, user='root',
-                         password='', databases=['nova'])
+                         password='', databases=['nova'],
+                         backup_accounts=False)
         driver = (mariabackup.MariaBackupDriver if service == 'mariabackup'
                   else mysql.MySQLDriver)(test_base.CONF)
         ctx = base.TaskContext(task_id='t1', backup_id='1', host=node.name,

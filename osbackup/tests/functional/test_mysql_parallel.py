@@ -93,8 +93,10 @@ class ParallelRestoreTest(testtools.TestCase):
         self.top = self.useFixture(fixtures.TempDir()).path
         conf = self.useFixture(config_fixture.Config(test_base.CONF))
         conf.config(state_path=self.top)
+        # The dump is what these tests load: no accounts artifact.
         conf.config(group='mysql', socket=SOCKET, user='root', password='',
-                    databases=[self.db], restore_parallelism=3)
+                    databases=[self.db], restore_parallelism=3,
+                    backup_accounts=False)
         self.conf = conf
         self.storage = local.LocalStorage(
             test_base.CONF, path=os.path.join(self.top, 'store'))
