@@ -100,6 +100,19 @@ class PlanTest(base.TestCase):
         self.assertEqual(['wait'] * 3, [a for _h, p, a in steps[-4:-1]])
         self.assertEqual(3, len([s for s in steps if s[2] == 'position']))
 
+    def test_the_accounts_load_first_when_the_cluster_is_up_again(self):
+        backup = dict(self.LOGICAL, artifacts=self.LOGICAL['artifacts'] + [
+            dict(self.LOGICAL['artifacts'][0], id=2, name='accounts',
+                 kind='accounts')])
+        plan = restore_plan.build(self.cfg.conf, backup,
+                                  _agents(state='unreachable'), [], [])
+        loader = plan['hosts']['db1']
+        self.assertFalse(restore_plan.has_work(loader, 'load_db'))
+        loads = [(s['phase'], s['target']) for s in restore_plan.steps(plan)
+                 if s['action'] == 'load']
+        self.assertEqual([('rejoin', 'accounts'), ('rejoin', 'nova')],
+                         loads)
+
     def test_a_logical_load_onto_a_member_down_in_a_running_cluster(self):
         agents = _agents(state='unreachable')
         agents['db0']['info']['galera'] = _facts()
