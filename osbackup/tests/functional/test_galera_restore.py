@@ -233,7 +233,9 @@ class GaleraRestoreTest(fleet_mod.FleetTestCase, fleet_mod.RestoreCommand):
                                          str(backup['id']), '--service',
                                          'mysql', '--dry-run')
         dumped_on = self.fleet.host('node1')
-        self.assertEqual([(dumped_on, 'rejoin', 'nova')], [
+        # The server's accounts first, then the databases.
+        self.assertEqual([(dumped_on, 'rejoin', 'accounts'),
+                          (dumped_on, 'rejoin', 'nova')], [
             (s['host'], s['phase'], s['target']) for s in plan['steps']
             if s['action'] == 'load'])
         self.assertEqual(3, len([s for s in plan['steps']
@@ -241,12 +243,12 @@ class GaleraRestoreTest(fleet_mod.FleetTestCase, fleet_mod.RestoreCommand):
         restore = self.restore(backup['id'], '--service', 'mysql')
         # Recovered first (every member Synced), then loaded on one; the
         # other members have the rows by replication.
-        self.assertEqual([(dumped_on, 'load')], [
+        self.assertEqual([(dumped_on, 'load')] * 2, [
             (s['host'], s['action']) for s in restore['steps']
             if s['action'] == 'load'])
-        self.assertEqual([dumped_on], [s['host'] for s in restore['steps']
-                                       if s['phase'] == 'rejoin' and
-                                       s['action'] == 'load'])
+        self.assertEqual([dumped_on] * 2, [
+            s['host'] for s in restore['steps']
+            if s['phase'] == 'rejoin' and s['action'] == 'load'])
         self.cluster.wait_synced(timeout=30)
         self.assertEqual({name: before for name in NODES},
                          self.sql_all(query))

@@ -108,12 +108,16 @@ class BrokerOutageTest(test_faults.FaultTestMixin, testtools.TestCase):
         (art,) = test_faults.available(backup)
         self.assertEqual(self.db, art['name'])
         self.assert_intact(art)
-        self.assertEqual([art['location']], test_faults.stored_files(
-            self.fleet.storage, records=False))
+        accounts = [a['location'] for a in backup['artifacts']
+                    if a['kind'] == 'accounts']
+        self.assertEqual(sorted([art['location']] + accounts),
+                         test_faults.stored_files(self.fleet.storage,
+                                                  records=False))
         self.assertEqual([os.path.join(self.fleet.storage,
                                        records.key_of(backup['uuid']))],
                          [f for f in test_faults.stored_files(
-                             self.fleet.storage) if f != art['location']])
+                             self.fleet.storage)
+                          if f not in [art['location']] + accounts])
 
     def test_broker_down_longer_than_the_timeout_loses_nothing(self):
         fleet = self.fleet
