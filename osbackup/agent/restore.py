@@ -228,10 +228,8 @@ class RestoreWorker:
         for item in plan['databases']:
             art = item['artifact']
             self._run_steps(steps, 'verify', item['database'],
-                            lambda: mysql.verify(
-                                self._context(params, progress),
-                                art['location'], item['database'],
-                                art['sha256']))
+                            lambda: self._verify_dump(mysql, item, params,
+                                                      progress))
             # load_db need not check it again (it still hashes it).
             journal.data.setdefault('verified', {})[art['location']] = \
                 art['sha256']
@@ -252,6 +250,14 @@ class RestoreWorker:
             self._run_steps(steps, 'sync', '%d staged tree(s)' % len(staged),
                             lambda: durable.sync_filesystems(staged))
         return steps
+
+    def _verify_dump(self, mysql, item, params, progress):
+        """The dump is sound, and not older than the live schema."""
+        art = item['artifact']
+        mysql.verify(self._context(params, progress), art['location'],
+                     item['database'], art['sha256'])
+        mysql.check_schema(item['database'], art, item.get('owner'),
+                           bool(item.get('force')))
 
     def _stage(self, item, restore_id, journal, steps, progress):
         art = item['artifact']

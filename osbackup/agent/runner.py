@@ -17,6 +17,7 @@ from oslo_utils import timeutils
 from osbackup.agent import claims as claims_mod
 from osbackup.agent import clock as clock_mod
 from osbackup.agent import maintenance as maintenance_mod
+from osbackup.agent import packages as packages_mod
 from osbackup.agent import restore as restore_mod
 from osbackup.agent import space as space_mod
 from osbackup.definitions import mysql as mysql_definition
@@ -74,8 +75,11 @@ class TaskRunner:
     """Execute tasks with the loaded drivers; one per service at a time."""
 
     def __init__(self, conf, host, drivers, storage, reporter, journal,
-                 restorer=None, clock=None):
+                 restorer=None, clock=None, packages=None):
         self.conf = conf
+        #: Installed package versions, shared with the heartbeat.
+        self.packages = packages or packages_mod.PackageVersions(
+            conf.agent.package_versions_interval)
         #: The conductor's clock, which deliver-by times are in.
         self.clock = clock or clock_mod.ConductorClock()
         self.restorer = restorer
@@ -300,6 +304,9 @@ class TaskRunner:
                          targets)
         ctx = self._context(task, storage=targets[0])
         artifacts = [a.to_dict() for a in driver.backup(ctx)]
+        stamp = self.packages.stamp(task['service'])
+        for art in artifacts:
+            art['meta'] = dict(art['meta'], **stamp)
         self._copy(artifacts, targets)
         self.space.record(task['service'],
                           sum(a['size'] for a in artifacts))

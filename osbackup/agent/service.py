@@ -9,6 +9,7 @@ from osbackup.agent import clock as clock_mod
 from osbackup.agent import contact as contact_mod
 from osbackup.agent import journal as journal_mod
 from osbackup.agent import manager as manager_mod
+from osbackup.agent import packages as packages_mod
 from osbackup.agent import reporter as reporter_mod
 from osbackup.agent import restore as restore_mod
 from osbackup.agent import runner as runner_mod
@@ -49,6 +50,8 @@ class AgentService(service.RPCService):
         self.reporter = reporter_mod.ConductorReporter(
             self.conductor, self.host, journal)
         self.clock = clock_mod.ConductorClock()
+        self.packages = packages_mod.PackageVersions(
+            conf.agent.package_versions_interval)
         self.contact = contact_mod.ConductorContact(
             self.conductor, self.host, self.clock,
             conf.agent.conductor_check_interval,
@@ -57,7 +60,8 @@ class AgentService(service.RPCService):
             conf, self.host, self.drivers, self.storage, self.reporter,
             journal, restore_mod.RestoreWorker(
                 conf, self.host, self.drivers, self.storage,
-                self.service_manager), clock=self.clock)
+                self.service_manager), clock=self.clock,
+            packages=self.packages)
         self.manager = manager_mod.AgentManager(
             self.runner, conf.agent.max_parallel_tasks)
 
@@ -81,6 +85,8 @@ class AgentService(service.RPCService):
                 'tasks': sorted(self.runner.held),
                 'free_bytes': free, 'storage': self.storage.name,
                 'root_path': self.conf.agent.root_path, 'time': time.time()}
+        # Cached: one dpkg-query every [agent] package_versions_interval.
+        info['packages'] = self.packages.of_services(present)
         info.update(self._membership(present))
         if binlog_definition.NAME in present:
             info['binlog'] = self.drivers[binlog_definition.NAME].describe()

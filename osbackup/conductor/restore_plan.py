@@ -13,6 +13,7 @@ from sqlalchemy.engine import url as sa_url
 from osbackup import artifact_kinds
 from osbackup import binlog_chain
 from osbackup.conductor import galera_restore
+from osbackup.conductor import restore_versions
 from osbackup import definitions
 from osbackup.definitions import mysql as mysql_definition
 from osbackup.definitions import order
@@ -109,9 +110,12 @@ def build(conf, backup: dict, agents: dict, hosts: list,
     ``chains`` maps the id of each incremental file-set artifact to its
     bases (Catalogue.artifact_chains); the plan carries them so the agent
     can take unchanged files from the backups that hold them. ``force``:
-    load command artifacts the agent would refuse (an OVN database of
-    another schema version). The accounts artifact comes with the whole
-    backup or ``--service mysql``, unless ``skip_accounts``.
+    load artifacts the agent would refuse (an OVN database of another
+    schema version, a dump older than its live database's schema).
+    ``versions`` lists the version differences between the backup and
+    the hosts (conductor/restore_versions.py). The accounts artifact
+    comes with the whole backup or ``--service mysql``, unless
+    ``skip_accounts``.
     """
     available = [a for a in backup['artifacts']
                  if a['status'] == states.AVAILABLE]
@@ -196,9 +200,12 @@ def build(conf, backup: dict, agents: dict, hosts: list,
                     'reason': "osbackup's own catalogue is never "
                               "overwritten by a restore"})
                 continue
-            host_plan(a['host'])['databases'].append(
-                {'database': a['name'], 'owner': owner,
-                 'artifact': _artifact(a)})
+            item = {'database': a['name'], 'owner': owner,
+                    'artifact': _artifact(a)}
+            if force:
+                # Loaded even into a newer live schema (mysql/schema.py).
+                item['force'] = True
+            host_plan(a['host'])['databases'].append(item)
             for other in sorted(service_hosts.get(owner, ())):
                 if not hosts or other in hosts:
                     add_units(other, owner)
@@ -218,6 +225,7 @@ def build(conf, backup: dict, agents: dict, hosts: list,
                                      'with this selection' % backup['id'])
     _order_units(plan, unit_owner)
     galera_restore.plan_restore(conf, plan, agents)
+    plan['versions'] = restore_versions.differences(plan, agents)
     return plan
 
 

@@ -88,6 +88,14 @@ agent_opts = [
                help='Scheduling niceness of the agent\'s work threads and '
                     'children (mysqldump), so a backup never starves the '
                     'services of a busy controller.'),
+    cfg.IntOpt('package_versions_interval',
+               default=300, min=0,
+               help='Seconds the installed versions of the services\' '
+                    'packages (dpkg-query, one run for all) are kept '
+                    'before they are asked again. The heartbeat reports '
+                    'them, backups record them in their artifacts, and '
+                    '"restore create --dry-run" names where they differ. '
+                    '0: never asked (nothing is known).'),
 ]
 
 

@@ -9,6 +9,9 @@ from osbackup.definitions import base
 
 DEFINITION = base.ServiceDefinition(
     name='barbican', title='Barbican file-set driver',
+    package='barbican-common',
+    migrations=('/usr/lib/python3/dist-packages/'
+                'barbican/model/migration/alembic_migrations/versions',),
     paths=('/etc/barbican', '/var/lib/barbican'),
     log_paths=('/var/log/barbican',),
     markers=('/etc/barbican',),

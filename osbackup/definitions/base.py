@@ -69,6 +69,14 @@ class ServiceDefinition:
     fileset: bool = True
     #: Options of the group beyond the generated ones.
     extra_opts: tuple[cfg.Opt, ...] = ()
+    #: The (Debian) package whose version stands for the service's:
+    #: recorded in backups, compared with the node's by a restore plan.
+    package: str = ''
+    #: Directories of the package's alembic migrations (files naming
+    #: ``revision`` and ``down_revision``), under the node root: a
+    #: restore tells from them whether a live database is newer than a
+    #: dump.
+    migrations: tuple[str, ...] = ()
 
     def claimed_paths(self) -> tuple[str, ...]:
         """Every path this definition archives or restores."""

@@ -4,6 +4,9 @@ from osbackup.definitions import base
 
 DEFINITION = base.ServiceDefinition(
     name='designate', title='Designate file-set driver',
+    package='designate-common',
+    migrations=('/usr/lib/python3/dist-packages/'
+                'designate/storage/sqlalchemy/alembic/versions',),
     paths=('/etc/designate', '/var/lib/designate'),
     log_paths=('/var/log/designate',),
     markers=('/etc/designate',),

@@ -8,6 +8,9 @@ from osbackup.definitions import base
 
 DEFINITION = base.ServiceDefinition(
     name='heat', title='Heat file-set driver',
+    package='heat-common',
+    migrations=('/usr/lib/python3/dist-packages/'
+                'heat/db/migrations/versions',),
     paths=('/etc/heat', '/var/lib/heat'),
     log_paths=('/var/log/heat',),
     markers=('/etc/heat',),

@@ -4,6 +4,7 @@ from osbackup.definitions import base
 
 DEFINITION = base.ServiceDefinition(
     name='horizon', title='Horizon file-set driver',
+    package='openstack-dashboard',
     paths=('/etc/openstack-dashboard', '/var/lib/openstack-dashboard'),
     markers=('/etc/openstack-dashboard',),
     units=('apache2',),

@@ -8,6 +8,9 @@ from osbackup.definitions import base
 
 DEFINITION = base.ServiceDefinition(
     name='keystone', title='Keystone file-set driver',
+    package='keystone',
+    migrations=('/usr/lib/python3/dist-packages/'
+                'keystone/common/sql/migrations/versions',),
     paths=('/etc/keystone', '/var/lib/keystone'),
     log_paths=('/var/log/keystone',),
     markers=('/etc/keystone',),

@@ -8,6 +8,7 @@ from osbackup.definitions import base
 
 DEFINITION = base.ServiceDefinition(
     name='libvirt', title='libvirt and Ceph client file-set driver',
+    package='libvirt-daemon',
     paths=('/etc/libvirt', '/etc/ceph'),
     log_paths=('/var/log/libvirt',),
     markers=('/etc/libvirt',),

@@ -7,4 +7,5 @@ from osbackup.definitions import base
 
 DEFINITION = base.ServiceDefinition(
     name='mariabackup', title='MariaDB physical backup driver',
+    package='mariadb-backup',
     fileset=False, after=())

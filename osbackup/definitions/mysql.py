@@ -7,4 +7,5 @@ NAME = 'mysql'
 
 DEFINITION = base.ServiceDefinition(
     name=NAME, title='MySQL/MariaDB backup driver',
+    package='mariadb-server',
     fileset=False, after=())

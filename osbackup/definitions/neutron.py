@@ -8,6 +8,9 @@ from osbackup.definitions import base
 
 DEFINITION = base.ServiceDefinition(
     name='neutron', title='Neutron file-set driver',
+    package='neutron-common',
+    migrations=('/usr/lib/python3/dist-packages/'
+                'neutron/db/migration/alembic_migrations/versions',),
     paths=('/etc/neutron', '/var/lib/neutron'),
     log_paths=('/var/log/neutron',),
     markers=('/etc/neutron',),

@@ -4,6 +4,11 @@ from osbackup.definitions import base
 
 DEFINITION = base.ServiceDefinition(
     name='nova', title='Nova file-set driver',
+    package='nova-common',
+    migrations=('/usr/lib/python3/dist-packages/'
+                'nova/db/main/migrations/versions',
+                '/usr/lib/python3/dist-packages/'
+                'nova/db/api/migrations/versions'),
     paths=('/etc/nova', '/var/lib/nova'),
     log_paths=('/var/log/nova',),
     optional_paths=(base.OptionalPath('include_instances',

@@ -8,6 +8,9 @@ from osbackup.definitions import base
 
 DEFINITION = base.ServiceDefinition(
     name='octavia', title='Octavia file-set driver',
+    package='octavia-common',
+    migrations=('/usr/lib/python3/dist-packages/'
+                'octavia/db/migration/alembic_migrations/versions',),
     paths=('/etc/octavia', '/var/lib/octavia'),
     log_paths=('/var/log/octavia',),
     markers=('/etc/octavia',),

@@ -20,6 +20,7 @@ SYNC_COMMAND = ('neutron-ovn-db-sync-util --config-file '
 
 DEFINITION = base.ServiceDefinition(
     name=NAME, title='OVN northbound/southbound database driver',
+    package='ovn-central',
     units=('ovn-central', 'ovn-northd', 'ovn-ovsdb-server-nb',
            'ovn-ovsdb-server-sb'),
     # The databases themselves: a compute node running ovn-controller has

@@ -10,6 +10,7 @@ from osbackup.definitions import base
 
 DEFINITION = base.ServiceDefinition(
     name='rabbitmq', title='RabbitMQ definitions driver',
+    package='rabbitmq-server',
     units=('rabbitmq-server',),
     markers=('/var/lib/rabbitmq',),
     fileset=False, after=(),

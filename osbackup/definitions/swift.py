@@ -8,6 +8,7 @@ from osbackup.definitions import base
 
 DEFINITION = base.ServiceDefinition(
     name='swift', title='Swift file-set driver',
+    package='swift',
     paths=('/etc/swift', '/var/lib/swift'),
     log_paths=('/var/log/swift',),
     markers=('/etc/swift',),

@@ -3,6 +3,7 @@
 import sys
 
 from osbackup.conductor import restore_outcome
+from osbackup.conductor import restore_versions
 from osbackup import exception
 from osbackup import manage
 from osbackup.manage import output
@@ -29,6 +30,7 @@ def public(restore: dict) -> dict:
     pitr = (restore.get('plan') or {}).get('pitr')
     if pitr:
         out['pitr'] = pitr
+    out['versions'] = (restore.get('plan') or {}).get('versions', [])
     if restore.get('dry_run'):
         out['dry_run'] = True
         out['order'] = (restore.get('plan') or {}).get('order', [])
@@ -55,6 +57,11 @@ def print_restore(restore: dict) -> None:
                             else 'the end of %s' % pitr['to_time']))
         if order:
             print('Services start in this order: %s' % ', '.join(order))
+        versions = (restore.get('plan') or {}).get('versions') or []
+        print('Version differences between the backup and the hosts: %s'
+              % ('none seen' if not versions else len(versions)))
+        for diff in versions:
+            print('  ' + restore_versions.describe(diff))
     else:
         output.fields(restore, _SHOW_FIELDS)
     output.table(restore['steps'], [
@@ -139,7 +146,10 @@ class RestoreCommands:
     @manage.args('--force', action='store_true',
                  help='Load what an agent would refuse: an OVN database '
                       'whose schema version differs from the running '
-                      'ovsdb-server\'s.')
+                      'ovsdb-server\'s; a database dump whose alembic '
+                      'revision is older than the live database\'s (or '
+                      'differs, when the service\'s migrations cannot '
+                      'tell which is newer).')
     @manage.args('--wait', action='store_true',
                  help='Wait for the restore to end, showing progress; exit '
                       'non-zero unless it succeeded. Always on in '

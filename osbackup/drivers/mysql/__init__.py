@@ -13,8 +13,8 @@ The server's accounts and grants are an artifact of their own
 schema.
 
 The driver's jobs live in their own modules: spawn (credentials and
-client processes), dumpfile (the text of a dump), dump, load, verify and
-accounts.
+client processes), dumpfile (the text of a dump), dump, load, verify,
+accounts and schema (alembic revisions).
 """
 
 import os
@@ -28,6 +28,7 @@ from osbackup.drivers.mysql import accounts
 from osbackup.drivers.mysql import dump
 from osbackup.drivers.mysql import dumpfile
 from osbackup.drivers.mysql import load
+from osbackup.drivers.mysql import schema
 from osbackup.drivers.mysql import spawn
 from osbackup.drivers.mysql import verify
 
@@ -40,7 +41,7 @@ DATADIR_MARKER = '/var/lib/mysql/mysql'
 
 class MySQLDriver(spawn.ClientMixin, dump.DumpMixin, load.LoadMixin,
                   verify.VerifyMixin, accounts.AccountsMixin,
-                  base.ServiceDriver):
+                  schema.SchemaMixin, base.ServiceDriver):
     """MySQL/MariaDB databases, dumped with mysqldump while they serve."""
 
     name = 'mysql'

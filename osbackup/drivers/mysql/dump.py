@@ -109,6 +109,7 @@ class DumpMixin:
         wants_accounts = databases is None and \
             self.conf.mysql.backup_accounts
         databases = self._databases(databases)
+        revisions = self._revisions(ctx, databases)
         log_bin = self._query('SELECT @@log_bin')[:1] == ['1']
         writers, committed = {}, []
         try:
@@ -117,6 +118,10 @@ class DumpMixin:
             if member is not None:
                 for artifact in artifacts:
                     artifact.meta['galera'] = galera.meta(member, ctx.host)
+            for artifact in artifacts:
+                if revisions.get(artifact.name) is not None:
+                    artifact.meta['schema_version'] = \
+                        revisions[artifact.name]
             if wants_accounts:
                 artifacts.append(self.backup_accounts(ctx))
                 committed.append(artifacts[-1].location)
@@ -128,6 +133,15 @@ class DumpMixin:
                 ctx.storage.delete(location)
             spawn._reraise(exc, exception.DumpFailed,
                            'mysqldump of %s failed' % ', '.join(databases))
+
+    def _revisions(self, ctx, databases) -> dict:
+        """The databases' alembic revisions; {} (and a warning) if unread."""
+        try:
+            return self.schema_revisions(databases)
+        except exception.DumpFailed as exc:
+            ctx.warnings.append('schema versions not recorded: %s'
+                                % exc.message)
+            return {}
 
     def _dump(self, ctx, databases, log_bin, writers, committed):
         frames = _FrameSwitch(self.conf.storage.compression_level,

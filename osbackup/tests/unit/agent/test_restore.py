@@ -400,6 +400,9 @@ class FakeMysql:
     def verify(self, ctx, location, database, sha256):
         pass
 
+    def check_schema(self, database, artifact, owner, force):
+        pass
+
     def backup(self, ctx, databases):
         writer = ctx.storage.open_writer(ctx.key(databases[0], '.sql.zst'))
         writer.write(b'-- half a dump')

@@ -1,6 +1,7 @@
 """Restore plans computed from a backup record and agent heartbeats."""
 
 from osbackup.conductor import restore_plan
+from osbackup.conductor import restore_versions
 from osbackup import exception
 from osbackup import restore_phases
 from osbackup.tests import base
@@ -279,3 +280,38 @@ class AccountsPlanTest(base.TestCase):
         self.assertRaises(exception.InvalidInput, restore_plan.build,
                           self.cfg.conf, backup, AGENTS, [], [],
                           skip_accounts=True)
+
+
+class VersionDifferencesTest(base.TestCase):
+    """What --dry-run names between the backup and the hosts."""
+
+    def test_osbackup_and_package_versions(self):
+        nova = _art('ctl', 'nova', 'nova', paths=['etc/nova'])
+        nova['meta'].update(osbackup_version='1.0',
+                            package={'name': 'nova-common', 'version': '30'})
+        cmp_nova = _art('cmp', 'nova', 'nova', paths=['etc/nova'])
+        cmp_nova['meta'].update(osbackup_version='1.1',
+                                package={'name': 'nova-common',
+                                         'version': '31'})
+        db = _art('ctl', 'mysql', 'nova', kind='sql')
+        db['meta'].update(osbackup_version='1.0')
+        backup = {'id': 7, 'artifacts': [nova, cmp_nova, db]}
+        agents = {
+            'ctl': dict(AGENTS['ctl'], version='1.1'),
+            'cmp': {'version': '1.1', 'info': dict(
+                AGENTS['cmp']['info'], packages={'nova-common': '31'})}}
+        agents['ctl']['info'] = dict(agents['ctl']['info'],
+                                     packages={'nova-common': '31'})
+        plan = restore_plan.build(self.cfg.conf, backup, agents, [], [])
+        self.assertEqual([
+            {'host': 'ctl', 'what': 'osbackup', 'backup': '1.0',
+             'running': '1.1', 'artifacts': ['nova', 'nova']},
+            {'host': 'ctl', 'what': 'nova-common', 'backup': '30',
+             'running': '31', 'artifacts': ['nova']}], plan['versions'])
+        self.assertEqual('ctl: nova-common 30 in the backup (nova), 31 '
+                         'running', restore_versions.describe(
+                             plan['versions'][1]))
+
+    def test_nothing_known_is_no_difference(self):
+        plan = restore_plan.build(self.cfg.conf, BACKUP, AGENTS, [], [])
+        self.assertEqual([], plan['versions'])

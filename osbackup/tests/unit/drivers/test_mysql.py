@@ -165,6 +165,17 @@ if '-e' in sys.argv:
         print(os.environ['FAKE_DATABASES'].replace(',', '\n'))
     elif sql == 'SELECT @@log_bin':
         print(os.environ.get('FAKE_LOG_BIN', '0'))
+    elif sql.startswith('SELECT table_schema FROM information_schema.tables '
+                        "WHERE table_name = 'alembic_version'"):
+        # FAKE_ALEMBIC: {database: [revision, ...]}.
+        for db in json.loads(os.environ.get('FAKE_ALEMBIC') or '{}'):
+            if "'%s'" % db in sql:
+                print(db)
+    elif 'version_num FROM' in sql:
+        for db, revs in json.loads(os.environ['FAKE_ALEMBIC']).items():
+            if '`%s`.alembic_version' % db in sql:
+                for rev in revs:
+                    print('%s\t%s' % (db, rev))
     elif sql == 'SELECT user, host, is_role FROM mysql.user':
         for row in json.loads(os.environ.get('FAKE_ACCOUNTS') or '[]'):
             print('\t'.join(row))
@@ -361,8 +372,9 @@ class MySQLDriverTestCase(FakeClientsTestCase):
     def test_credentials_only_in_option_file(self):
         self.driver.backup(self.ctx)
         calls = [self.record('mysqldump.json')] + self.record('mysql.calls')
-        # The dump, and the queries: wsrep state, databases, log_bin.
-        self.assertEqual(4, len(calls))
+        # The dump, and the queries: wsrep state, databases, alembic
+        # tables, log_bin.
+        self.assertEqual(5, len(calls))
         for call in calls:
             self.assertEqual('[client]\nuser="root"\n'
                              'password="s3cr3t-Pw\\"x"\n'

@@ -1,4 +1,4 @@
-"""Tests of the accounts artifact (mariadb-dump --system=users)."""
+"""Tests of the accounts artifact and of the dumps' schema versions."""
 
 import json
 import os
@@ -8,6 +8,7 @@ from osbackup.drivers.mysql import accounts
 from osbackup import exception
 from osbackup import streams
 from osbackup.tests.unit.drivers import test_mysql
+from osbackup.tests.unit import test_schema_versions
 
 # What MariaDB 10.11's mariadb-dump --system=users --insert-ignore prints
 # (shortened): the server's own accounts, two service accounts, a role.
@@ -230,3 +231,58 @@ class AccountsTestCase(test_mysql.FakeClientsTestCase):
         self.assertEqual(["DROP USER IF EXISTS 'nova'@'%'",
                           "DROP ROLE IF EXISTS 'nova_reader'",
                           "DROP USER IF EXISTS 'o\\'k'@'h'"], statements)
+
+
+class SchemaVersionTestCase(test_mysql.FakeClientsTestCase):
+    """Alembic revisions: recorded by a dump, checked before a load."""
+
+    MIGRATIONS = ('usr/lib/python3/dist-packages/keystone/common/sql/'
+                  'migrations/versions')
+
+    def setUp(self):
+        super().setUp()
+        self.root = self.useFixture(test_mysql.fixtures.TempDir()).path
+        self.flags(group='agent', root_path=self.root)
+        self.flags(group='mysql', databases=['nova', 'keystone'])
+        self.driver = test_mysql.mysql.MySQLDriver(test_mysql.test_base.CONF)
+        self.env(FAKE_ALEMBIC=json.dumps({'keystone': ['a1']}))
+        versions = os.path.join(self.root, self.MIGRATIONS)
+        for rev, down in (('a1', None), ('b2', 'a1'), ('c3', 'b2')):
+            test_schema_versions.write_migration(versions, rev, down)
+
+    def test_the_dump_records_the_revision(self):
+        nova, keystone = self.driver.backup(self.ctx)
+        self.assertNotIn('schema_version', nova.meta)
+        self.assertEqual(['a1'], keystone.meta['schema_version'])
+        self.assertEqual({'nova': None, 'keystone': ['a1']},
+                         self.driver.schema_revisions(['nova', 'keystone']))
+
+    def check(self, live, dumped='b2', owner='keystone', force=False):
+        self.env(FAKE_ALEMBIC=json.dumps({'keystone': live} if live
+                                         else {}))
+        self.driver.check_schema('keystone', {'meta': {
+            'schema_version': [dumped] if dumped else None}}, owner, force)
+
+    def test_a_newer_live_schema_is_refused_unless_forced(self):
+        exc = self.assertRaises(exception.RestoreFailed, self.check, ['c3'])
+        self.assertEqual('keystone: the dump has schema revision b2, the '
+                         'live database c3, newer; refused (restore create '
+                         '--force loads it anyway)', exc.message)
+        self.check(['c3'], force=True)
+
+    def test_an_order_it_cannot_tell_is_refused(self):
+        for live, owner in ((['zz9'], 'keystone'), (['c3'], 'nova'),
+                            (['c3'], None)):
+            exc = self.assertRaises(exception.RestoreFailed, self.check,
+                                    live, owner=owner)
+            self.assertIn('cannot tell which is newer', exc.message)
+            self.assertNotIn('\n', exc.message)
+            self.check(live, owner=owner, force=True)
+
+    def test_same_older_or_unknown_on_one_side_passes(self):
+        self.check(['b2'])
+        self.check(['a1'])          # the dump is newer: allowed
+        self.check(None)            # no alembic_version table
+        self.check(['c3'], dumped=None)
+        self.env(FAKE_DATABASES='nova')
+        self.check(['c3'])          # the database is gone

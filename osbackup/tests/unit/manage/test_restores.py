@@ -68,6 +68,21 @@ class ShowTest(base.TestCase):
         self.assertNotIn('Rollback', self.capture(restores.print_restore,
                                                   plan))
 
+    def test_dry_run_names_the_version_differences(self):
+        diff = {'host': 'ctl', 'what': 'nova-common', 'backup': '30',
+                'running': '31', 'artifacts': ['nova']}
+        plan = {'id': None, 'backup_id': 3, 'status': 'DRY_RUN',
+                'dry_run': True, 'steps': [],
+                'plan': {'hosts': {'ctl': {}}, 'versions': [diff]}}
+        self.assertEqual([diff], restores.public(plan)['versions'])
+        text = self.capture(restores.print_restore, plan)
+        self.assertIn('Version differences between the backup and the '
+                      'hosts: 1\n  ctl: nova-common 30 in the backup '
+                      '(nova), 31 running\n', text)
+        plan['plan']['versions'] = []
+        self.assertIn('hosts: none seen', self.capture(
+            restores.print_restore, plan))
+
 
 class MapHostOptionTest(base.TestCase):
 
