@@ -6,6 +6,7 @@ other's messages or rows. Nothing is faked: RabbitMQ, MariaDB, mysqldump
 and the osbackup commands are the real ones.
 """
 
+import contextlib
 import hashlib
 import io
 import json
@@ -125,6 +126,14 @@ def hostile_archive(member: tarfile.TarInfo, data: bytes = b'',
     return zstandard.ZstdCompressor().compress(buf.getvalue())
 
 
+def _group_alive(pgid: int) -> bool:
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
 class Fleet:
     """Config, processes and CLI of one isolated osbackup deployment."""
 
@@ -200,11 +209,16 @@ class Fleet:
     def start(self, name, module, conf, env=None, prefix=()):
         """Run ``module``; ``prefix``: a command to run it under."""
         log = open(os.path.join(self.dir, '%s.out' % name), 'ab')
+        # A prefix such as faketime forks the program and waits for it: a
+        # signal to the prefix alone would leave the program running, so
+        # it gets a process group of its own and the signal goes to all.
         proc = subprocess.Popen(
             list(prefix) + [sys.executable, '-m', module, '--config-file',
                             conf],
             stdout=log, stderr=subprocess.STDOUT,
-            env=dict(os.environ, **(env or {})))
+            env=dict(os.environ, **(env or {})),
+            start_new_session=bool(prefix))
+        proc.grouped = bool(prefix)
         self.procs[name] = proc
         return proc
 
@@ -263,15 +277,32 @@ class Fleet:
 
     def stop(self, name, sig=signal.SIGTERM, timeout=20):
         proc = self.procs.pop(name)
-        if proc.poll() is None:
-            proc.send_signal(sig)
+        grouped = getattr(proc, 'grouped', False)
+
+        def signal_it(signum):
+            if grouped:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(proc.pid, signum)
+            elif proc.poll() is None:
+                proc.send_signal(signum)
+
+        if grouped or proc.poll() is None:
+            signal_it(sig)
         try:
             return proc.wait(timeout)
         except subprocess.TimeoutExpired:
-            proc.kill()
+            signal_it(signal.SIGKILL)
             proc.wait()
             raise AssertionError('%s did not stop within %d s after %s'
                                  % (name, timeout, sig))
+        finally:
+            if grouped:
+                # The prefix may end before its program: give the program
+                # the same time to stop, then kill what is left.
+                deadline = time.monotonic() + timeout
+                while time.monotonic() < deadline and _group_alive(proc.pid):
+                    time.sleep(0.1)
+                signal_it(signal.SIGKILL)
 
     def log(self, name):
         with open(os.path.join(self.dir, '%s.out' % name), 'rb') as f:
