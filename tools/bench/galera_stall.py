@@ -14,7 +14,9 @@ single-row autocommit INSERTs against node0 (the write endpoint) for
   to show what the desync buys;
 * desynced, niced: the copies with ``[mariabackup] nice = 19`` and
   ``ionice_class = idle`` (the operator's knob against CPU and I/O
-  contention).
+  contention);
+* the same, throttled: also ``[mariabackup] throttle = 2`` (at most two
+  10 MB read-write pairs a second while InnoDB files are copied).
 
 Per phase it also prints where the time went: the share of the phase
 node0 spent paused by flow control (``wsrep_flow_control_paused_ns``),
@@ -108,7 +110,8 @@ class Copier(threading.Thread):
         conf = test_base.CONF
         conf.set_override('socket', self.node.socket, group='mysql')
         conf.set_override('enabled', True, group='mariabackup')
-        for name, default in (('nice', 0), ('ionice_class', 'none')):
+        for name, default in (('nice', 0), ('ionice_class', 'none'),
+                              ('throttle', 0)):
             conf.set_override(name, self.options.get(name, default),
                               group='mariabackup')
         storage = local.LocalStorage(conf, path=self.store)
@@ -162,7 +165,9 @@ def main():
                 ('reference: no backup', None, None),
                 ('backup of node1, desynced', True, None),
                 ('backup of node1, NOT desynced', False, None),
-                ('desynced, nice 19, ionice idle', True, niced)):
+                ('desynced, nice 19, ionice idle', True, niced),
+                ('the same, throttle 2 (20 MB/s)', True,
+                 dict(niced, throttle=2))):
             copier = None
             if desync is not None:
                 copier = Copier(cluster, node1, os.path.join(top, 'store'),
