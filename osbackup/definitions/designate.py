@@ -5,8 +5,11 @@ from osbackup.definitions import base
 DEFINITION = base.ServiceDefinition(
     name='designate', title='Designate file-set driver',
     package='designate-common',
+    # impl_sqlalchemy until 2023.2 (Debian 12), sqlalchemy since.
     migrations=('/usr/lib/python3/dist-packages/'
-                'designate/storage/sqlalchemy/alembic/versions',),
+                'designate/storage/impl_sqlalchemy/alembic/versions',
+                '/usr/lib/python3/dist-packages/'
+                'designate/storage/sqlalchemy/alembic/versions'),
     paths=('/etc/designate', '/var/lib/designate'),
     log_paths=('/var/log/designate',),
     markers=('/etc/designate',),

@@ -6,7 +6,7 @@ DEFINITION = base.ServiceDefinition(
     name='glance', title='Glance file-set driver',
     package='glance-common',
     migrations=('/usr/lib/python3/dist-packages/'
-                'glance/db/migration/alembic_migrations/versions',),
+                'glance/db/sqlalchemy/alembic_migrations/versions',),
     paths=('/etc/glance', '/var/lib/glance'),
     log_paths=('/var/log/glance',),
     optional_paths=(base.OptionalPath('include_images',

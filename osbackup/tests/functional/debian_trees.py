@@ -29,6 +29,10 @@ PACKAGES = {'swift': ('swift',), 'nova': ('nova-common',),
             'designate': ('designate-common',),
             'libvirt': ('libvirt-daemon-system', 'ceph-common')}
 ALL_DEBS = tuple(p for debs in PACKAGES.values() for p in debs)
+#: osbackup service -> the Debian package shipping its database migrations.
+CODE_PACKAGES = {s: 'python3-%s' % s for s in (
+    'nova', 'keystone', 'glance', 'cinder', 'neutron', 'placement', 'heat',
+    'octavia', 'barbican', 'designate')}
 CACHE = os.path.expanduser('~/.cache/osbackup-tests/debs')
 _APT_TIMEOUT = 300
 
@@ -80,10 +84,15 @@ def fetch(packages=ALL_DEBS) -> dict[str, str]:
 def node_tree(root: str, services=tuple(PACKAGES)) -> None:
     """Unpack the packages of ``services`` into the node root ``root``."""
     debs = fetch(tuple(p for s in services for p in PACKAGES[s]))
-    os.makedirs(root, exist_ok=True)
     for deb in debs.values():
-        subprocess.run(['dpkg-deb', '-x', deb, root],
-                       check=True, capture_output=True)
+        unpack(deb, root)
+
+
+def unpack(deb: str, root: str) -> None:
+    """The files of one package under ``root`` (no maintainer scripts)."""
+    os.makedirs(root, exist_ok=True)
+    subprocess.run(['dpkg-deb', '-x', deb, root], check=True,
+                   capture_output=True)
 
 
 def service_paths(service: str, root: str) -> list[str]:
