@@ -321,8 +321,10 @@ class DevStackPluginTest(testtools.TestCase):
         self.assertEqual('SUCCEEDED', backup['status'], backup)
         stored = {(a['host'], a['service'], a['name'], a['status'])
                   for a in backup['artifacts']}
+        # The server's accounts and grants are an artifact of their own.
         self.assertEqual(
             {(self.host, 'mysql', self.data_db, 'available'),
+             (self.host, 'mysql', 'accounts', 'available'),
              (self.host, 'nova', 'nova', 'available')}, stored)
         for artifact in backup['artifacts']:
             # The archives are in STACK_USER's 0700 state directory.
