@@ -150,6 +150,10 @@ class RestoreWorker:
             service=service, storage=self.storage,
             progress=progress)
 
+    def _rollback_context(self, service=mysql_definition.NAME):
+        return driver_base.TaskContext('rollback', 'rollback', self.host,
+                                       service, self.storage)
+
     def _command(self, service):
         """The driver that loads ``service``'s command artifacts."""
         driver = self.drivers.get(service)
@@ -690,9 +694,8 @@ class RestoreWorker:
         def put_back():
             added = sorted(set(mysql.list_accounts()) - set(saved['before']))
             mysql.drop_accounts(added)
-            ctx = driver_base.TaskContext('rollback', 'rollback', self.host,
-                                          mysql_definition.NAME, self.storage)
-            mysql.load_accounts(ctx, pre['location'], pre['sha256'])
+            mysql.load_accounts(self._rollback_context(), pre['location'],
+                                pre['sha256'])
         self._attempt(steps, 'reload', pre['name'], put_back)
 
     def _undo_stop(self, data, entry, steps):
@@ -717,10 +720,8 @@ class RestoreWorker:
             shutil.rmtree(staging, ignore_errors=True)
 
     def _reload_database(self, entry, pre):
-        ctx = driver_base.TaskContext('rollback', 'rollback', self.host,
-                                      mysql_definition.NAME, self.storage)
-        self._mysql().load(ctx, pre['location'], entry['database'],
-                           pre['sha256'])
+        self._mysql().load(self._rollback_context(), pre['location'],
+                           entry['database'], pre['sha256'])
 
     def _undo_legacy(self, data, steps):
         """A journal from before steps were logged, undone as it was."""
@@ -756,10 +757,9 @@ class RestoreWorker:
 
     def _reload_command(self, entry, pre):
         """Load back the copy a command artifact's load replaced."""
-        ctx = driver_base.TaskContext('rollback', 'rollback', self.host,
-                                      entry['service'], self.storage)
         # The copy is of this very server: its schema is the server's.
-        self._command(entry['service']).restore_artifact(ctx, pre, True)
+        self._command(entry['service']).restore_artifact(
+            self._rollback_context(entry['service']), pre, True)
 
     def _drop_storage_dirs(self, restore_id):
         """Remove what is left of the restore's own storage directory.

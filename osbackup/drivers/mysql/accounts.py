@@ -17,7 +17,6 @@ around them to create roles (its ``mariadb_dump_import_role``) always
 stay.
 """
 
-import contextlib
 import fnmatch
 import re
 import subprocess
@@ -121,10 +120,6 @@ def select(text: str, wanted: Selection) -> tuple[str, list[str]]:
     return ''.join(out), kept
 
 
-def _literal(value: str) -> str:
-    return "'%s'" % value.replace('\\', '\\\\').replace("'", "\\'")
-
-
 class AccountsMixin:
     """Dump, check and load the accounts artifact; list and drop accounts."""
 
@@ -185,24 +180,18 @@ class AccountsMixin:
     def check_accounts(self, ctx: base.TaskContext, location: str,
                        expected_sha256: str) -> None:
         """Raise ArtifactCorrupt unless it is a whole accounts dump."""
-        problem, tail = None, b''
-        with contextlib.closing(ctx.storage.open_reader(location)) as raw:
-            reader = streams.HashingReader(raw)
-            try:
-                source = streams.decompressor(reader)
-                for chunk in iter(lambda: source.read(spawn.CHUNK), b''):
-                    window = tail + chunk
-                    if _SECTION in window:
-                        problem = 'holds a database, not accounts'
-                    tail = window[-256:]
-                    ctx.progress(0, 0)      # a cancellation point
-            except Exception as exc:
-                problem = 'is not a dump (%s)' % exc
-            reader.drain()
-        if reader.sha256 != expected_sha256:
-            problem = 'has sha256 %s, expected %s' % (reader.sha256,
-                                                      expected_sha256)
-        elif problem is None and _TRAILER not in tail:
+        seen = {'tail': b'', 'database': False}
+
+        def feed(chunk):
+            window = seen['tail'] + chunk
+            seen['database'] = seen['database'] or _SECTION in window
+            seen['tail'] = window[-256:]
+
+        problem = self._scan_artifact(ctx, location, expected_sha256, feed,
+                                      errors=(Exception,))
+        if problem is None and seen['database']:
+            problem = 'holds a database, not accounts'
+        elif problem is None and _TRAILER not in seen['tail']:
             problem = 'does not end with the "-- Dump completed" trailer'
         if problem:
             raise exception.ArtifactCorrupt('Artifact %s %s; no account was '
@@ -226,10 +215,11 @@ class AccountsMixin:
 
     def drop_accounts(self, accounts: list[str]) -> None:
         """Drop accounts (``user@host``) and roles (``role``)."""
+        literal = spawn.sql_literal
         for account in accounts:
             user, sep, host = account.rpartition('@')
             if sep:
                 self._query('DROP USER IF EXISTS %s@%s'
-                            % (_literal(user), _literal(host)))
+                            % (literal(user), literal(host)))
             else:
-                self._query('DROP ROLE IF EXISTS %s' % _literal(account))
+                self._query('DROP ROLE IF EXISTS %s' % literal(account))

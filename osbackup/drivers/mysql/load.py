@@ -307,7 +307,6 @@ class LoadMixin:
 
         ``what`` names what it loads in errors (default: the database).
         """
-        what = what or 'database %s' % database
         client = spawn._Client(self, database, what)
         try:
             for chunk in self._chunks(ctx, location, sha256, renamer,
@@ -318,7 +317,7 @@ class LoadMixin:
             client.kill()
             client.close()
             spawn._reraise(exc, exception.RestoreFailed,
-                           'Loading %s failed' % what)
+                           'Loading %s failed' % client.what)
         client.close(check=True)
 
     def _chunks(self, ctx, location, sha256, renamer=None, opener=None):

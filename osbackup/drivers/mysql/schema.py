@@ -9,18 +9,11 @@ tell which is newer; ``restore create --force`` loads it anyway.
 """
 
 from osbackup import definitions
+from osbackup.drivers.mysql import spawn
 from osbackup import exception
 from osbackup import schema_versions
 
 TABLE = 'alembic_version'
-
-
-def _name(value: str) -> str:
-    return '`%s`' % value.replace('`', '``')
-
-
-def _literal(value: str) -> str:
-    return "'%s'" % value.replace('\\', '\\\\').replace("'", "\\'")
 
 
 class SchemaMixin:
@@ -33,12 +26,13 @@ class SchemaMixin:
         having = self._query(
             "SELECT table_schema FROM information_schema.tables WHERE "
             "table_name = '%s' AND table_schema IN (%s)"
-            % (TABLE, ', '.join(_literal(db) for db in databases)))
+            % (TABLE, ', '.join(spawn.sql_literal(db) for db in databases)))
         out = {db: None for db in databases}
         if having:
             rows = self._query(' UNION ALL '.join(
                 'SELECT %s, version_num FROM %s.%s' % (
-                    _literal(db), _name(db), TABLE) for db in having))
+                    spawn.sql_literal(db), spawn.sql_name(db), TABLE)
+                for db in having))
             for db in having:
                 out[db] = []
             for row in rows:

@@ -29,6 +29,16 @@ def _quote(value) -> str:
     return '"%s"' % str(value).translate(_ESCAPES)
 
 
+def sql_literal(value: str) -> str:
+    """A string literal of an SQL statement the clients are sent."""
+    return "'%s'" % value.replace('\\', '\\\\').replace("'", "\\'")
+
+
+def sql_name(value: str) -> str:
+    """A quoted identifier (database, table) of such a statement."""
+    return '`%s`' % value.replace('`', '``')
+
+
 def _error_lines(text: str) -> str:
     """The client's ERROR lines, without the statement it may echo.
 

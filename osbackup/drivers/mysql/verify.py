@@ -52,24 +52,37 @@ class VerifyMixin:
         """Check an artifact without loading it; raise ArtifactCorrupt."""
         self._check_artifact(ctx, location, database, expected_sha256)
 
-    def _check_artifact(self, ctx, location, database, expected_sha256):
+    def _scan_artifact(self, ctx, location, expected_sha256, feed,
+                       finish=lambda: None,
+                       errors=(zstandard.ZstdError, exception.DumpFailed)):
+        """Read a stored dump through ``feed``; the problem found, or None.
+
+        Every byte is read and hashed, whatever ``feed`` (then ``finish``)
+        makes of the text: a sha256 mismatch is the problem reported
+        first; one of ``errors`` raised while reading is "not a dump".
+        """
         problem = None
-        splitter = dumpfile._Splitter(lambda name: _NULL_SINK)
         with contextlib.closing(ctx.storage.open_reader(location)) as raw:
             reader = streams.HashingReader(raw)
             try:
                 source = streams.decompressor(reader)
                 for chunk in iter(lambda: source.read(spawn.CHUNK), b''):
-                    splitter.feed(chunk)
+                    feed(chunk)
                     ctx.progress(0, 0)      # a cancellation point
-                splitter.finish()
-            except (zstandard.ZstdError, exception.DumpFailed) as exc:
+                finish()
+            except errors as exc:
                 problem = 'is not a dump (%s)' % exc
             reader.drain()
         if reader.sha256 != expected_sha256:
-            problem = 'has sha256 %s, expected %s' % (reader.sha256,
-                                                      expected_sha256)
-        elif problem is None and not splitter.completed:
+            return 'has sha256 %s, expected %s' % (reader.sha256,
+                                                   expected_sha256)
+        return problem
+
+    def _check_artifact(self, ctx, location, database, expected_sha256):
+        splitter = dumpfile._Splitter(lambda name: _NULL_SINK)
+        problem = self._scan_artifact(ctx, location, expected_sha256,
+                                      splitter.feed, splitter.finish)
+        if problem is None and not splitter.completed:
             problem = 'does not end with the "-- Dump completed" trailer'
         elif problem is None and list(splitter.sinks) != [database]:
             problem = 'holds database(s) %s, expected %s' % (
